@@ -1,0 +1,222 @@
+// Package webhook is the Chatwork webhook Lambda behind API Gateway (HTTP
+// API, payload 2.0). It verifies the signature, filters events, and starts
+// one unban execution per Chatwork message; all real work happens in the
+// state machine, so Chatwork gets its 200 at once.
+package webhook
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
+
+	"sshguard-unban/shared/secrets"
+	"sshguard-unban/shared/signature"
+	"sshguard-unban/shared/workflow"
+)
+
+// MaxBody is the largest body accepted. Chatwork messages are far smaller;
+// the bound keeps a hostile client from making us hash megabytes.
+const MaxBody = 64 << 10
+
+// StartExecutionAPI is the one Step Functions call the webhook makes.
+type StartExecutionAPI interface {
+	StartExecution(ctx context.Context, in *sfn.StartExecutionInput, opts ...func(*sfn.Options)) (*sfn.StartExecutionOutput, error)
+}
+
+// TokenSource yields the Chatwork tokens (Secrets Manager, cached).
+type TokenSource interface {
+	Chatwork(ctx context.Context) (secrets.Chatwork, error)
+}
+
+// Config is the webhook's environment.
+type Config struct {
+	StateMachineARN string
+	BotAccountID    string
+	// AllowedRooms lists the rooms the bot serves; "*" allows every room.
+	// Empty allows none: a forgotten setting must not open the bot to all.
+	AllowedRooms []string
+}
+
+// Handler handles one API Gateway request.
+type Handler struct {
+	cfg    Config
+	sfn    StartExecutionAPI
+	tokens TokenSource
+	log    *slog.Logger
+}
+
+// New builds a Handler.
+func New(cfg Config, sfnClient StartExecutionAPI, tokens TokenSource, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{cfg: cfg, sfn: sfnClient, tokens: tokens, log: log}
+}
+
+// event is the part of a webhook body the bot reads. Ids are json.Number:
+// Chatwork sends numbers (and message_id as a string); float64 would lose
+// digits above 2^53.
+type event struct {
+	Type  string `json:"webhook_event_type"`
+	Event struct {
+		FromAccountID json.Number `json:"from_account_id"` // mention_to_me
+		AccountID     json.Number `json:"account_id"`      // message_created
+		RoomID        json.Number `json:"room_id"`
+		MessageID     json.Number `json:"message_id"`
+		Body          string      `json:"body"`
+		SendTime      int64       `json:"send_time"`
+		UpdateTime    int64       `json:"update_time"`
+	} `json:"webhook_event"`
+}
+
+var numericID = regexp.MustCompile(`^[0-9]{1,20}$`)
+
+// Handle verifies and dispatches one webhook request.
+func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	body, status := rawBody(req)
+	if status != 0 {
+		return reply(status), nil
+	}
+	tokens, err := h.tokens.Chatwork(ctx)
+	if err != nil {
+		h.log.ErrorContext(ctx, "cannot read chatwork secret", "error", err)
+		return reply(http.StatusInternalServerError), nil
+	}
+	v, err := signature.New(tokens.WebhookToken)
+	if err != nil {
+		h.log.ErrorContext(ctx, "webhook token in the secret is not base64")
+		return reply(http.StatusInternalServerError), nil
+	}
+	if !v.Verify(body, signatureOf(req)) {
+		// No details: a prober learns nothing from the answer.
+		h.log.WarnContext(ctx, "rejected webhook: bad or missing signature", "source_ip", req.RequestContext.HTTP.SourceIP)
+		return reply(http.StatusUnauthorized), nil
+	}
+
+	var ev event
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return reply(http.StatusBadRequest), nil
+	}
+	r, why := h.accept(ev)
+	if why != "" {
+		h.log.InfoContext(ctx, "ignored webhook event", "reason", why, "type", ev.Type, "room_id", ev.Event.RoomID.String())
+		return reply(http.StatusOK), nil
+	}
+
+	input, _ := json.Marshal(map[string]workflow.Request{"request": r})
+	name := ExecutionName(r.RoomID, r.MessageID)
+	out, err := h.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(h.cfg.StateMachineARN),
+		Name:            aws.String(name),
+		Input:           aws.String(string(input)),
+	})
+	var exists *types.ExecutionAlreadyExists
+	switch {
+	case errors.As(err, &exists):
+		// A redelivered webhook: the first delivery already started it.
+		h.log.InfoContext(ctx, "execution already exists", "execution", name)
+	case err != nil:
+		// 500 lets Chatwork deliver again; the execution name keeps that safe.
+		h.log.ErrorContext(ctx, "cannot start execution", "execution", name, "error", err)
+		return reply(http.StatusInternalServerError), nil
+	default:
+		h.log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
+	}
+	return reply(http.StatusOK), nil
+}
+
+// accept turns an event into a Request, or says why it is ignored.
+func (h *Handler) accept(ev event) (workflow.Request, string) {
+	e := ev.Event
+	r := workflow.Request{RoomID: e.RoomID.String(), MessageID: e.MessageID.String(), Body: e.Body, SentAt: e.SendTime}
+	switch ev.Type {
+	case "mention_to_me":
+		r.AccountID = e.FromAccountID.String()
+	case "message_created":
+		r.AccountID = e.AccountID.String()
+		if !mentionsBot(e.Body, h.cfg.BotAccountID) {
+			return r, "room message does not mention the bot"
+		}
+	default:
+		return r, "event type not handled"
+	}
+	switch {
+	case !numericID.MatchString(r.RoomID) || !numericID.MatchString(r.MessageID) || !numericID.MatchString(r.AccountID):
+		return r, "event lacks numeric ids"
+	case r.AccountID == h.cfg.BotAccountID:
+		return r, "message from the bot itself"
+	case e.UpdateTime != 0:
+		return r, "edited message"
+	case !h.roomAllowed(r.RoomID):
+		return r, "room not on the allowlist"
+	}
+	return r, ""
+}
+
+func (h *Handler) roomAllowed(room string) bool {
+	for _, a := range h.cfg.AllowedRooms {
+		if a == "*" || a == room {
+			return true
+		}
+	}
+	return false
+}
+
+func mentionsBot(body, bot string) bool {
+	return bot != "" && (strings.Contains(body, "[To:"+bot+"]") || strings.Contains(body, "[rp aid="+bot+" "))
+}
+
+// ExecutionName derives the execution name from the message, so a webhook
+// delivered twice maps to one execution. Step Functions allows 80 characters
+// of [A-Za-z0-9_-]; the ids are digits only (checked before).
+func ExecutionName(roomID, messageID string) string {
+	return "chatwork-" + roomID + "-" + messageID
+}
+
+// rawBody returns the exact bytes Chatwork signed, or an error status.
+func rawBody(req events.APIGatewayV2HTTPRequest) ([]byte, int) {
+	// Base64 is 4/3 the size: reject before decoding anything huge.
+	if len(req.Body) > MaxBody*4/3+4 {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	body := []byte(req.Body)
+	if req.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(req.Body)
+		if err != nil {
+			return nil, http.StatusBadRequest
+		}
+		body = b
+	}
+	if len(body) > MaxBody {
+		return nil, http.StatusRequestEntityTooLarge
+	}
+	return body, 0
+}
+
+// signatureOf reads the signature header (any case) or query parameter.
+func signatureOf(req events.APIGatewayV2HTTPRequest) string {
+	for k, v := range req.Headers {
+		if strings.EqualFold(k, "X-ChatWorkWebhookSignature") {
+			return v
+		}
+	}
+	return req.QueryStringParameters["chatwork_webhook_signature"]
+}
+
+func reply(status int) events.APIGatewayV2HTTPResponse {
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},
+		Body:       http.StatusText(status),
+	}
+}

@@ -1,0 +1,275 @@
+package webhook_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"sshguard-unban/lambdas/webhook"
+	"sshguard-unban/shared/secrets"
+	"sshguard-unban/shared/signature"
+	"sshguard-unban/shared/workflow"
+)
+
+const (
+	webhookToken = "c2VjcmV0LWtleS1mb3ItdGVzdHMtb25seS0wMTIzNDU2Nzg5"
+	bot          = "1234567"
+	machineARN   = "arn:aws:states:ap-northeast-1:123456789012:stateMachine:unban"
+)
+
+// sfnEndpoint speaks the Step Functions JSON 1.0 protocol for StartExecution,
+// so the real aws-sdk-go-v2 client is what the handler talks to.
+type sfnEndpoint struct {
+	mu      sync.Mutex
+	started map[string]string // name → input
+	calls   int
+	fail    bool
+}
+
+func (e *sfnEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.calls++
+	if r.Header.Get("X-Amz-Target") != "AWSStepFunctions.StartExecution" || r.Header.Get("Authorization") == "" {
+		http.Error(w, "unexpected request", http.StatusBadRequest)
+		return
+	}
+	var in struct{ StateMachineArn, Name, Input string }
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-amz-json-1.0")
+	if e.fail {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"__type":"ServiceUnavailable","message":"try later"}`)
+		return
+	}
+	if prev, ok := e.started[in.Name]; ok && prev != in.Input {
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"__type":"ExecutionAlreadyExists","message":"Execution Already Exists"}`)
+		return
+	}
+	e.started[in.Name] = in.Input
+	fmt.Fprintf(w, `{"executionArn":"%s:%s","startDate":1.7324e9}`, strings.Replace(in.StateMachineArn, ":stateMachine:", ":execution:", 1), in.Name)
+}
+
+type staticTokens struct{ err error }
+
+func (s staticTokens) Chatwork(context.Context) (secrets.Chatwork, error) {
+	return secrets.Chatwork{APIToken: "api", WebhookToken: webhookToken}, s.err
+}
+
+func newHandler(t testing.TB, ep *sfnEndpoint, tokens webhook.TokenSource) *webhook.Handler {
+	t.Helper()
+	srv := httptest.NewServer(ep)
+	t.Cleanup(srv.Close)
+	client := sfn.New(sfn.Options{
+		Region:           "ap-northeast-1",
+		BaseEndpoint:     aws.String(srv.URL),
+		Credentials:      credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local", ""),
+		RetryMaxAttempts: 1,
+	})
+	cfg := webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"567890123"}}
+	return webhook.New(cfg, client, tokens, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+}
+
+func mention(from, room, msg, body string, update int64) string {
+	b, _ := json.Marshal(map[string]any{
+		"webhook_setting_id": "12345", "webhook_event_type": "mention_to_me", "webhook_event_time": 1732400000,
+		"webhook_event": map[string]any{
+			"from_account_id": json.Number(from), "to_account_id": json.Number(bot), "room_id": json.Number(room),
+			"message_id": msg, "body": body, "send_time": 1732399999, "update_time": update,
+		},
+	})
+	return string(b)
+}
+
+func roomMessage(from, body string) string {
+	b, _ := json.Marshal(map[string]any{
+		"webhook_setting_id": "777", "webhook_event_type": "message_created", "webhook_event_time": 1732400000,
+		"webhook_event": map[string]any{
+			"account_id": json.Number(from), "room_id": json.Number("567890123"),
+			"message_id": "1790000000000000002", "body": body, "send_time": 1732399999, "update_time": 0,
+		},
+	})
+	return string(b)
+}
+
+func signed(body string) events.APIGatewayV2HTTPRequest {
+	v, _ := signature.New(webhookToken)
+	return events.APIGatewayV2HTTPRequest{
+		Body:    body,
+		Headers: map[string]string{"x-chatworkwebhooksignature": v.Sign([]byte(body)), "content-type": "application/json"},
+	}
+}
+
+func TestHandle(t *testing.T) {
+	good := mention("123456", "567890123", "1790000000000000000", "[To:1234567]unbanbot さん\n203.0.113.5", 0)
+	v, _ := signature.New(webhookToken)
+	tests := []struct {
+		name      string
+		req       events.APIGatewayV2HTTPRequest
+		status    int
+		wantStart string // expected execution name, "" for none
+	}{
+		{name: "mention starts an execution", req: signed(good), status: 200, wantStart: "chatwork-567890123-1790000000000000000"},
+		{name: "signature in query parameter", req: events.APIGatewayV2HTTPRequest{Body: good, QueryStringParameters: map[string]string{"chatwork_webhook_signature": v.Sign([]byte(good))}}, status: 200, wantStart: "chatwork-567890123-1790000000000000000"},
+		{name: "header name in original case", req: events.APIGatewayV2HTTPRequest{Body: good, Headers: map[string]string{"X-ChatWorkWebhookSignature": v.Sign([]byte(good))}}, status: 200, wantStart: "chatwork-567890123-1790000000000000000"},
+		{name: "base64 body from API Gateway", req: func() events.APIGatewayV2HTTPRequest {
+			r := signed(good)
+			r.Body, r.IsBase64Encoded = base64.StdEncoding.EncodeToString([]byte(good)), true
+			return r
+		}(), status: 200, wantStart: "chatwork-567890123-1790000000000000000"},
+		{name: "missing signature", req: events.APIGatewayV2HTTPRequest{Body: good}, status: 401},
+		{name: "forged signature", req: func() events.APIGatewayV2HTTPRequest {
+			r := signed(good)
+			r.Body = strings.Replace(good, "203.0.113.5", "203.0.113.6", 1)
+			return r
+		}(), status: 401},
+		{name: "oversized body", req: signed(strings.Repeat(" ", webhook.MaxBody+1)), status: 413},
+		{name: "bad base64", req: events.APIGatewayV2HTTPRequest{Body: "%%%", IsBase64Encoded: true}, status: 400},
+		{name: "malformed JSON, signed", req: signed(`{"webhook_event_type":`), status: 400},
+		{name: "the bot's own message", req: signed(mention(bot, "567890123", "1790000000000000001", "hi", 0)), status: 200},
+		{name: "edited message", req: signed(mention("123456", "567890123", "1790000000000000001", "203.0.113.5", 1732400001)), status: 200},
+		{name: "room not allowed", req: signed(mention("123456", "999", "1790000000000000001", "203.0.113.5", 0)), status: 200},
+		{name: "room message mentioning the bot", req: signed(roomMessage("123456", "[To:1234567]bot\n203.0.113.5")), status: 200, wantStart: "chatwork-567890123-1790000000000000002"},
+		{name: "room message replying to the bot", req: signed(roomMessage("123456", "[rp aid=1234567 to=567890123-1]bot\n203.0.113.5")), status: 200, wantStart: "chatwork-567890123-1790000000000000002"},
+		{name: "room message without mention", req: signed(roomMessage("123456", "203.0.113.5")), status: 200},
+		{name: "other event type", req: signed(`{"webhook_event_type":"mention_to_room","webhook_event":{}}`), status: 200},
+		{name: "non-numeric ids", req: signed(mention("123456", "567890123", "abc", "203.0.113.5", 0)), status: 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ep := &sfnEndpoint{started: map[string]string{}}
+			h := newHandler(t, ep, staticTokens{})
+			resp, err := h.Handle(context.Background(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tt.status)
+			}
+			if tt.wantStart == "" {
+				if len(ep.started) != 0 {
+					t.Fatalf("started %v, want nothing", ep.started)
+				}
+				return
+			}
+			input, ok := ep.started[tt.wantStart]
+			if !ok || len(ep.started) != 1 {
+				t.Fatalf("started %v, want %s", ep.started, tt.wantStart)
+			}
+			var in struct{ Request workflow.Request }
+			if err := json.Unmarshal([]byte(input), &in); err != nil {
+				t.Fatal(err)
+			}
+			if in.Request.RoomID != "567890123" || in.Request.AccountID != "123456" || !strings.Contains(in.Request.Body, "203.0.113.5") {
+				t.Fatalf("input %s", input)
+			}
+		})
+	}
+}
+
+// A non-numeric message id makes an unusable execution name: the event is
+// malformed, not merely ignored. (Covered above; here big ids survive intact.)
+func TestLargeIDsKeepEveryDigit(t *testing.T) {
+	ep := &sfnEndpoint{started: map[string]string{}}
+	h := newHandler(t, ep, staticTokens{})
+	body := mention("98765432109876543", "567890123", "9007199254740993123", "203.0.113.5", 0)
+	if resp, _ := h.Handle(context.Background(), signed(body)); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	input := ep.started["chatwork-567890123-9007199254740993123"]
+	if !strings.Contains(input, `"account_id":"98765432109876543"`) {
+		t.Fatalf("input %q", input)
+	}
+}
+
+func TestRedeliveryIsOneExecution(t *testing.T) {
+	ep := &sfnEndpoint{started: map[string]string{}}
+	h := newHandler(t, ep, staticTokens{})
+	body := mention("123456", "567890123", "1790000000000000000", "203.0.113.5", 0)
+	for range 3 {
+		if resp, _ := h.Handle(context.Background(), signed(body)); resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+	}
+	// A different body under the same message id makes the service answer
+	// ExecutionAlreadyExists, which is success for the webhook too.
+	ep.started["chatwork-567890123-1790000000000000000"] = "something else"
+	if resp, _ := h.Handle(context.Background(), signed(body)); resp.StatusCode != 200 {
+		t.Fatalf("status %d on ExecutionAlreadyExists", resp.StatusCode)
+	}
+	if len(ep.started) != 1 || ep.calls != 4 {
+		t.Fatalf("started %d executions in %d calls", len(ep.started), ep.calls)
+	}
+}
+
+func TestFailuresAnswer500(t *testing.T) {
+	body := mention("123456", "567890123", "1790000000000000000", "203.0.113.5", 0)
+	ep := &sfnEndpoint{started: map[string]string{}, fail: true}
+	if resp, _ := newHandler(t, ep, staticTokens{}).Handle(context.Background(), signed(body)); resp.StatusCode != 500 {
+		t.Fatalf("sfn down: status %d", resp.StatusCode)
+	}
+	ep = &sfnEndpoint{started: map[string]string{}}
+	if resp, _ := newHandler(t, ep, staticTokens{err: fmt.Errorf("denied")}).Handle(context.Background(), signed(body)); resp.StatusCode != 500 || ep.calls != 0 {
+		t.Fatalf("secret unreadable: status %d calls %d", resp.StatusCode, ep.calls)
+	}
+}
+
+// Logs never carry the tokens or the signature.
+func TestLogsCarryNoSecrets(t *testing.T) {
+	var buf bytes.Buffer
+	ep := &sfnEndpoint{started: map[string]string{}}
+	srv := httptest.NewServer(ep)
+	defer srv.Close()
+	client := sfn.New(sfn.Options{Region: "ap-northeast-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("A", "B", "")})
+	h := webhook.New(webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"*"}}, client, staticTokens{}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	body := mention("123456", "567890123", "1790000000000000000", "203.0.113.5", 0)
+	req := signed(body)
+	h.Handle(context.Background(), req)
+	h.Handle(context.Background(), events.APIGatewayV2HTTPRequest{Body: body, Headers: map[string]string{"x-chatworkwebhooksignature": "forged"}})
+	out := buf.String()
+	if out == "" {
+		t.Fatal("no logs at all")
+	}
+	for _, secret := range []string{webhookToken, req.Headers["x-chatworkwebhooksignature"], "forged"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log contains %q:\n%s", secret, out)
+		}
+	}
+}
+
+// BenchmarkHandle measures the acknowledgement path: verify, decode, start
+// an execution over HTTP against a local Step Functions endpoint.
+func BenchmarkHandle(b *testing.B) {
+	ep := &sfnEndpoint{started: map[string]string{}}
+	h := newHandler(b, ep, staticTokens{})
+	reqs := make([]events.APIGatewayV2HTTPRequest, 0, 1024)
+	for i := range 1024 {
+		reqs = append(reqs, signed(mention("123456", "567890123", fmt.Sprint(1790000000000000000+i), "[To:1234567]bot\n203.0.113.5", 0)))
+	}
+	i := 0
+	for b.Loop() {
+		resp, _ := h.Handle(context.Background(), reqs[i%len(reqs)])
+		if resp.StatusCode != 200 {
+			b.Fatal(resp.StatusCode)
+		}
+		i++
+	}
+}

@@ -1,0 +1,210 @@
+// Package chatworkfake is a local stand-in for the Chatwork REST API v2: it
+// checks the token header and form encoding like the real service, records
+// every message, enforces the per-token rate limit with the real headers, and
+// can inject 429 and 5xx answers. Tests and the local mode point the
+// production client at it.
+package chatworkfake
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Message is one message in a room.
+type Message struct {
+	RoomID    string
+	MessageID string
+	Body      string
+	Time      time.Time
+	Updated   bool
+}
+
+// Server is the fake API. Set the exported fields before the first request.
+type Server struct {
+	// TokenLimit requests per Window per token (Chatwork: 300 per 5 minutes).
+	TokenLimit int
+	Window     time.Duration
+	// Now is the fake's clock (tests move it).
+	Now func() time.Time
+	// OnMessage, if set, is called for each posted or edited message (the
+	// local mode prints the conversation with it).
+	OnMessage func(Message)
+
+	token string
+	srv   *httptest.Server
+
+	mu          sync.Mutex
+	messages    []Message
+	inject      []int
+	windowStart time.Time
+	used        int
+	requests    int
+	refused     int
+	nextID      int64
+}
+
+// New starts the fake on 127.0.0.1, accepting only the given API token.
+func New(token string) *Server {
+	s := &Server{TokenLimit: 300, Window: 5 * time.Minute, Now: time.Now, token: token, nextID: 1790000000000000000}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the API base, like https://api.chatwork.com/v2.
+func (s *Server) URL() string { return s.srv.URL + "/v2" }
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// FailNext makes the next n requests fail with status (429 or 5xx).
+// Calls queue up in order.
+func (s *Server) FailNext(status, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.inject = append(s.inject, status)
+	}
+}
+
+// Messages returns a copy of every message, in posting order.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// RoomMessages returns the messages of one room.
+func (s *Server) RoomMessages(roomID string) []Message {
+	var out []Message
+	for _, m := range s.Messages() {
+		if m.RoomID == roomID {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Requests counts every request received.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+// Refused counts requests refused by the rate limit itself (not injected
+// failures): a client that respects the limit keeps this at zero.
+func (s *Server) Refused() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refused
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+
+	if r.Header.Get("X-ChatWorkToken") != s.token {
+		writeErr(w, http.StatusUnauthorized, "Invalid API token")
+		return
+	}
+	if len(s.inject) > 0 {
+		status := s.inject[0]
+		s.inject = s.inject[1:]
+		if status == http.StatusTooManyRequests {
+			s.rateHeaders(w, 0)
+		}
+		writeErr(w, status, "injected failure")
+		return
+	}
+	now := s.Now()
+	if now.Sub(s.windowStart) >= s.Window {
+		s.windowStart, s.used = now, 0
+	}
+	if s.used >= s.TokenLimit {
+		s.refused++
+		s.rateHeaders(w, 0)
+		writeErr(w, http.StatusTooManyRequests, "Rate limit exceeded")
+		return
+	}
+	s.used++
+	s.rateHeaders(w, s.TokenLimit-s.used)
+
+	// /v2/rooms/{room}/messages[/{id}]
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) < 4 || parts[0] != "v2" || parts[1] != "rooms" || parts[3] != "messages" || !digits(parts[2]) {
+		writeErr(w, http.StatusNotFound, "no such endpoint")
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+		writeErr(w, http.StatusBadRequest, "body must be form-encoded")
+		return
+	}
+	if err := r.ParseForm(); err != nil {
+		writeErr(w, http.StatusBadRequest, "malformed form")
+		return
+	}
+	body := r.PostForm.Get("body")
+	if body == "" {
+		writeErr(w, http.StatusBadRequest, "Parameter body is empty")
+		return
+	}
+	room := parts[2]
+	switch {
+	case len(parts) == 4 && r.Method == http.MethodPost:
+		id := strconv.FormatInt(s.nextID, 10)
+		s.nextID++
+		m := Message{RoomID: room, MessageID: id, Body: body, Time: now}
+		s.messages = append(s.messages, m)
+		s.notify(m)
+		fmt.Fprintf(w, `{"message_id":"%s"}`, id)
+	case len(parts) == 5 && r.Method == http.MethodPut:
+		for i := range s.messages {
+			if s.messages[i].RoomID == room && s.messages[i].MessageID == parts[4] {
+				s.messages[i].Body, s.messages[i].Updated = body, true
+				s.notify(s.messages[i])
+				fmt.Fprintf(w, `{"message_id":"%s"}`, parts[4])
+				return
+			}
+		}
+		writeErr(w, http.StatusNotFound, "no such message")
+	default:
+		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
+	}
+}
+
+func (s *Server) notify(m Message) {
+	if s.OnMessage != nil {
+		s.OnMessage(m)
+	}
+}
+
+func (s *Server) rateHeaders(w http.ResponseWriter, remaining int) {
+	h := w.Header()
+	h.Set("X-Ratelimit-Limit", strconv.Itoa(s.TokenLimit))
+	h.Set("X-Ratelimit-Remaining", strconv.Itoa(remaining))
+	h.Set("X-Ratelimit-Reset", strconv.FormatInt(s.windowStart.Add(s.Window).Unix(), 10))
+}
+
+func writeErr(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `{"errors":[%q]}`, msg)
+}
+
+func digits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
