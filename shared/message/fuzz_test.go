@@ -1,0 +1,107 @@
+package message
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func FuzzParse(f *testing.F) {
+	for _, tc := range parseCases {
+		f.Add(tc.body)
+	}
+	for _, s := range []string{
+		to + qtOpen + notifyJa + qtClose,
+		"[rp aid=1234567 to=567890123-1790000000000000000]unbanbot さん\n" + qtOpen + notifyEn + qtClose + "\nthanks",
+		"[qt][qtmeta aid=1 time=2][info][title]x[/title]::ffff:192.0.2.5/128 fe80::1%eth0/64[/info][/qt]",
+		"１９２。１６８。００１。０１０／２４",
+		"[To:1]a さん[To:2]b\n[download:3]c[/download][code]10.0.0.1:22[/code][hr]ty",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		r := Parse(body)
+		checkResult(t, body, r)
+
+		// What Parse returns reads back as itself: the addresses as
+		// the same addresses, each refusal as the same refusal.
+		if len(r.Addresses) > 0 {
+			again := Parse(strings.Join(r.Addresses, " "))
+			if strings.Join(again.Addresses, " ") != strings.Join(r.Addresses, " ") || len(again.Refused) != 0 {
+				t.Errorf("addresses %q parse back as %s", r.Addresses, js(again))
+			}
+		}
+		for _, ref := range r.Refused {
+			if ref.Reason == ReasonTooMany {
+				continue
+			}
+			again := Parse(ref.Text)
+			if len(again.Refused) != 1 || again.Refused[0] != ref || len(again.Addresses) != 0 {
+				t.Errorf("refusal %+v parses back as %s", ref, js(again))
+			}
+		}
+	})
+}
+
+func checkResult(t *testing.T, body string, r Result) {
+	t.Helper()
+	switch r.Intent {
+	case IntentUnban, IntentThanks, IntentHelp:
+	default:
+		t.Fatalf("Parse(%q): intent %q", body, r.Intent)
+	}
+	if r.Addresses == nil {
+		t.Fatalf("Parse(%q): nil Addresses", body)
+	}
+	if len(r.Addresses) > MaxAddresses {
+		t.Errorf("Parse(%q): %d addresses", body, len(r.Addresses))
+	}
+	if len(r.Refused) > MaxRefusals {
+		t.Errorf("Parse(%q): %d refusals", body, len(r.Refused))
+	}
+	if r.Intent != IntentUnban && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
+		t.Errorf("Parse(%q): intent %s with findings: %s", body, r.Intent, js(r))
+	}
+	if r.Intent == IntentUnban && len(r.Addresses) == 0 && len(r.Refused) == 0 {
+		t.Errorf("Parse(%q): unban with nothing found", body)
+	}
+	if (r.Reason == "") != (len(r.Refused) == 0) {
+		t.Errorf("Parse(%q): reason %q with %d refusals", body, r.Reason, len(r.Refused))
+	}
+	if r.Reason == ReasonTooMany && len(r.Addresses) != 0 {
+		t.Errorf("Parse(%q): too_many with addresses %q", body, r.Addresses)
+	}
+	if r.Reason != "" && r.Reason != ReasonTooMany && r.Reason != r.Refused[0].Reason {
+		t.Errorf("Parse(%q): reason %q, first refusal %q", body, r.Reason, r.Refused[0].Reason)
+	}
+	seen := map[string]bool{}
+	for _, s := range r.Addresses {
+		a, err := netip.ParseAddr(s)
+		switch {
+		case err != nil:
+			t.Errorf("Parse(%q): address %q: %v", body, s, err)
+			continue
+		case a.String() != s:
+			t.Errorf("Parse(%q): address %q is not normal (%q)", body, s, a.String())
+		case a.Is4In6() || a.Zone() != "":
+			t.Errorf("Parse(%q): address %q is mapped or zoned", body, s)
+		case a.IsLoopback() || a.IsMulticast() || a.IsUnspecified() || a.IsLinkLocalUnicast() || a == broadcast:
+			t.Errorf("Parse(%q): address %q is not a host", body, s)
+		case seen[s]:
+			t.Errorf("Parse(%q): address %q twice", body, s)
+		}
+		seen[s] = true
+	}
+	for _, ref := range r.Refused {
+		switch ref.Reason {
+		case ReasonCIDR, ReasonUnspecified, ReasonLoopback, ReasonMulticast, ReasonLinkLocal,
+			ReasonBroadcast, ReasonTooMany, ReasonAmbiguous:
+		default:
+			t.Errorf("Parse(%q): unknown reason %q", body, ref.Reason)
+		}
+		if ref.Text == "" || !utf8.ValidString(ref.Text) {
+			t.Errorf("Parse(%q): refusal text %q", body, ref.Text)
+		}
+	}
+}

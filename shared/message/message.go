@@ -1,0 +1,197 @@
+// Package message reads what an employee wrote to the unban bot in Chatwork:
+// which addresses to unban, or whether the message is a thanks or needs help.
+//
+// Parse works on the raw webhook "body": it drops Chatwork markup (keeping
+// the text of quotes, info boxes and code blocks, because users quote the
+// bot's ban notification), folds what is left with NFKC so that addresses
+// typed on a Japanese keyboard (full-width digits, "．", "：", "／", "％",
+// the ideographic space) look like ASCII ones, then scans it for IPv4 and
+// IPv6 addresses.
+//
+// Choices a reader may not guess:
+//   - IPv4 with a leading zero in an octet ("192.168.001.010") is refused
+//     with ReasonAmbiguous rather than guessed (octal or decimal?).
+//   - A host prefix (/32, /128, /255.255.255.255) is one host, as sshguard
+//     writes it; any shorter prefix is refused with ReasonCIDR.
+//   - The name after [To:] or [rp] ends at "さん" (Japanese clients) or else
+//     at the end of the line or the next tag (English clients write the bare
+//     name), and is never searched.
+//   - An IPv6 address whose normal form has no decimal digit ("dead::beef")
+//     is taken for a word, not an address; "::" is still refused.
+//   - A zone is dropped from a global address; link-local ones are refused.
+//   - Thanks are looked for in the sender's own words only, not in quotes.
+package message
+
+import (
+	"strings"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// Intent is what the sender wants from the bot.
+type Intent string
+
+// IntentUnban: some address or refusal was found. IntentThanks: none, and
+// the sender's own words thank the bot. IntentHelp: anything else.
+const (
+	IntentUnban  Intent = "unban"
+	IntentThanks Intent = "thanks"
+	IntentHelp   Intent = "help"
+)
+
+// Refusal is a candidate address the bot will not act on, with a machine reason code.
+type Refusal struct {
+	Text   string `json:"text"`   // what the user typed (after NFKC and folding "。" between digits), e.g. "192.0.2.0/24"
+	Reason string `json:"reason"` // one of the Reason* constants
+}
+
+// Refusal reasons.
+const (
+	ReasonCIDR        = "cidr"        // a prefix typed by the user, not one host
+	ReasonUnspecified = "unspecified" // 0.0.0.0, ::
+	ReasonLoopback    = "loopback"
+	ReasonMulticast   = "multicast"
+	ReasonLinkLocal   = "link_local"
+	ReasonBroadcast   = "broadcast" // 255.255.255.255
+	ReasonTooMany     = "too_many"  // more than MaxAddresses distinct addresses
+
+	// ReasonAmbiguous is an IPv4 address written with a leading zero in an
+	// octet ("192.168.001.010"). inet_aton and friends read such octets as
+	// octal, people mean decimal; sshguard never prints them, so they only
+	// come from a human, who can retype the address.
+	ReasonAmbiguous = "ambiguous"
+)
+
+// MaxAddresses is how many distinct addresses one message may ask for.
+const MaxAddresses = 5
+
+// MaxRefusals caps Result.Refused: a 64 KiB body full of junk must still
+// give a small Result (it travels through Step Functions, whose payloads are
+// limited). Refusals beyond the cap are dropped; Reason is unaffected.
+const MaxRefusals = 10
+
+// Result is what Parse found.
+type Result struct {
+	Intent    Intent    `json:"intent"`
+	Addresses []string  `json:"addresses"`         // normalized, distinct, in order of appearance; never nil (empty slice)
+	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance, at most MaxRefusals
+	Reason    string    `json:"reason,omitempty"`  // set when something was refused: "too_many" if too many, else the first refusal's reason
+}
+
+// Parse reads a Chatwork message body. It never panics and runs in time
+// linear in the length of body.
+func Parse(body string) Result {
+	// Markup is read before NFKC: Chatwork tags are ASCII, and the bot
+	// escapes "[" in host names as "［", which NFKC would turn back.
+	doc := stripMarkup(strings.ToValidUTF8(body, "\uFFFD"))
+
+	var c collector
+	c.scan(foldStops(norm.NFKC.String(doc.search)))
+
+	res := Result{Intent: IntentHelp, Addresses: []string{}}
+	if len(c.items) == 0 {
+		if saysThanks(norm.NFKC.String(doc.own)) {
+			res.Intent = IntentThanks
+		}
+		return res
+	}
+
+	res.Intent = IntentUnban
+	tooMany := c.nAddr > MaxAddresses
+	refuse := func(text, reason string) {
+		if len(res.Refused) < MaxRefusals {
+			res.Refused = append(res.Refused, Refusal{Text: text, Reason: reason})
+		}
+	}
+	for _, it := range c.items {
+		switch {
+		case it.reason != "":
+			refuse(it.text, it.reason)
+		case tooMany:
+			// The bot does nothing rather than pick five: it cannot
+			// know which ones the user cares about.
+			refuse(it.text, ReasonTooMany)
+		default:
+			res.Addresses = append(res.Addresses, it.addr)
+		}
+	}
+	switch {
+	case tooMany:
+		res.Reason = ReasonTooMany
+	case len(res.Refused) > 0:
+		res.Reason = res.Refused[0].Reason
+	}
+	return res
+}
+
+// ideographicStop is "。", which a Japanese IME in kana mode types for ".".
+const ideographicStop = "\u3002"
+
+// foldStops rewrites "192。168。0。1" as "192.168.0.1". NFKC keeps "。"
+// (it is a sentence end, not a dot), so only a chain of exactly four digit
+// groups joined by "." or "。" is folded; "192.0.2.1。3回目" stays as it is.
+func foldStops(s string) string {
+	if !strings.Contains(s, ideographicStop) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	done := 0 // s[:done] has been written to b
+	i := 0
+	for i < len(s) {
+		if !isDigit(s[i]) {
+			i++
+			continue
+		}
+		// i starts a chain: a maximal run of digit groups and separators.
+		j := i
+		groups := 0
+		var stops [3]int
+		nStops := 0
+		for {
+			for j < len(s) && isDigit(s[j]) {
+				j++
+			}
+			groups++
+			if j+1 < len(s) && s[j] == '.' && isDigit(s[j+1]) {
+				j++
+				continue
+			}
+			if j+len(ideographicStop) < len(s) && strings.HasPrefix(s[j:], ideographicStop) && isDigit(s[j+len(ideographicStop)]) {
+				if nStops < len(stops) {
+					stops[nStops] = j
+				}
+				nStops++
+				j += len(ideographicStop)
+				continue
+			}
+			break
+		}
+		if groups == 4 && nStops > 0 {
+			for _, p := range stops[:nStops] {
+				b.WriteString(s[done:p])
+				b.WriteByte('.')
+				done = p + len(ideographicStop)
+			}
+		}
+		i = j
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHex(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+
+// isWord reports an ASCII byte that may not touch an address: an address
+// glued to a word ("v1.2.3.4", "std::a") is part of something else.
+// Non-ASCII text (Japanese particles, brackets) is a fine boundary.
+func isWord(c byte) bool { return isLetter(c) || isDigit(c) || c == '_' }

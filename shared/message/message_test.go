@@ -1,0 +1,343 @@
+package message
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// The bot's own ban notifications, as the notify Lambda writes them.
+const (
+	notifyJa = "[info][title]sshguard がアドレスをブロックしました[/title]ホスト: web-1 (i-0123456789abcdef0)\nアドレス: 192.0.2.12\n時刻: 2026-11-25 13:40:00 JST\n解除するには、このメッセージを引用してボットにメンションしてください。[/info]"
+	notifyEn = "[info][title]sshguard blocked an address[/title]Host: web-1 (i-0123456789abcdef0)\nAddress: 192.0.2.12\nTime: 2026-11-25 13:40:00 JST\nTo unban, quote this message and mention the bot.[/info]"
+
+	to      = "[To:1234567]unbanbot さん\n"
+	toEn    = "[To:1234567]unbanbot\n"
+	reply   = "[rp aid=1234567 to=567890123-1790000000000000000]unbanbot さん\n"
+	qtOpen  = "[qt][qtmeta aid=1234567 time=1732400000]"
+	qtClose = "[/qt]"
+
+	sshguardLog = `Nov 25 13:40:00 web-1 sshguard[1234]: Blocking "192.0.2.12/32" for 120 secs (3 attacks in 5 secs, after 1 abuses over 5 secs.)`
+)
+
+func unban(addrs ...string) Result {
+	if addrs == nil {
+		addrs = []string{}
+	}
+	return Result{Intent: IntentUnban, Addresses: addrs}
+}
+
+func refused(r Result, pairs ...string) Result {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		r.Refused = append(r.Refused, Refusal{Text: pairs[i], Reason: pairs[i+1]})
+	}
+	if len(r.Refused) > 0 {
+		r.Reason = r.Refused[0].Reason
+	}
+	return r
+}
+
+var (
+	help   = Result{Intent: IntentHelp, Addresses: []string{}}
+	thanks = Result{Intent: IntentThanks, Addresses: []string{}}
+)
+
+type parseCase struct {
+	name string
+	body string
+	want Result
+}
+
+var parseCases = []parseCase{
+	// Plain requests.
+	{"design doc body", "[To:1234567]unbanbot さん\n203.0.113.5", unban("203.0.113.5")},
+	{"english client, bare name", toEn + "203.0.113.5", unban("203.0.113.5")},
+	{"several To", "[To:1234567]unbanbot さん[To:7654321]山田 太郎さん\n203.0.113.5", unban("203.0.113.5")},
+	{"To after the address", "203.0.113.5 [To:1234567]unbanbot さん", unban("203.0.113.5")},
+	{"same line after honorific", "[To:1234567]unbanbot さん 203.0.113.5 をお願いします", unban("203.0.113.5")},
+	{"toall", "[toall]\n203.0.113.5", unban("203.0.113.5")},
+	{"reply", reply + "198.51.100.7 です", unban("198.51.100.7")},
+	{"reply in Japanese spelling", "[返信 aid=1234567 to=567890123-1790000000000000000]unbanbot さん\n198.51.100.7", unban("198.51.100.7")},
+	{"upper-case tag", "[TO:1234567]unbanbot さん\n203.0.113.5", unban("203.0.113.5")},
+	{"english sentence", toEn + "Hi, I got blocked. My IP is 203.0.113.5. Could you unban it?", unban("203.0.113.5")},
+
+	// Japanese text and punctuation around addresses.
+	{"particle", to + "192.0.2.33です", unban("192.0.2.33")},
+	{"kagi brackets", to + "「192.0.2.33」を解除してください", unban("192.0.2.33")},
+	{"ideographic full stop", to + "IPは192.0.2.33。", unban("192.0.2.33")},
+	{"full-width parens", to + "（2001:db8::1）からです", unban("2001:db8::1")},
+	{"full-width digits and dots", to + "２０３．０．１１３．５", unban("203.0.113.5")},
+	{"full-width colon label", to + "アドレス：１９２．０．２．１２", unban("192.0.2.12")},
+	{"full-width IPv6", to + "２００１：ｄｂ８：：１です", unban("2001:db8::1")},
+	{"ideographic space", to + "IP\u3000192.0.2.33\u3000です", unban("192.0.2.33")},
+	{"kana-mode dots", to + "１９２。１６８。０。１０です", unban("192.168.0.10")},
+	{"sentence stop then number", to + "192.0.2.1。3回目です", unban("192.0.2.1")},
+	{"trailing sentence dot", to + "Please unban 192.0.2.33.", unban("192.0.2.33")},
+	{"ellipsis", to + "えっと…192.0.2.33…", unban("192.0.2.33")},
+	{"label colon", to + "IP:192.0.2.33", unban("192.0.2.33")},
+	{"label glued", to + "IP192.0.2.33", unban("192.0.2.33")},
+	{"IPv4 label", to + "IPv4:192.0.2.33", unban("192.0.2.33")},
+	{"IPv6 label", to + "IPv6:2001:db8::1", unban("2001:db8::1")},
+	{"Address label", to + "Address:2001:db8::1", unban("2001:db8::1")},
+	{"trailing colon", to + "192.0.2.33: 解除お願いします", unban("192.0.2.33")},
+	{"port", to + "ssh で 192.0.2.33:22 に入れません", unban("192.0.2.33")},
+	{"bracketed IPv6 with port", to + "[2001:db8::1]:22", unban("2001:db8::1")},
+	{"user at host", to + "ssh deploy@203.0.113.10", unban("203.0.113.10")},
+
+	// IPv6 forms, normalized by net/netip.
+	{"IPv6 full upper case", to + "2001:0DB8:0000:0000:0000:0000:0000:0001", unban("2001:db8::1")},
+	{"IPv6 uncompressed", to + "2001:db8:0:0:0:0:0:1", unban("2001:db8::1")},
+	{"IPv4-mapped", to + "::ffff:192.0.2.5", unban("192.0.2.5")},
+	{"IPv4-mapped hex", to + "::FFFF:C000:0205", unban("192.0.2.5")},
+	{"embedded IPv4", to + "2001:db8::192.0.2.5", unban("2001:db8::c000:205")},
+	{"IPv6 trailing dot", to + "2001:db8::1.", unban("2001:db8::1")},
+	{"IPv6 host /128", to + "2001:db8::1/128", unban("2001:db8::1")},
+	{"IPv6 zone, global", to + "2001:db8::1%eth0", unban("2001:db8::1")},
+	{"ULA", to + "fd12:3456:789a::1", unban("fd12:3456:789a::1")},
+	{"private ranges", to + "10.0.0.5 172.16.0.1 192.168.1.10 100.64.0.1", unban("10.0.0.5", "172.16.0.1", "192.168.1.10", "100.64.0.1")},
+
+	// Quoted ban notifications.
+	{"quoted bot notification", to + qtOpen + notifyJa + qtClose, unban("192.0.2.12")},
+	{"quoted bot notification, To after", qtOpen + notifyJa + qtClose + "\n[To:1234567]unbanbot さん\nお願いします", unban("192.0.2.12")},
+	{"quoted bot notification, english", toEn + qtOpen + notifyEn + qtClose + "\nplease", unban("192.0.2.12")},
+	{"reply to the bot notification", reply + qtOpen + notifyJa + qtClose, unban("192.0.2.12")},
+	{"quoted notification, time omitted", to + "[qt][qtmeta aid=1234567]" + notifyJa + qtClose, unban("192.0.2.12")},
+	{"nested quotes", to + qtOpen + "転送します" + qtOpen + notifyJa + qtClose + qtClose, unban("192.0.2.12")},
+	{"notification pasted without quote", to + notifyJa, unban("192.0.2.12")},
+	{"IPv6 notification", to + qtOpen + strings.Replace(notifyJa, "192.0.2.12", "2001:db8::12", 1) + qtClose, unban("2001:db8::12")},
+	{"quoted sshguard log /32", to + qtOpen + sshguardLog + qtClose, unban("192.0.2.12")},
+	{"sshguard log in code", to + "[code]" + sshguardLog + "\nNov 25 13:40:00 web-1 sshguard[1234]: Attack from \"192.0.2.12\" on service 100 with danger 10.[/code]", unban("192.0.2.12")},
+	{"sshguard log /128", to + `Blocking "2001:db8::1/128" for 240 secs (3 attacks in 5 secs, after 2 abuses over 600 secs.)`, unban("2001:db8::1")},
+	{"info box with title", to + "[info][title]解除依頼[/title]198.51.100.7[hr]よろしく[/info]", unban("198.51.100.7")},
+	{"icons and previews", to + "[piconname:1234567][picon:1234567][pname:1234567][preview id=1234567 ht=480]198.51.100.7", unban("198.51.100.7")},
+
+	// Refusals.
+	{"CIDR v4", to + "192.0.2.0/24", refused(unban(), "192.0.2.0/24", ReasonCIDR)},
+	{"CIDR v6", to + "2001:db8::/64", refused(unban(), "2001:db8::/64", ReasonCIDR)},
+	{"CIDR with host bits", to + "192.0.2.5/24です", refused(unban(), "192.0.2.5/24", ReasonCIDR)},
+	{"CIDR netmask", to + "192.0.2.0/255.255.255.0", refused(unban(), "192.0.2.0/255.255.255.0", ReasonCIDR)},
+	{"host netmask", to + "192.0.2.5/255.255.255.255", unban("192.0.2.5")},
+	{"full-width CIDR", to + "１９２．０．２．０／２４", refused(unban(), "192.0.2.0/24", ReasonCIDR)},
+	{"sshguard subnet block", to + qtOpen + `Blocking "192.0.2.0/24" for 120 secs (3 attacks in 5 secs, after 1 abuses over 5 secs.)` + qtClose, refused(unban(), "192.0.2.0/24", ReasonCIDR)},
+	{"unspecified v4", to + "0.0.0.0", refused(unban(), "0.0.0.0", ReasonUnspecified)},
+	{"unspecified v6", to + "::", refused(unban(), "::", ReasonUnspecified)},
+	{"loopback v4", to + "127.0.0.1", refused(unban(), "127.0.0.1", ReasonLoopback)},
+	{"loopback /32", to + "127.0.0.1/32", refused(unban(), "127.0.0.1/32", ReasonLoopback)},
+	{"loopback v6", to + "::1", refused(unban(), "::1", ReasonLoopback)},
+	{"mapped loopback", to + "::ffff:127.0.0.1", refused(unban(), "::ffff:127.0.0.1", ReasonLoopback)},
+	{"multicast v4", to + "224.0.0.251", refused(unban(), "224.0.0.251", ReasonMulticast)},
+	{"multicast v6", to + "ff02::1", refused(unban(), "ff02::1", ReasonMulticast)},
+	{"link-local v4", to + "169.254.169.254", refused(unban(), "169.254.169.254", ReasonLinkLocal)},
+	{"link-local v6", to + "fe80::1", refused(unban(), "fe80::1", ReasonLinkLocal)},
+	{"link-local with zone", to + "fe80::1%eth0", refused(unban(), "fe80::1%eth0", ReasonLinkLocal)},
+	{"broadcast", to + "255.255.255.255", refused(unban(), "255.255.255.255", ReasonBroadcast)},
+	{"leading zeros", to + "192.168.001.010", refused(unban(), "192.168.001.010", ReasonAmbiguous)},
+	{"leading zeros with port", to + "010.0.0.1:22", refused(unban(), "010.0.0.1", ReasonAmbiguous)},
+	{"link-local prefix with zone", to + "fe80::1%eth0/64", refused(unban(), "fe80::1%eth0/64", ReasonCIDR)},
+	{"multicast with zone", to + "ff02::1%eth0", refused(unban(), "ff02::1%eth0", ReasonMulticast)},
+	{"interface notation", to + "inet6 2001:db8::5/64 scope global", refused(unban(), "2001:db8::5/64", ReasonCIDR)},
+	{"mapped host prefix", to + "::ffff:192.0.2.5/128", unban("192.0.2.5")},
+	{"mapped prefix", to + "::ffff:192.0.2.0/120", refused(unban(), "::ffff:192.0.2.0/120", ReasonCIDR)},
+	{"address and refusal", to + "203.0.113.5 と 127.0.0.1 です", refused(unban("203.0.113.5"), "127.0.0.1", ReasonLoopback)},
+	{"refusals in order", to + "127.0.0.1\n192.0.2.0/24\n203.0.113.5", refused(unban("203.0.113.5"), "127.0.0.1", ReasonLoopback, "192.0.2.0/24", ReasonCIDR)},
+	{"duplicate refusals", to + "127.0.0.1 127.0.0.1 ::ffff:127.0.0.1", refused(unban(), "127.0.0.1", ReasonLoopback)},
+
+	// Several addresses.
+	{"three addresses", to + "192.0.2.1, 192.0.2.2、2001:db8::3", unban("192.0.2.1", "192.0.2.2", "2001:db8::3")},
+	{"slash separated", to + "192.0.2.1/192.0.2.2", unban("192.0.2.1", "192.0.2.2")},
+	{"range", to + "192.0.2.1〜192.0.2.3", unban("192.0.2.1", "192.0.2.3")},
+	{"duplicates in other forms", to + "192.0.2.1 ::ffff:192.0.2.1 １９２．０．２．１ 192.0.2.1/32", unban("192.0.2.1")},
+	{"IPv6 duplicates", to + "2001:db8::1 2001:DB8:0::1 2001:db8:0:0:0:0:0:1", unban("2001:db8::1")},
+	{"five", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5", unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")},
+	{"five and a duplicate", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.1", unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")},
+	{"six", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6", Result{
+		Intent:    IntentUnban,
+		Addresses: []string{},
+		Refused: []Refusal{
+			{"192.0.2.1", ReasonTooMany}, {"192.0.2.2", ReasonTooMany}, {"192.0.2.3", ReasonTooMany},
+			{"192.0.2.4", ReasonTooMany}, {"192.0.2.5", ReasonTooMany}, {"192.0.2.6", ReasonTooMany},
+		},
+		Reason: ReasonTooMany,
+	}},
+	{"six with an earlier refusal", to + "127.0.0.1 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6", Result{
+		Intent:    IntentUnban,
+		Addresses: []string{},
+		Refused: []Refusal{
+			{"127.0.0.1", ReasonLoopback},
+			{"192.0.2.1", ReasonTooMany}, {"192.0.2.2", ReasonTooMany}, {"192.0.2.3", ReasonTooMany},
+			{"192.0.2.4", ReasonTooMany}, {"192.0.2.5", ReasonTooMany}, {"192.0.2.6", ReasonTooMany},
+		},
+		Reason: ReasonTooMany,
+	}},
+	{"refusals do not count toward the limit", to + "127.0.0.1 ::1 0.0.0.0 224.0.0.1 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"),
+			"127.0.0.1", ReasonLoopback, "::1", ReasonLoopback, "0.0.0.0", ReasonUnspecified, "224.0.0.1", ReasonMulticast)},
+
+	// Near misses: never addresses.
+	{"no address", to + "ブロックされました、助けてください", help},
+	{"empty", "", help},
+	{"only a mention", "[To:1234567]unbanbot さん", help},
+	{"account and message ids", to + "1234567 1790000000000000000 567890123", help},
+	{"tag attributes as text", to + "time=1732400000 to=567890123-1790000000000000000 aid=1234567", help},
+	{"time", to + "13:40:00 に入れなくなりました", help},
+	{"date and time", to + "2026-11-25 13:40:00 JST", help},
+	{"time with seconds fraction", to + "13:40:00.123", help},
+	{"version", to + "sshguard 2.4.2 を使っています", help},
+	{"version with v", to + "v1.2.3.4", help},
+	{"octet too large", to + "192.0.2.256", help},
+	{"three parts", to + "1.2.3", help},
+	{"five parts", to + "1.2.3.4.5", help},
+	{"hostname", to + "192.0.2.1.nip.io", help},
+	{"instance id", to + "i-0123456789abcdef0", help},
+	{"MAC address", to + "00:1a:2b:3c:4d:5e", help},
+	{"C++ scope", to + "std::string と a::b", help},
+	{"hex words", to + "dead::beef cafe::", help},
+	{"nine groups", to + "1:2:3:4:5:6:7:8:9", help},
+	{"leading zero beyond 255", to + "192.168.001.300", help},
+	{"name with an address", "[To:1234567]192.0.2.1 さん\nこんにちは", help},
+	{"bare name with an address", "[To:1234567]gw 192.0.2.1\nこんにちは", help},
+	{"reply name with an address", "[rp aid=1234567 to=567890123-1790000000000000000]10.0.0.1 さん\n", help},
+	{"attachment name", to + "[download:12345]192.0.2.1.log (1.2 KB)[/download]", help},
+	{"prefix too long is punctuation", to + "192.0.2.1/99", unban("192.0.2.1")},
+	{"URL", to + "http://192.0.2.1/index.html を見て", unban("192.0.2.1")},
+
+	// Thanks and help.
+	{"thanks ja", to + "ありがとうございます！", thanks},
+	{"thanks ja past", reply + "解除されました、助かりました(bow)", thanks},
+	{"thanks kanji", to + "感謝です", thanks},
+	{"thanks half-width kana", to + "ｻﾝｷｭｰ", thanks},
+	{"thanks en", to + "Thanks!", thanks},
+	{"thank you en", toEn + "Thank you so much", thanks},
+	{"thx", to + "THX", thanks},
+	{"ty", to + "ok ty", thanks},
+	{"ty after a digit", to + "5ty", help},
+	{"ty in a word", to + "what type of message do you want?", help},
+	{"thanks with an address is a request", to + "192.0.2.1 お願いします、ありがとう", unban("192.0.2.1")},
+	{"thanks only in the quote", to + qtOpen + "ありがとう" + qtClose, help},
+	{"thanks after a quote", to + qtOpen + "解除しました" + qtClose + "ありがとう", thanks},
+	{"thanks in a name", "[To:1234567]ty さん\n使い方", help},
+	{"help en", toEn + "how do I use this?", help},
+
+	// Broken markup.
+	{"unclosed quote", to + "[qt][qt]192.0.2.1", unban("192.0.2.1")},
+	{"stray closings", "[/qt][/qt][/info]ありがとう", thanks},
+	{"not a To tag", "[To:abc]192.0.2.1", unban("192.0.2.1")},
+	{"unclosed tag", "[rp aid=1234567 to=567890123-1790000000000000000 192.0.2.1", unban("192.0.2.1")},
+	{"unclosed download", to + "[download:12345]192.0.2.1", unban("192.0.2.1")},
+	{"full-width brackets are text", "［To:1234567］192.0.2.1", unban("192.0.2.1")},
+	{"escaped host name in the notification", to + qtOpen + strings.Replace(notifyJa, "web-1", "web［qt］1", 1) + qtClose + "ありがとう", unban("192.0.2.12")},
+	{"escaped brackets do not open a quote", "［qt］ありがとう", thanks},
+	{"invalid UTF-8", to + "\xff\xfe192.0.2.1\xff", unban("192.0.2.1")},
+}
+
+func TestParse(t *testing.T) {
+	for _, tc := range parseCases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Parse(tc.body)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("Parse(%q)\n got %s\nwant %s", tc.body, js(got), js(tc.want))
+			}
+		})
+	}
+}
+
+func js(r Result) string {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Sprintf("%#v", r)
+	}
+	return string(b)
+}
+
+func TestResultJSON(t *testing.T) {
+	got := js(Parse(to + "こんにちは"))
+	if want := `{"intent":"help","addresses":[]}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	got = js(Parse(to + "192.0.2.0/24 203.0.113.5"))
+	if want := `{"intent":"unban","addresses":["203.0.113.5"],"refused":[{"text":"192.0.2.0/24","reason":"cidr"}],"reason":"cidr"}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func TestMaxRefusals(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(to)
+	for i := range 30 {
+		fmt.Fprintf(&b, "127.0.0.%d ", i+1)
+	}
+	got := Parse(b.String())
+	if len(got.Refused) != MaxRefusals || got.Reason != ReasonLoopback || got.Intent != IntentUnban {
+		t.Errorf("got %s", js(got))
+	}
+	if got.Refused[0].Text != "127.0.0.1" {
+		t.Errorf("first refusal %q, want the first one typed", got.Refused[0].Text)
+	}
+}
+
+// TestLarge checks a webhook-sized body (64 KiB) full of addresses and of
+// the shapes that make naive scanners slow.
+func TestLarge(t *testing.T) {
+	bodies := map[string]string{
+		"addresses":     strings.Repeat("192.0.2.1 ", 6600),
+		"distinct":      largeDistinct(),
+		"dots":          strings.Repeat(".", 65536),
+		"colons":        strings.Repeat(":", 65536),
+		"digits":        strings.Repeat("1", 65536),
+		"dotted digits": strings.Repeat("1.", 32768),
+		"brackets":      strings.Repeat("[", 65536),
+		"open tags":     strings.Repeat("[rp aid=1 ", 6600),
+		"To tags":       strings.Repeat("[To:1]", 11000),
+		"downloads":     strings.Repeat("[download:1]", 5500),
+		"quotes":        strings.Repeat("[qt]", 16000) + "192.0.2.1",
+		"stops":         strings.Repeat("1。", 32768),
+		"thanks-ish":    strings.Repeat("tyx", 22000),
+	}
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			r := Parse(body)
+			if len(r.Addresses) > MaxAddresses || len(r.Refused) > MaxRefusals {
+				t.Errorf("got %d addresses, %d refusals", len(r.Addresses), len(r.Refused))
+			}
+		})
+	}
+	if r := Parse(bodies["addresses"]); !reflect.DeepEqual(r, unban("192.0.2.1")) {
+		t.Errorf("repeated address: got %s", js(r))
+	}
+	if r := Parse(bodies["distinct"]); r.Reason != ReasonTooMany || len(r.Addresses) != 0 {
+		t.Errorf("distinct addresses: got %s", js(r))
+	}
+	if r := Parse(bodies["quotes"]); !reflect.DeepEqual(r, unban("192.0.2.1")) {
+		t.Errorf("deep quotes: got %s", js(r))
+	}
+}
+
+func largeDistinct() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 65536; i++ {
+		fmt.Fprintf(&b, "10.%d.%d.%d\n", i>>16&255, i>>8&255, i&255)
+	}
+	return b.String()
+}
+
+// benchBody is a typical request: a mention and a quoted ban notification.
+const benchBody = "[To:1234567]unbanbot さん\n" + qtOpen + notifyJa + qtClose + "\nお願いします"
+
+func BenchmarkParse(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchBody)))
+	for b.Loop() {
+		Parse(benchBody)
+	}
+}
+
+func BenchmarkParseLarge(b *testing.B) {
+	body := strings.Repeat(qtOpen+notifyJa+qtClose+"\n", 65536/(len(qtOpen)+len(notifyJa)+len(qtClose)+1))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		Parse(body)
+	}
+}
