@@ -284,3 +284,22 @@ func TestInvalidInput(t *testing.T) {
 		t.Fatal("posted for invalid input")
 	}
 }
+
+// Every refusal reason the parser can give has a sentence in every language.
+func TestEveryRefusalExplained(t *testing.T) {
+	reasons := []string{message.ReasonCIDR, message.ReasonUnspecified, message.ReasonLoopback, message.ReasonMulticast,
+		message.ReasonLinkLocal, message.ReasonBroadcast, message.ReasonAmbiguous}
+	for _, locale := range []string{"ja", "en"} {
+		for _, r := range reasons {
+			e := setup(t, locale)
+			st := workflow.State{Request: request(), Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{},
+				Refused: []message.Refusal{{Text: "TEXT-" + r, Reason: r}}, Reason: r}}
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: "x", State: st}); err != nil {
+				t.Fatal(err)
+			}
+			if body := e.chat.RoomMessages(room)[0].Body; !strings.Contains(body, "TEXT-"+r) {
+				t.Errorf("%s/%s: reply does not explain: %s", locale, r, body)
+			}
+		}
+	}
+}

@@ -1,0 +1,291 @@
+package main
+
+import (
+	"fmt"
+	"net/mail"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/constructs-go/constructs/v10"
+)
+
+// Config is everything an operator may change without touching code. Every
+// field comes from CDK context (cdk.json or `-c key=value`); Defaults holds
+// the values used when a key is absent. No field is account-specific, so the
+// repository's cdk.json works in any account.
+type Config struct {
+	// Chatwork side.
+	BotAccountID string   // botAccountId: the bot's Chatwork account id
+	AllowedRooms []string // allowedRooms: room ids the bot answers in
+	NotifyRoomID string   // notifyRoomId: room for "new ban" notices
+	SRERoomID    string   // sreRoomId: room for failure alerts
+	Locale       string   // locale: "ja" or "en"
+
+	// Hosts.
+	TargetTagKey   string // targetTagKey: EC2 tag that marks hosts the bot may touch
+	TargetTagValue string // targetTagValue
+
+	// Timing.
+	RefreshSchedule       string // refreshSchedule: EventBridge Scheduler expression
+	FreshnessSeconds      int    // freshnessSeconds: a ban list older than this is stale
+	CommandTimeoutSeconds int    // commandTimeoutSeconds: SSM command timeout
+
+	// Operations.
+	LogRetentionDays           int     // logRetentionDays: every log group and the access-log bucket
+	LogLevel                   string  // logLevel: LOG_LEVEL of every function
+	SecretName                 string  // secretName: use this existing secret instead of creating one
+	AlarmEmail                 string  // alarmEmail: optional e-mail subscription to the alarm topic
+	APIRateLimit               float64 // apiRateLimit: steady-state requests/second on the HTTP API
+	APIBurstLimit              int     // apiBurstLimit: burst on the HTTP API
+	WebhookReservedConcurrency int     // webhookReservedConcurrency: 0 = no reservation
+}
+
+// Defaults are the values used for context keys that are not set.
+var Defaults = Config{
+	TargetTagKey:               "sshguard-unban",
+	TargetTagValue:             "enabled",
+	RefreshSchedule:            "rate(1 minute)",
+	Locale:                     "ja",
+	FreshnessSeconds:           300,
+	CommandTimeoutSeconds:      60,
+	LogRetentionDays:           90,
+	LogLevel:                   "info",
+	APIRateLimit:               5,
+	APIBurstLimit:              10,
+	WebhookReservedConcurrency: 5,
+}
+
+var (
+	chatworkIDRe = regexp.MustCompile(`^[0-9]{1,20}$`)
+	// Tag keys/values as EC2 accepts them, minus characters that would need
+	// quoting in an IAM condition key or a SendCommand target.
+	tagKeyRe   = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+\-@]{1,128}$`)
+	tagValueRe = regexp.MustCompile(`^[A-Za-z0-9 _.:/=+\-@]{0,256}$`)
+	scheduleRe = regexp.MustCompile(`^(rate|cron)\(.+\)$`)
+	// The secret name as Secrets Manager accepts it.
+	secretNameRe = regexp.MustCompile(`^[A-Za-z0-9/_+=.@\-]{1,512}$`)
+)
+
+// retentionDays maps the day counts CloudWatch Logs accepts to CDK's enum
+// (whose Go values are names, not numbers).
+var retentionDays = map[int]awslogs.RetentionDays{
+	1: awslogs.RetentionDays_ONE_DAY, 3: awslogs.RetentionDays_THREE_DAYS,
+	5: awslogs.RetentionDays_FIVE_DAYS, 7: awslogs.RetentionDays_ONE_WEEK,
+	14: awslogs.RetentionDays_TWO_WEEKS, 30: awslogs.RetentionDays_ONE_MONTH,
+	60: awslogs.RetentionDays_TWO_MONTHS, 90: awslogs.RetentionDays_THREE_MONTHS,
+	120: awslogs.RetentionDays_FOUR_MONTHS, 150: awslogs.RetentionDays_FIVE_MONTHS,
+	180: awslogs.RetentionDays_SIX_MONTHS, 365: awslogs.RetentionDays_ONE_YEAR,
+	400: awslogs.RetentionDays_THIRTEEN_MONTHS, 545: awslogs.RetentionDays_EIGHTEEN_MONTHS,
+	731: awslogs.RetentionDays_TWO_YEARS, 1096: awslogs.RetentionDays_THREE_YEARS,
+	1827: awslogs.RetentionDays_FIVE_YEARS, 2192: awslogs.RetentionDays_SIX_YEARS,
+	2557: awslogs.RetentionDays_SEVEN_YEARS, 2922: awslogs.RetentionDays_EIGHT_YEARS,
+	3288: awslogs.RetentionDays_NINE_YEARS, 3653: awslogs.RetentionDays_TEN_YEARS,
+}
+
+// Retention is LogRetentionDays as CDK's enum.
+func (c Config) Retention() awslogs.RetentionDays { return retentionDays[c.LogRetentionDays] }
+
+// contextGetter is the part of constructs.Node the loader needs, so tests can
+// feed a plain map.
+type contextGetter interface {
+	TryGetContext(key *string) interface{}
+}
+
+var _ contextGetter = constructs.Node(nil)
+
+// LoadConfig reads the configuration from CDK context over Defaults and
+// validates it. Values typed in cdk.json arrive as JSON (numbers, arrays);
+// values given with `-c` always arrive as strings: both are accepted.
+func LoadConfig(node contextGetter) (Config, error) {
+	c := Defaults
+	var errs []string
+	str := func(key string, dst *string) {
+		v := node.TryGetContext(&key)
+		if v == nil {
+			return
+		}
+		switch t := v.(type) {
+		case string:
+			*dst = strings.TrimSpace(t)
+		case float64:
+			*dst = strconv.FormatFloat(t, 'f', -1, 64)
+		default:
+			errs = append(errs, fmt.Sprintf("%s: want a string, got %T", key, v))
+		}
+	}
+	num := func(key string, dst *float64) {
+		v := node.TryGetContext(&key)
+		if v == nil {
+			return
+		}
+		switch t := v.(type) {
+		case float64:
+			*dst = t
+		case string:
+			f, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %q is not a number", key, t))
+				return
+			}
+			*dst = f
+		default:
+			errs = append(errs, fmt.Sprintf("%s: want a number, got %T", key, v))
+		}
+	}
+	integer := func(key string, dst *int) {
+		f := float64(*dst)
+		num(key, &f)
+		if f != float64(int(f)) {
+			errs = append(errs, fmt.Sprintf("%s: %v is not an integer", key, f))
+			return
+		}
+		*dst = int(f)
+	}
+
+	str("botAccountId", &c.BotAccountID)
+	str("notifyRoomId", &c.NotifyRoomID)
+	str("sreRoomId", &c.SRERoomID)
+	str("locale", &c.Locale)
+	str("targetTagKey", &c.TargetTagKey)
+	str("targetTagValue", &c.TargetTagValue)
+	str("refreshSchedule", &c.RefreshSchedule)
+	str("logLevel", &c.LogLevel)
+	str("secretName", &c.SecretName)
+	str("alarmEmail", &c.AlarmEmail)
+	integer("freshnessSeconds", &c.FreshnessSeconds)
+	integer("commandTimeoutSeconds", &c.CommandTimeoutSeconds)
+	integer("logRetentionDays", &c.LogRetentionDays)
+	integer("apiBurstLimit", &c.APIBurstLimit)
+	integer("webhookReservedConcurrency", &c.WebhookReservedConcurrency)
+	num("apiRateLimit", &c.APIRateLimit)
+
+	// allowedRooms: a JSON array in cdk.json, or "1,2,3" from the command line.
+	key := "allowedRooms"
+	switch v := node.TryGetContext(&key).(type) {
+	case nil:
+	case string:
+		c.AllowedRooms = splitList(v)
+	case []interface{}:
+		for _, e := range v {
+			switch t := e.(type) {
+			case string:
+				c.AllowedRooms = append(c.AllowedRooms, strings.TrimSpace(t))
+			case float64:
+				c.AllowedRooms = append(c.AllowedRooms, strconv.FormatFloat(t, 'f', -1, 64))
+			default:
+				errs = append(errs, fmt.Sprintf("allowedRooms: element %v is not a room id", e))
+			}
+		}
+	default:
+		errs = append(errs, fmt.Sprintf("allowedRooms: want a list or a comma-separated string, got %T", v))
+	}
+
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("invalid CDK context: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Validate rejects values that would deploy a broken or unsafe stack. Empty
+// Chatwork ids are allowed (the repository's cdk.json has none): the stack
+// then deploys but the bot answers nobody, and Missing lists what to set.
+func (c Config) Validate() error {
+	var errs []string
+	id := func(name, v string) {
+		if v != "" && !chatworkIDRe.MatchString(v) {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a Chatwork id (digits only)", name, v))
+		}
+	}
+	id("botAccountId", c.BotAccountID)
+	id("notifyRoomId", c.NotifyRoomID)
+	id("sreRoomId", c.SRERoomID)
+	for _, r := range c.AllowedRooms {
+		id("allowedRooms", r)
+	}
+	if c.Locale != "ja" && c.Locale != "en" {
+		errs = append(errs, fmt.Sprintf("locale: %q is neither ja nor en", c.Locale))
+	}
+	if !tagKeyRe.MatchString(c.TargetTagKey) || strings.HasPrefix(strings.ToLower(c.TargetTagKey), "aws:") {
+		errs = append(errs, fmt.Sprintf("targetTagKey: %q is not a usable EC2 tag key", c.TargetTagKey))
+	}
+	if c.TargetTagValue == "" || !tagValueRe.MatchString(c.TargetTagValue) {
+		// An empty value would make the tag condition match any host
+		// carrying the key with an empty value: require an explicit one.
+		errs = append(errs, fmt.Sprintf("targetTagValue: %q is not a usable, non-empty EC2 tag value", c.TargetTagValue))
+	}
+	if !scheduleRe.MatchString(c.RefreshSchedule) {
+		errs = append(errs, fmt.Sprintf("refreshSchedule: %q is not rate(...) or cron(...)", c.RefreshSchedule))
+	}
+	if c.FreshnessSeconds < 60 || c.FreshnessSeconds > 86400 {
+		errs = append(errs, fmt.Sprintf("freshnessSeconds: %d is outside 60..86400", c.FreshnessSeconds))
+	}
+	// SendCommand's TimeoutSeconds accepts 30..2592000; more than 15 minutes
+	// would outlast any sensible chat reply.
+	if c.CommandTimeoutSeconds < 30 || c.CommandTimeoutSeconds > 900 {
+		errs = append(errs, fmt.Sprintf("commandTimeoutSeconds: %d is outside 30..900", c.CommandTimeoutSeconds))
+	}
+	if _, ok := retentionDays[c.LogRetentionDays]; !ok {
+		errs = append(errs, fmt.Sprintf("logRetentionDays: %d is not a CloudWatch Logs retention value", c.LogRetentionDays))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Sprintf("logLevel: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	if c.SecretName != "" && !secretNameRe.MatchString(c.SecretName) {
+		errs = append(errs, fmt.Sprintf("secretName: %q is not a Secrets Manager name", c.SecretName))
+	}
+	if c.AlarmEmail != "" {
+		if a, err := mail.ParseAddress(c.AlarmEmail); err != nil || a.Address != c.AlarmEmail {
+			errs = append(errs, fmt.Sprintf("alarmEmail: %q is not a plain e-mail address", c.AlarmEmail))
+		}
+	}
+	if c.APIRateLimit <= 0 || c.APIRateLimit > 1000 {
+		errs = append(errs, fmt.Sprintf("apiRateLimit: %v is outside (0, 1000]", c.APIRateLimit))
+	}
+	if c.APIBurstLimit < 1 || c.APIBurstLimit > 5000 {
+		errs = append(errs, fmt.Sprintf("apiBurstLimit: %d is outside 1..5000", c.APIBurstLimit))
+	}
+	if c.WebhookReservedConcurrency < 0 || c.WebhookReservedConcurrency > 100 {
+		errs = append(errs, fmt.Sprintf("webhookReservedConcurrency: %d is outside 0..100", c.WebhookReservedConcurrency))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Missing names the context keys without which the bot cannot work; the app
+// reports them as synth warnings rather than failing, so an offline synth of
+// the repository's cdk.json still succeeds.
+func (c Config) Missing() []string {
+	var m []string
+	if c.BotAccountID == "" {
+		m = append(m, "botAccountId")
+	}
+	if len(c.AllowedRooms) == 0 {
+		m = append(m, "allowedRooms")
+	}
+	if c.NotifyRoomID == "" {
+		m = append(m, "notifyRoomId")
+	}
+	if c.SRERoomID == "" {
+		m = append(m, "sreRoomId")
+	}
+	return m
+}

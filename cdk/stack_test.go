@@ -1,0 +1,791 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+)
+
+// wantEnv is the contract with the Lambda code: exactly these variables per
+// function (values checked where they are not CloudFormation tokens).
+var wantEnv = map[string][]string{
+	HandlerWebhook:        {"STATE_MACHINE_ARN", "CHATWORK_SECRET_ID", "BOT_ACCOUNT_ID", "ALLOWED_ROOMS"},
+	HandlerParse:          {},
+	HandlerLookup:         {"BANLIST_BUCKET", "BANLIST_PREFIX", "FRESHNESS_SECONDS"},
+	HandlerUnban:          {"UNBAN_DOCUMENT", "TARGET_TAG_KEY", "TARGET_TAG_VALUE", "COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX", "COMMAND_TIMEOUT_SECONDS"},
+	HandlerWaitForCommand: {"COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX"},
+	HandlerRefreshList:    {"REPORT_DOCUMENT", "TARGET_TAG_KEY", "TARGET_TAG_VALUE", "BANLIST_BUCKET", "BANLIST_PREFIX", "COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX", "COMMAND_TIMEOUT_SECONDS"},
+	HandlerNotify:         {"CHATWORK_SECRET_ID", "NOTIFY_ROOM_ID", "SRE_ROOM_ID", "LOCALE", "BANLIST_BUCKET", "REPLY_MARK_PREFIX"},
+}
+
+func TestFunctions(t *testing.T) {
+	s := defaultStack(t)
+	fns := s.resources("AWS::Lambda::Function")
+	if len(fns) != len(wantEnv) {
+		t.Fatalf("%d functions, want %d", len(fns), len(wantEnv))
+	}
+	bucketID := idOf(s.stack.Stack, cfn(s.stack.Bucket))
+	roles := map[string]string{}
+	logGroups := map[string]string{}
+	codes := map[string]bool{}
+	for id, r := range fns {
+		p := props(r)
+		h := p["Handler"].(string)
+		want, ok := wantEnv[h]
+		if !ok {
+			t.Errorf("%s: unexpected handler %q", id, h)
+			continue
+		}
+		if p["Runtime"] != "provided.al2023" || compact(p["Architectures"]) != `["arm64"]` {
+			t.Errorf("%s: runtime %v %v, want provided.al2023 arm64", h, p["Runtime"], p["Architectures"])
+		}
+		if compact(p["TracingConfig"]) != `{"Mode":"Active"}` {
+			t.Errorf("%s: tracing %v", h, p["TracingConfig"])
+		}
+		vars := map[string]interface{}{}
+		if e, ok := p["Environment"].(map[string]interface{}); ok {
+			vars = e["Variables"].(map[string]interface{})
+		}
+		wantKeys := append([]string{"LOG_LEVEL"}, want...)
+		sort.Strings(wantKeys)
+		if got := keys(vars); !reflect.DeepEqual(got, wantKeys) {
+			t.Errorf("%s: environment %v, want %v", h, got, wantKeys)
+		}
+		// Bucket variables name the data bucket.
+		for _, k := range []string{"BANLIST_BUCKET", "COMMAND_OUTPUT_BUCKET"} {
+			if v, ok := vars[k]; ok && compact(v) != `{"Ref":"`+bucketID+`"}` {
+				t.Errorf("%s: %s = %v", h, k, compact(v))
+			}
+		}
+		// One role and one log group per function.
+		role := p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+		if other, dup := roles[role]; dup {
+			t.Errorf("%s and %s share role %s", h, other, role)
+		}
+		roles[role] = h
+		lg := p["LoggingConfig"].(map[string]interface{})["LogGroup"].(map[string]interface{})["Ref"].(string)
+		if other, dup := logGroups[lg]; dup {
+			t.Errorf("%s and %s share log group %s", h, other, lg)
+		}
+		logGroups[lg] = h
+		codes[compact(p["Code"])] = true
+		if h == HandlerWebhook {
+			if p["ReservedConcurrentExecutions"] != float64(Defaults.WebhookReservedConcurrency) {
+				t.Errorf("webhook reserved concurrency %v", p["ReservedConcurrentExecutions"])
+			}
+		} else if _, ok := p["ReservedConcurrentExecutions"]; ok {
+			t.Errorf("%s: unexpected reserved concurrency", h)
+		}
+	}
+	if len(codes) != 1 {
+		t.Errorf("functions use %d different code assets, want one shared bootstrap asset", len(codes))
+	}
+	for lg := range logGroups {
+		r := s.json["Resources"].(map[string]interface{})[lg].(map[string]interface{})
+		if props(r)["RetentionInDays"] != float64(Defaults.LogRetentionDays) {
+			t.Errorf("log group %s retention %v", lg, props(r)["RetentionInDays"])
+		}
+	}
+	// Literal values, through the assertions API.
+	tpl := s.template
+	check(t, "webhook env", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+			"Handler": "webhook",
+			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+				"BOT_ACCOUNT_ID":     "1234567",
+				"ALLOWED_ROOMS":      "567890123,567890124",
+				"STATE_MACHINE_ARN":  map[string]interface{}{"Ref": idOf(s.stack.Stack, cfn(s.stack.Unban))},
+				"CHATWORK_SECRET_ID": assertions.Match_ObjectLike(&map[string]interface{}{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^ChatworkSecret"))}),
+			})},
+		})
+	})
+	check(t, "notify env", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+			"Handler": "notify",
+			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+				"NOTIFY_ROOM_ID": "567890125", "SRE_ROOM_ID": "567890126", "LOCALE": "ja", "REPLY_MARK_PREFIX": "replies/",
+			})},
+		})
+	})
+	check(t, "unban env", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+			"Handler": "unban",
+			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+				"UNBAN_DOCUMENT":          map[string]interface{}{"Ref": "UnbanDocument"},
+				"TARGET_TAG_KEY":          "sshguard-unban",
+				"TARGET_TAG_VALUE":        "enabled",
+				"COMMAND_OUTPUT_PREFIX":   "command-output/",
+				"COMMAND_TIMEOUT_SECONDS": "60",
+			})},
+		})
+	})
+	check(t, "refresh-list env", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+			"Handler": "refresh-list",
+			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+				"REPORT_DOCUMENT": map[string]interface{}{"Ref": "ReportDocument"},
+				"BANLIST_PREFIX":  "banlists/",
+			})},
+		})
+	})
+	check(t, "lookup env", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+			"Handler": "lookup",
+			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+				"FRESHNESS_SECONDS": "300", "BANLIST_PREFIX": "banlists/",
+			})},
+		})
+	})
+}
+
+// Each function must stop (Lambda timeout) before the Task state that
+// invokes it gives up (TimeoutSeconds in the ASL).
+func TestFunctionTimeoutsBelowTaskTimeouts(t *testing.T) {
+	s := defaultStack(t)
+	timeout := map[string]float64{}
+	for _, r := range s.resources("AWS::Lambda::Function") {
+		p := props(r)
+		timeout[p["Handler"].(string)] = p["Timeout"].(float64)
+	}
+	for _, asl := range []string{sources.UnbanASL, sources.RefreshASL} {
+		var def struct {
+			States map[string]struct {
+				Type           string
+				Resource       string
+				TimeoutSeconds float64
+			}
+		}
+		if err := json.Unmarshal([]byte(asl), &def); err != nil {
+			t.Fatal(err)
+		}
+		for name, st := range def.States {
+			if st.Type != "Task" {
+				continue
+			}
+			m := placeholderRe.FindStringSubmatch(st.Resource)
+			if m == nil {
+				t.Errorf("%s: Resource %q is not a ${...FunctionArn} substitution", name, st.Resource)
+				continue
+			}
+			h := substitutionFunctions[m[1]]
+			if st.TimeoutSeconds == 0 {
+				t.Errorf("%s: Task without TimeoutSeconds", name)
+			} else if timeout[h] >= st.TimeoutSeconds {
+				t.Errorf("%s: %s timeout %vs is not below the Task's TimeoutSeconds %v", name, h, timeout[h], st.TimeoutSeconds)
+			}
+		}
+	}
+}
+
+func TestStateMachines(t *testing.T) {
+	s := defaultStack(t)
+	sms := s.resources("AWS::StepFunctions::StateMachine")
+	if len(sms) != 2 {
+		t.Fatalf("%d state machines, want 2", len(sms))
+	}
+	fnIDs := map[string]string{} // handler -> logical id
+	for id, r := range s.resources("AWS::Lambda::Function") {
+		fnIDs[props(r)["Handler"].(string)] = id
+	}
+	byID := map[string]string{
+		idOf(s.stack.Stack, cfn(s.stack.Unban)):   sources.UnbanASL,
+		idOf(s.stack.Stack, cfn(s.stack.Refresh)): sources.RefreshASL,
+	}
+	roles := s.rolePolicies()
+	for id, r := range sms {
+		p := props(r)
+		asl, ok := byID[id]
+		if !ok {
+			t.Errorf("unexpected state machine %s", id)
+			continue
+		}
+		if p["StateMachineType"] != "STANDARD" {
+			t.Errorf("%s: type %v", id, p["StateMachineType"])
+		}
+		if compact(p["TracingConfiguration"]) != `{"Enabled":true}` {
+			t.Errorf("%s: tracing %v", id, compact(p["TracingConfiguration"]))
+		}
+		lc := p["LoggingConfiguration"].(map[string]interface{})
+		if lc["Level"] != "ALL" || lc["IncludeExecutionData"] != true || len(asList(lc["Destinations"])) != 1 {
+			t.Errorf("%s: logging %v", id, compact(lc))
+		}
+		// The definition is the file, verbatim, with its placeholders.
+		if p["DefinitionString"] != asl {
+			t.Errorf("%s: DefinitionString is not the ASL file verbatim: %.200v", id, compact(p["DefinitionString"]))
+		}
+		names := must(Placeholders(asl))
+		subs := p["DefinitionSubstitutions"].(map[string]interface{})
+		if got := keys(subs); !reflect.DeepEqual(got, names) {
+			t.Errorf("%s: substitutions %v, want %v", id, got, names)
+		}
+		var wantArns []string
+		for _, n := range names {
+			fid := fnIDs[substitutionFunctions[n]]
+			want := `{"Fn::GetAtt":["` + fid + `","Arn"]}`
+			if compact(subs[n]) != want {
+				t.Errorf("%s: ${%s} = %s, want %s", id, n, compact(subs[n]), want)
+			}
+			wantArns = append(wantArns, want)
+		}
+		// The role may invoke exactly the functions the definition names.
+		role := p["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+		var gotArns []string
+		for _, st := range roles[role] {
+			if hasAction(st, "lambda:InvokeFunction") {
+				if len(st.Actions) != 1 {
+					t.Errorf("%s: invoke statement has extra actions %v", id, st.Actions)
+				}
+				for _, r := range st.Resources {
+					gotArns = append(gotArns, compact(r))
+				}
+			}
+		}
+		sort.Strings(gotArns)
+		sort.Strings(wantArns)
+		if !reflect.DeepEqual(gotArns, wantArns) {
+			t.Errorf("%s: lambda:InvokeFunction on %v, want %v", id, gotArns, wantArns)
+		}
+	}
+	// The unban machine uses all six task functions, refresh three.
+	if n := len(must(Placeholders(sources.UnbanASL))); n != 6 {
+		t.Errorf("unban.asl.json uses %d functions, want 6", n)
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	s := defaultStack(t)
+	refreshID := idOf(s.stack.Stack, cfn(s.stack.Refresh))
+	check(t, "schedule", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]interface{}{
+			"ScheduleExpression": "rate(1 minute)",
+			"State":              "ENABLED",
+			"FlexibleTimeWindow": map[string]interface{}{"Mode": "OFF"},
+			"Target": assertions.Match_ObjectLike(&map[string]interface{}{
+				"Arn":         map[string]interface{}{"Ref": refreshID},
+				"RetryPolicy": map[string]interface{}{"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 60},
+			}),
+		})
+	})
+	scheds := s.resources("AWS::Scheduler::Schedule")
+	if len(scheds) != 1 {
+		t.Fatalf("%d schedules", len(scheds))
+	}
+	var roleID string
+	for _, r := range scheds {
+		roleID = props(r)["Target"].(map[string]interface{})["RoleArn"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)
+	}
+	role := props(s.json["Resources"].(map[string]interface{})[roleID].(map[string]interface{}))
+	trust := compact(role["AssumeRolePolicyDocument"])
+	if !strings.Contains(trust, `"Service":"scheduler.amazonaws.com"`) || !strings.Contains(trust, `"aws:SourceAccount"`) {
+		t.Errorf("scheduler role trust %s", trust)
+	}
+	sts := s.rolePolicies()[roleID]
+	if len(sts) != 1 || compact(sts[0].Actions) != `["states:StartExecution"]` || compact(sts[0].Resources) != `[{"Ref":"`+refreshID+`"}]` {
+		t.Errorf("scheduler role policy %s", compact(sts))
+	}
+	// Another schedule expression from context.
+	s2 := synth(t, map[string]interface{}{"refreshSchedule": "rate(5 minutes)"})
+	check(t, "schedule from context", func() {
+		s2.template.HasResourceProperties(jsii.String("AWS::Scheduler::Schedule"), map[string]interface{}{"ScheduleExpression": "rate(5 minutes)"})
+	})
+}
+
+func TestHTTPAPI(t *testing.T) {
+	s := defaultStack(t)
+	tpl := s.template
+	webhookID := ""
+	for id, r := range s.resources("AWS::Lambda::Function") {
+		if props(r)["Handler"] == HandlerWebhook {
+			webhookID = id
+		}
+	}
+	check(t, "api", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), map[string]interface{}{"ProtocolType": "HTTP"})
+	})
+	check(t, "route", func() {
+		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(1))
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]interface{}{"RouteKey": "POST " + WebhookPath})
+	})
+	check(t, "integration", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Integration"), map[string]interface{}{
+			"IntegrationType":      "AWS_PROXY",
+			"PayloadFormatVersion": "2.0",
+			"IntegrationUri":       map[string]interface{}{"Fn::GetAtt": []interface{}{webhookID, "Arn"}},
+		})
+	})
+	check(t, "stage", func() {
+		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Stage"), jsii.Number(1))
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Stage"), map[string]interface{}{
+			"StageName":  "$default",
+			"AutoDeploy": true,
+			"DefaultRouteSettings": map[string]interface{}{
+				"ThrottlingRateLimit":  Defaults.APIRateLimit,
+				"ThrottlingBurstLimit": Defaults.APIBurstLimit,
+			},
+			"AccessLogSettings": map[string]interface{}{
+				"DestinationArn": map[string]interface{}{"Fn::GetAtt": []interface{}{assertions.Match_StringLikeRegexp(jsii.String("^ApiAccessLogs")), "Arn"}},
+				"Format":         assertions.Match_StringLikeRegexp(jsii.String(`"requestId":"\$context.requestId"`)),
+			},
+		})
+	})
+	check(t, "invoke permission", func() {
+		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Permission"), map[string]interface{}{
+			"Action":       "lambda:InvokeFunction",
+			"Principal":    "apigateway.amazonaws.com",
+			"FunctionName": map[string]interface{}{"Fn::GetAtt": []interface{}{webhookID, "Arn"}},
+		})
+	})
+	check(t, "webhook url output", func() {
+		tpl.HasOutput(jsii.String("WebhookUrl"), map[string]interface{}{})
+	})
+}
+
+func TestBuckets(t *testing.T) {
+	s := defaultStack(t)
+	tpl := s.template
+	buckets := s.resources("AWS::S3::Bucket")
+	if len(buckets) != 2 {
+		t.Fatalf("%d buckets, want the data bucket and its access-log bucket", len(buckets))
+	}
+	for id, r := range buckets {
+		p := props(r)
+		if compact(p["PublicAccessBlockConfiguration"]) != `{"BlockPublicAcls":true,"BlockPublicPolicy":true,"IgnorePublicAcls":true,"RestrictPublicBuckets":true}` {
+			t.Errorf("%s: public access block %s", id, compact(p["PublicAccessBlockConfiguration"]))
+		}
+		if !strings.Contains(compact(p["BucketEncryption"]), `"SSEAlgorithm":"AES256"`) {
+			t.Errorf("%s: encryption %s", id, compact(p["BucketEncryption"]))
+		}
+		if r["DeletionPolicy"] != "Retain" {
+			t.Errorf("%s: deletion policy %v", id, r["DeletionPolicy"])
+		}
+	}
+	dataID := idOf(s.stack.Stack, cfn(s.stack.Bucket))
+	data := props(buckets[dataID])
+	if !strings.Contains(compact(data["LoggingConfiguration"]), `"DestinationBucketName":{"Ref":"AccessLogBucket`) {
+		t.Errorf("data bucket logging %s", compact(data["LoggingConfiguration"]))
+	}
+	rules := compact(data["LifecycleConfiguration"])
+	for _, want := range []string{
+		`{"ExpirationInDays":7,"Id":"expire-command-output","Prefix":"command-output/","Status":"Enabled"}`,
+		`{"ExpirationInDays":30,"Id":"expire-reply-marks","Prefix":"replies/","Status":"Enabled"}`,
+	} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("data bucket lifecycle %s lacks %s", rules, want)
+		}
+	}
+	if strings.Contains(rules, "banlists/") {
+		t.Errorf("ban lists must not expire: %s", rules)
+	}
+	// enforceSSL and minimum TLS on both buckets.
+	check(t, "ssl policies", func() {
+		tpl.ResourcePropertiesCountIs(jsii.String("AWS::S3::BucketPolicy"), map[string]interface{}{
+			"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				assertions.Match_ObjectLike(&map[string]interface{}{
+					"Effect":    "Deny",
+					"Condition": map[string]interface{}{"Bool": map[string]interface{}{"aws:SecureTransport": "false"}},
+				}),
+				assertions.Match_ObjectLike(&map[string]interface{}{
+					"Effect":    "Deny",
+					"Condition": map[string]interface{}{"NumericLessThan": map[string]interface{}{"s3:TlsVersion": 1.2}},
+				}),
+			})},
+		}, jsii.Number(2))
+	})
+}
+
+func TestSecret(t *testing.T) {
+	s := defaultStack(t)
+	check(t, "secret", func() {
+		s.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(1))
+		s.template.HasResourceProperties(jsii.String("AWS::SecretsManager::Secret"), map[string]interface{}{
+			"GenerateSecretString": map[string]interface{}{
+				"SecretStringTemplate": `{"api_token":""}`,
+				"GenerateStringKey":    "webhook_token",
+				"ExcludePunctuation":   true,
+				"PasswordLength":       32,
+			},
+			// No token in the template, and a generated name.
+			"SecretString": assertions.Match_Absent(),
+			"Name":         assertions.Match_Absent(),
+		})
+	})
+	// Only webhook and notify may read it.
+	readers := 0
+	for _, st := range s.statements() {
+		if hasAction(st, "secretsmanager:GetSecretValue") {
+			readers++
+			if !strings.Contains(compact(st.Resources), `"Ref":"ChatworkSecret`) {
+				t.Errorf("secret read on %s", compact(st.Resources))
+			}
+		}
+	}
+	if readers != 2 {
+		t.Errorf("%d statements read the secret, want 2 (webhook, notify)", readers)
+	}
+
+	// With secretName the stack references an existing secret by name.
+	s2 := synth(t, map[string]interface{}{"secretName": "prod/sshguard-unban/chatwork"})
+	check(t, "imported secret", func() {
+		s2.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(0))
+		for _, h := range []string{"webhook", "notify"} {
+			s2.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
+				"Handler": h,
+				"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
+					"CHATWORK_SECRET_ID": "prod/sshguard-unban/chatwork",
+				})},
+			})
+		}
+	})
+	for _, st := range s2.statements() {
+		if hasAction(st, "secretsmanager:GetSecretValue") && !strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/chatwork-??????") {
+			t.Errorf("imported secret read on %s", compact(st.Resources))
+		}
+	}
+}
+
+func TestDocuments(t *testing.T) {
+	s := defaultStack(t)
+	docs := s.resources("AWS::SSM::Document")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents", len(docs))
+	}
+	check(t, "unban document", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SSM::Document"), map[string]interface{}{
+			"DocumentType":   "Command",
+			"DocumentFormat": "JSON",
+			"Content": assertions.Match_ObjectLike(&map[string]interface{}{
+				"schemaVersion": "2.2",
+				"parameters": map[string]interface{}{
+					"addresses": assertions.Match_ObjectLike(&map[string]interface{}{
+						"type":           "StringList",
+						"allowedPattern": AddressItemPattern,
+						"maxItems":       5,
+						"minItems":       1,
+					}),
+				},
+				"mainSteps": []interface{}{assertions.Match_ObjectLike(&map[string]interface{}{
+					"action": "aws:runShellScript",
+					"name":   "sshguardUnban",
+				})},
+			}),
+		})
+	})
+	check(t, "report document", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SSM::Document"), map[string]interface{}{
+			"DocumentType": "Command",
+			"Content": assertions.Match_ObjectLike(&map[string]interface{}{
+				"schemaVersion": "2.2",
+				"parameters":    assertions.Match_Absent(),
+				"mainSteps": []interface{}{assertions.Match_ObjectLike(&map[string]interface{}{
+					"action": "aws:runShellScript",
+					"name":   "sshguardReport",
+				})},
+			}),
+		})
+	})
+	// Each document embeds its script verbatim.
+	for id, script := range map[string]string{"UnbanDocument": sources.UnbanScript, "ReportDocument": sources.ReportScript} {
+		content := props(docs[id])["Content"].(map[string]interface{})
+		step := asList(content["mainSteps"])[0].(map[string]interface{})
+		var lines []string
+		for _, l := range asList(step["inputs"].(map[string]interface{})["runCommand"]) {
+			lines = append(lines, l.(string))
+		}
+		if !strings.Contains(strings.Join(lines, "\n")+"\n", "\n"+script) {
+			t.Errorf("%s does not embed its script verbatim", id)
+		}
+	}
+}
+
+func TestAlarms(t *testing.T) {
+	s := defaultStack(t)
+	topics := s.resources("AWS::SNS::Topic")
+	if len(topics) != 1 {
+		t.Fatalf("%d topics", len(topics))
+	}
+	var topicID string
+	for id, r := range topics {
+		topicID = id
+		if !strings.Contains(compact(props(r)["KmsMasterKeyId"]), "AlarmTopicKey") {
+			t.Errorf("topic not encrypted with the stack's key: %s", compact(props(r)))
+		}
+	}
+	check(t, "topic ssl", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]interface{}{
+			"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				assertions.Match_ObjectLike(&map[string]interface{}{
+					"Effect":    "Deny",
+					"Condition": map[string]interface{}{"Bool": map[string]interface{}{"aws:SecureTransport": "false"}},
+				}),
+			})},
+		})
+	})
+	check(t, "key lets CloudWatch publish", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]interface{}{
+			"EnableKeyRotation": true,
+			"KeyPolicy": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				assertions.Match_ObjectLike(&map[string]interface{}{
+					"Principal": map[string]interface{}{"Service": "cloudwatch.amazonaws.com"},
+				}),
+			})},
+		})
+	})
+	want := map[string]bool{}
+	for _, sm := range []string{
+		idOf(s.stack.Stack, cfn(s.stack.Unban)),
+		idOf(s.stack.Stack, cfn(s.stack.Refresh)),
+	} {
+		for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
+			want[sm+"/"+m] = true
+		}
+	}
+	for id, r := range s.resources("AWS::CloudWatch::Alarm") {
+		p := props(r)
+		if compact(p["AlarmActions"]) != `[{"Ref":"`+topicID+`"}]` {
+			t.Errorf("%s: actions %s", id, compact(p["AlarmActions"]))
+		}
+		if p["Namespace"] != "AWS/States" || p["MetricName"] == "ExecutionsStarted" {
+			continue
+		}
+		sm := asList(p["Dimensions"])[0].(map[string]interface{})["Value"].(map[string]interface{})["Ref"].(string)
+		key := sm + "/" + p["MetricName"].(string)
+		if !want[key] {
+			t.Errorf("unexpected alarm %s", key)
+		}
+		if p["Threshold"] != 1.0 || p["ComparisonOperator"] != "GreaterThanOrEqualToThreshold" || p["TreatMissingData"] != "notBreaching" {
+			t.Errorf("%s: %s", key, compact(p))
+		}
+		delete(want, key)
+	}
+	for k := range want {
+		t.Errorf("no alarm on %s", k)
+	}
+	// Refresh heartbeat: no execution started for three periods (min 15 min).
+	check(t, "refresh not running", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]interface{}{
+			"Namespace":          "AWS/States",
+			"MetricName":         "ExecutionsStarted",
+			"ComparisonOperator": "LessThanThreshold",
+			"Threshold":          1,
+			"EvaluationPeriods":  3,
+			"Period":             300,
+			"TreatMissingData":   "breaching",
+		})
+	})
+	for expr, want := range map[string]float64{"rate(1 minute)": 60, "rate(5 minutes)": 300, "rate(2 hours)": 7200, "cron(0 * * * ? *)": 0} {
+		if got, _ := ratePeriodSeconds(expr); got != want {
+			t.Errorf("ratePeriodSeconds(%q) = %v, want %v", expr, got, want)
+		}
+	}
+	// Optional e-mail subscription.
+	if n := len(s.resources("AWS::SNS::Subscription")); n != 0 {
+		t.Errorf("%d subscriptions without alarmEmail", n)
+	}
+	s2 := synth(t, map[string]interface{}{"alarmEmail": "sre@example.com"})
+	check(t, "email subscription", func() {
+		s2.template.HasResourceProperties(jsii.String("AWS::SNS::Subscription"), map[string]interface{}{
+			"Protocol": "email", "Endpoint": "sre@example.com",
+		})
+	})
+}
+
+func TestHostPolicy(t *testing.T) {
+	s := defaultStack(t)
+	id := idOf(s.stack.Stack, cfn(s.stack.HostPolicy))
+	var sts []statement
+	for _, st := range s.statements() {
+		if st.Policy == id {
+			sts = append(sts, st)
+		}
+	}
+	bucket := idOf(s.stack.Stack, cfn(s.stack.Bucket))
+	want := []string{
+		`UploadCommandOutput ["s3:PutObject","s3:PutObjectAcl"] [{"Fn::Join":["",[{"Fn::GetAtt":["` + bucket + `","Arn"]},"/command-output/*"]]}]`,
+		`CheckBucketEncryption ["s3:GetEncryptionConfiguration"] [{"Fn::GetAtt":["` + bucket + `","Arn"]}]`,
+	}
+	var got []string
+	for _, st := range sts {
+		got = append(got, st.Sid+" "+compact(st.Actions)+" "+compact(st.Resources))
+	}
+	sort.Strings(got)
+	sort.Strings(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("host policy\n got %v\nwant %v", got, want)
+	}
+	check(t, "host policy output", func() {
+		s.template.HasOutput(jsii.String("HostPolicyArn"), map[string]interface{}{
+			"Value":  map[string]interface{}{"Ref": id},
+			"Export": map[string]interface{}{"Name": StackName + "-HostPolicyArn"},
+		})
+	})
+}
+
+// IAM: no service wildcards, Resource "*" only where AWS offers nothing
+// narrower, SendCommand only on the right document and tagged instances.
+func TestIAMScoping(t *testing.T) {
+	s := defaultStack(t)
+	// Actions that support no resource-level permission, by who may hold them.
+	starOK := map[string]bool{
+		"xray:PutTraceSegments": true, "xray:PutTelemetryRecords": true,
+		"xray:GetSamplingRules": true, "xray:GetSamplingTargets": true,
+		"logs:CreateLogDelivery": true, "logs:GetLogDelivery": true, "logs:UpdateLogDelivery": true,
+		"logs:DeleteLogDelivery": true, "logs:ListLogDeliveries": true, "logs:PutResourcePolicy": true,
+		"logs:DescribeResourcePolicies": true, "logs:DescribeLogGroups": true,
+		"ssm:ListCommandInvocations": true, "ssm:GetCommandInvocation": true,
+	}
+	for _, st := range s.statements() {
+		if st.Effect != "Allow" {
+			continue
+		}
+		for _, a := range st.Actions {
+			if strings.Contains(a, "*") {
+				t.Errorf("%s: wildcard action %s", st.Policy, a)
+			}
+		}
+		for _, r := range st.Resources {
+			if r == "*" {
+				for _, a := range st.Actions {
+					if !starOK[a] {
+						t.Errorf("%s: %s on Resource \"*\"", st.Policy, a)
+					}
+				}
+			}
+		}
+	}
+
+	// SendCommand: unban and refresh-list only, each on its own document and
+	// on instances with the target tag.
+	roleOf := map[string]string{}
+	for _, r := range s.resources("AWS::Lambda::Function") {
+		p := props(r)
+		roleOf[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
+	}
+	wantDoc := map[string]string{HandlerUnban: "UnbanDocument", HandlerRefreshList: "ReportDocument"}
+	seen := map[string]int{}
+	for role, sts := range s.rolePolicies() {
+		for _, st := range sts {
+			if !hasAction(st, "ssm:SendCommand") {
+				continue
+			}
+			h := roleOf[role]
+			doc, ok := wantDoc[h]
+			if !ok {
+				t.Errorf("role %s (%q) may send commands", role, h)
+				continue
+			}
+			if len(st.Actions) != 1 || len(st.Resources) != 1 {
+				t.Errorf("%s: SendCommand statement %s", h, compact(st))
+				continue
+			}
+			res := compact(st.Resources[0])
+			switch {
+			case strings.Contains(res, ":document/"):
+				if !strings.Contains(res, `{"Ref":"`+doc+`"}`) || st.Condition != nil {
+					t.Errorf("%s: SendCommand document resource %s", h, res)
+				}
+				seen[h+"/doc"]++
+			case strings.HasSuffix(res, `":instance/*"]]}`):
+				want := `{"StringEquals":{"ssm:resourceTag/sshguard-unban":"enabled"}}`
+				if compact(st.Condition) != want {
+					t.Errorf("%s: SendCommand on instances with condition %s, want %s", h, compact(st.Condition), want)
+				}
+				seen[h+"/instances"]++
+			default:
+				t.Errorf("%s: SendCommand on %s", h, res)
+			}
+		}
+	}
+	for _, k := range []string{"unban/doc", "unban/instances", "refresh-list/doc", "refresh-list/instances"} {
+		if seen[k] != 1 {
+			t.Errorf("%s: %d SendCommand statements, want 1", k, seen[k])
+		}
+	}
+
+	// S3 per function: exactly these object grants.
+	wantS3 := map[string][]string{
+		HandlerLookup:         {"s3:GetObject banlists/*", "s3:ListBucket"},
+		HandlerWaitForCommand: {"s3:GetObject command-output/*", "s3:ListBucket"},
+		HandlerRefreshList:    {"s3:GetObject banlists/*", "s3:GetObject command-output/*", "s3:ListBucket", "s3:PutObject banlists/*"},
+		HandlerNotify:         {"s3:GetObject replies/*", "s3:ListBucket", "s3:PutObject replies/*"},
+	}
+	for role, sts := range s.rolePolicies() {
+		h, ok := roleOf[role]
+		if !ok {
+			continue
+		}
+		var got []string
+		for _, st := range sts {
+			for _, a := range st.Actions {
+				if !strings.HasPrefix(a, "s3:") {
+					continue
+				}
+				for _, r := range st.Resources {
+					rs := compact(r)
+					if i := strings.Index(rs, `"/`); i >= 0 {
+						got = append(got, a+" "+strings.SplitN(rs[i+2:], `"`, 2)[0])
+					} else {
+						got = append(got, a)
+					}
+				}
+			}
+		}
+		sort.Strings(got)
+		if want := wantS3[h]; !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("%s: S3 grants %v, want %v", h, got, want)
+		}
+	}
+
+	// Starting executions: the webhook (unban machine) only.
+	unbanID := idOf(s.stack.Stack, cfn(s.stack.Unban))
+	for role, sts := range s.rolePolicies() {
+		for _, st := range sts {
+			if hasAction(st, "states:StartExecution") {
+				if h, ok := roleOf[role]; ok && (h != HandlerWebhook || compact(st.Resources) != `[{"Ref":"`+unbanID+`"}]`) {
+					t.Errorf("%s may start %s", h, compact(st.Resources))
+				}
+			}
+		}
+	}
+}
+
+func TestOutputs(t *testing.T) {
+	s := defaultStack(t)
+	for _, o := range []string{"WebhookUrl", "HostPolicyArn", "ChatworkSecretId", "DataBucketName",
+		"UnbanStateMachineArn", "RefreshStateMachineArn", "UnbanDocumentName", "ReportDocumentName", "AlarmTopicArn", "TargetTag"} {
+		check(t, "output "+o, func() { s.template.HasOutput(jsii.String(o), map[string]interface{}{}) })
+	}
+}
+
+// The repository's cdk.json: the app line and no account-specific values.
+func TestCDKJSON(t *testing.T) {
+	root, _ := testSources(t)
+	b, err := os.ReadFile(filepath.Join(root, "cdk.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f struct {
+		App     string                 `json:"app"`
+		Context map[string]interface{} `json:"context"`
+	}
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatal(err)
+	}
+	if f.App != "go run ./cdk" {
+		t.Errorf("app = %q", f.App)
+	}
+	for _, k := range []string{"botAccountId", "notifyRoomId", "sreRoomId", "secretName", "alarmEmail"} {
+		if v := f.Context[k]; v != "" {
+			t.Errorf("cdk.json sets %s = %v: keep account-specific values out of the repository", k, v)
+		}
+	}
+	if strings.Contains(string(b), "arn:aws") || strings.Contains(string(b), "account") && strings.Contains(string(b), "\"account\"") {
+		t.Errorf("cdk.json holds an ARN or account")
+	}
+}

@@ -1,0 +1,172 @@
+// Package app builds each Lambda's handler from its environment variables and
+// an aws.Config. The production entry point (lambdas/bootstrap) and the local
+// mode call the same function: only the environment (endpoints, credentials,
+// names) differs, never the code path.
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"sshguard-unban/lambdas/lookup"
+	"sshguard-unban/lambdas/notify"
+	"sshguard-unban/lambdas/parse"
+	"sshguard-unban/lambdas/refreshlist"
+	"sshguard-unban/lambdas/unban"
+	"sshguard-unban/lambdas/waitforcommand"
+	"sshguard-unban/lambdas/webhook"
+	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/secrets"
+)
+
+// Step names of the SSM documents (cdk/ writes the documents with these):
+// command output in S3 is stored under the step's name.
+const (
+	UnbanStepName  = "sshguardUnban"
+	ReportStepName = "sshguardReport"
+)
+
+// Names lists the handlers, by the Lambda handler name CDK gives each function.
+var Names = []string{"webhook", "parse", "lookup", "unban", "wait-for-command", "refresh-list", "notify"}
+
+// Getenv reads one environment variable (os.Getenv in production).
+type Getenv func(string) string
+
+// NewHandler builds the named handler.
+func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config) (lambda.Handler, error) {
+	e := env{get: getenv}
+	log := slog.Default().With("function", name)
+	var h any
+	switch name {
+	case "webhook":
+		h = webhook.New(webhook.Config{
+			StateMachineARN: e.need("STATE_MACHINE_ARN"),
+			BotAccountID:    e.need("BOT_ACCOUNT_ID"),
+			AllowedRooms:    e.list("ALLOWED_ROOMS"),
+		}, sfn.NewFromConfig(cfg), secretSource(&e, cfg), log).Handle
+	case "parse":
+		h = parse.Handler{}.Handle
+	case "lookup":
+		h = lookup.New(s3Client(&e, cfg), lookup.Config{
+			Bucket:    e.need("BANLIST_BUCKET"),
+			Prefix:    e.get("BANLIST_PREFIX"),
+			Freshness: e.seconds("FRESHNESS_SECONDS"),
+		}, log).Handle
+	case "unban":
+		h = unban.New(ssm.NewFromConfig(cfg), unban.Config{
+			UnbanDocument:  e.need("UNBAN_DOCUMENT"),
+			TagKey:         e.need("TARGET_TAG_KEY"),
+			TagValue:       e.need("TARGET_TAG_VALUE"),
+			CommandTimeout: e.seconds("COMMAND_TIMEOUT_SECONDS"),
+			OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
+			OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
+		}, log).Handle
+	case "wait-for-command":
+		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), waitforcommand.Config{
+			StepName:     UnbanStepName,
+			OutputBucket: e.get("COMMAND_OUTPUT_BUCKET"),
+			OutputPrefix: e.get("COMMAND_OUTPUT_PREFIX"),
+		}, log).Handle
+	case "refresh-list":
+		h = refreshlist.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), refreshlist.Config{
+			ReportDocument: e.need("REPORT_DOCUMENT"),
+			StepName:       ReportStepName,
+			TagKey:         e.need("TARGET_TAG_KEY"),
+			TagValue:       e.need("TARGET_TAG_VALUE"),
+			CommandTimeout: e.seconds("COMMAND_TIMEOUT_SECONDS"),
+			OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
+			OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
+			Bucket:         e.need("BANLIST_BUCKET"),
+			Prefix:         e.get("BANLIST_PREFIX"),
+		}, log).Handle
+	case "notify":
+		src := secretSource(&e, cfg)
+		client := &chatwork.Client{
+			BaseURL: e.get("CHATWORK_API_URL"), // empty: the real API
+			Token: func(ctx context.Context) (string, error) {
+				c, err := src.Chatwork(ctx)
+				return c.APIToken, err
+			},
+			HTTP: &http.Client{Timeout: 10 * time.Second},
+		}
+		h = notify.New(notify.Config{
+			NotifyRoomID: e.get("NOTIFY_ROOM_ID"),
+			SRERoomID:    e.get("SRE_ROOM_ID"),
+			Locale:       e.get("LOCALE"),
+			MarkPrefix:   e.get("REPLY_MARK_PREFIX"),
+		}, client, notify.S3Marks{Client: s3Client(&e, cfg), Bucket: e.need("BANLIST_BUCKET")}, log).Handle
+	default:
+		return nil, fmt.Errorf("app: no handler named %q (want one of %s)", name, strings.Join(Names, ", "))
+	}
+	if len(e.missing) > 0 {
+		return nil, fmt.Errorf("app: %s: missing environment variables %s", name, strings.Join(e.missing, ", "))
+	}
+	if len(e.bad) > 0 {
+		return nil, fmt.Errorf("app: %s: bad values in %s", name, strings.Join(e.bad, ", "))
+	}
+	return lambda.NewHandler(h), nil
+}
+
+func secretSource(e *env, cfg aws.Config) *secrets.Source {
+	return secrets.New(secretsmanager.NewFromConfig(cfg), e.need("CHATWORK_SECRET_ID"))
+}
+
+// s3Client honours S3_FORCE_PATH_STYLE, which S3-compatible servers without
+// virtual-host buckets (the local mode's) need.
+func s3Client(e *env, cfg aws.Config) *s3.Client {
+	return s3.NewFromConfig(cfg, func(o *s3.Options) {
+		o.UsePathStyle = e.get("S3_FORCE_PATH_STYLE") == "true"
+	})
+}
+
+// env reads variables and collects what is missing or malformed, so one
+// error names every problem of a misconfigured function.
+type env struct {
+	get     Getenv
+	missing []string
+	bad     []string
+}
+
+func (e *env) need(k string) string {
+	v := e.get(k)
+	if v == "" {
+		e.missing = append(e.missing, k)
+	}
+	return v
+}
+
+func (e *env) list(k string) []string {
+	var out []string
+	for _, s := range strings.Split(e.get(k), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// seconds reads an optional duration in whole seconds (0 = the default).
+func (e *env) seconds(k string) time.Duration {
+	v := e.get(k)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.bad = append(e.bad, k)
+		return 0
+	}
+	return time.Duration(n) * time.Second
+}

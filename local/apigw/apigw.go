@@ -1,0 +1,76 @@
+// Package apigw puts a Lambda handler for API Gateway HTTP API events
+// (payload 2.0) behind a plain net/http server, the way API Gateway does:
+// header names lower-cased, query parameters split, the body passed as
+// received. The local mode serves the webhook Lambda with it.
+package apigw
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+)
+
+// HandlerFunc is an HTTP API Lambda handler.
+type HandlerFunc func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+
+// MaxBody mirrors API Gateway's payload limit (10 MB) so oversized bodies
+// reach the handler's own check like in AWS.
+const MaxBody = 10 << 20
+
+// Handler adapts h to net/http.
+func Handler(h HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+		if err != nil || len(body) > MaxBody {
+			http.Error(w, "Request Entity Too Large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		headers := map[string]string{}
+		for k, v := range r.Header {
+			headers[strings.ToLower(k)] = strings.Join(v, ",")
+		}
+		query := map[string]string{}
+		for k, v := range r.URL.Query() {
+			query[k] = strings.Join(v, ",")
+		}
+		req := events.APIGatewayV2HTTPRequest{
+			Version:               "2.0",
+			RouteKey:              r.Method + " " + r.URL.Path,
+			RawPath:               r.URL.Path,
+			RawQueryString:        r.URL.RawQuery,
+			Headers:               headers,
+			QueryStringParameters: query,
+			Body:                  string(body),
+			RequestContext: events.APIGatewayV2HTTPRequestContext{
+				TimeEpoch: time.Now().UnixMilli(),
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{
+					Method: r.Method, Path: r.URL.Path, SourceIP: host(r.RemoteAddr), UserAgent: r.UserAgent(),
+				},
+			},
+		}
+		resp, err := h(r.Context(), req)
+		if err != nil {
+			// API Gateway answers a Lambda error with 500 and no details.
+			http.Error(w, "Internal Server Error", http.StatusInternalServerError)
+			return
+		}
+		for k, v := range resp.Headers {
+			w.Header().Set(k, v)
+		}
+		w.WriteHeader(resp.StatusCode)
+		io.WriteString(w, resp.Body)
+	})
+}
+
+func host(addr string) string {
+	h, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return h
+}
