@@ -1,5 +1,6 @@
 // Command unbanbot is the tool people use around the bot:
 //
+//	unbanbot local [--once MESSAGE] run the whole system locally and talk to the bot
 //	unbanbot parse                 read a Chatwork message body on stdin, print the parse result as JSON
 //	unbanbot sign --token TOKEN    read a webhook body on stdin, print its Chatwork signature
 //
@@ -21,10 +22,11 @@ type command struct {
 var commands = map[string]command{
 	"parse": {"read a Chatwork message body on stdin and print what the bot understands, as JSON", runParse},
 	"sign":  {"read a webhook request body on stdin and print its X-ChatWorkWebhookSignature", runSign},
+	"local": {"run the whole system on this machine (no AWS account) and talk to the bot", runLocal},
 }
 
 // order keeps the usage text stable.
-var order = []string{"parse", "sign"}
+var order = []string{"local", "parse", "sign"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))

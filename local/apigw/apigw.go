@@ -5,7 +5,7 @@
 package apigw
 
 import (
-	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -13,17 +13,16 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
 )
-
-// HandlerFunc is an HTTP API Lambda handler.
-type HandlerFunc func(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
 
 // MaxBody mirrors API Gateway's payload limit (10 MB) so oversized bodies
 // reach the handler's own check like in AWS.
 const MaxBody = 10 << 20
 
-// Handler adapts h to net/http.
-func Handler(h HandlerFunc) http.Handler {
+// Handler adapts a Lambda handler to net/http. The event and the answer
+// cross as JSON, as between API Gateway and Lambda.
+func Handler(h lambda.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 		if err != nil || len(body) > MaxBody {
@@ -53,7 +52,12 @@ func Handler(h HandlerFunc) http.Handler {
 				},
 			},
 		}
-		resp, err := h(r.Context(), req)
+		payload, _ := json.Marshal(req)
+		out, err := h.Invoke(r.Context(), payload)
+		var resp events.APIGatewayV2HTTPResponse
+		if err == nil {
+			err = json.Unmarshal(out, &resp)
+		}
 		if err != nil {
 			// API Gateway answers a Lambda error with 500 and no details.
 			http.Error(w, "Internal Server Error", http.StatusInternalServerError)

@@ -1,0 +1,289 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/system"
+)
+
+// employee is the account the terminal speaks as.
+const employee = "3000001"
+
+// demoAddress is blocked on two of the three hosts at start, so there is
+// something to unban right away.
+const demoAddress = "203.0.113.5"
+
+func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("local", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	once := fs.String("once", "", "send this one message, print the bot's reply and exit (0 only if a reply came)")
+	attack := fs.Duration("attack", 0, "every this often, a random host is attacked by a random address (e.g. 20s); 0: no attacks")
+	refreshEvery := fs.Duration("refresh-every", 15*time.Second, "how often the refresh state machine runs (the schedule)")
+	simulate := fs.Bool("simulate", false, "use simulated hosts even where real sshguard hosts could run")
+	locale := fs.String("locale", "ja", "reply language: ja or en")
+	seed := fs.Bool("seed", true, "block "+demoAddress+" on two hosts at start")
+	logFile := fs.String("log", "", "write the components' JSON logs to this file")
+	timeout := fs.Duration("timeout", 60*time.Second, "with --once: how long to wait for the reply")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var logOut io.Writer
+	if *logFile != "" {
+		f, err := os.Create(*logFile)
+		if err != nil {
+			fmt.Fprintln(stderr, "unbanbot local:", err)
+			return 1
+		}
+		defer f.Close()
+		logOut = f
+	}
+	var outMu sync.Mutex
+	say := func(format string, a ...any) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		fmt.Fprintf(stdout, format, a...)
+	}
+
+	fmt.Fprintln(stderr, "starting the local system (S3, SSM, Step Functions, Secrets Manager and Chatwork endpoints on 127.0.0.1)…")
+	sys, err := system.Start(ctx, system.Options{
+		Simulate: *simulate, Locale: *locale, Log: logOut,
+		OnMessage: func(m chatworkfake.Message) { say("%s\n", renderMessage(m)) },
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "unbanbot local:", err)
+		return 1
+	}
+	defer sys.Close()
+
+	say("\nHosts (tagged %s=%s):\n", system.TagKey, system.TagValue)
+	for _, h := range sys.Hosts {
+		say("  %s\n", h.Label())
+	}
+	if sys.Simulated {
+		say("  NOTE: hosts are SIMULATED (%s). Run as root with sshguard installed for real ones.\n", sys.SimulateWhy)
+	}
+	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n\n", sys.WebhookURL, sys.AWSURL, sys.Chat.URL())
+
+	if *seed {
+		for _, h := range sys.Hosts[:2] {
+			if err := h.Attack(ctx, demoAddress); err != nil {
+				fmt.Fprintln(stderr, "unbanbot local: seed attack:", err)
+				return 1
+			}
+		}
+		say("sshguard on %s and %s blocked %s (fake failed logins).\n", sys.Hosts[0].Name, sys.Hosts[1].Name, demoAddress)
+	}
+	// The schedule's first run fills the ban lists (and announces the seed
+	// block in the ban-notification room).
+	if ex, err := sys.Refresh(ctx); err != nil || ex.Status != "SUCCEEDED" {
+		fmt.Fprintf(stderr, "unbanbot local: first refresh: %v %s %s\n", err, ex.Error, ex.Cause)
+		return 1
+	}
+
+	bg, cancelBG := context.WithCancel(ctx)
+	defer cancelBG()
+	go every(bg, *refreshEvery, func() {
+		if ex, err := sys.Refresh(bg); err != nil && bg.Err() == nil {
+			say("(refresh failed: %v)\n", err)
+		} else if ex.Status != "SUCCEEDED" && bg.Err() == nil {
+			say("(refresh %s: %s)\n", ex.Status, ex.Error)
+		}
+	})
+	if *attack > 0 {
+		go every(bg, *attack, func() { randomAttack(bg, sys, say) })
+	}
+
+	if *once != "" {
+		return sendOnce(ctx, sys, *once, *timeout, say, stderr)
+	}
+	return repl(ctx, sys, stdin, say)
+}
+
+func sendOnce(ctx context.Context, sys *system.System, text string, timeout time.Duration, say func(string, ...any), stderr io.Writer) int {
+	say("%s\n", renderYou(text))
+	status, id, err := sys.Say(ctx, employee, text)
+	if err != nil || status != 200 {
+		fmt.Fprintf(stderr, "unbanbot local: webhook answered %d: %v\n", status, err)
+		return 1
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := sys.ReplyTo(wctx, id); err != nil {
+		fmt.Fprintln(stderr, "unbanbot local:", err)
+		return 1
+	}
+	printHosts(ctx, sys, say)
+	return 0
+}
+
+const replHelp = `Type a message to the bot as an employee (e.g. "203.0.113.5", "ありがとう", "help").
+Commands: /quote (quote the latest ban notification), /attack ADDRESS [HOST], /hosts, /refresh, /quit`
+
+func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(string, ...any)) int {
+	say("%s\n> ", replHelp)
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdin)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	for {
+		var line string
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return 0
+		case line, ok = <-lines:
+			if !ok {
+				return 0
+			}
+		}
+		line = strings.TrimSpace(line)
+		fields := strings.Fields(line)
+		switch {
+		case line == "":
+		case line == "/quit" || line == "/exit":
+			return 0
+		case line == "/hosts":
+			printHosts(ctx, sys, say)
+		case line == "/refresh":
+			if ex, err := sys.Refresh(ctx); err != nil {
+				say("refresh failed: %v\n", err)
+			} else {
+				say("refresh: %s\n", ex.Status)
+			}
+		case fields[0] == "/attack" && len(fields) >= 2:
+			for _, h := range sys.Hosts {
+				if len(fields) == 2 || fields[2] == h.Name {
+					if err := h.Attack(ctx, fields[1]); err != nil {
+						say("attack on %s: %v\n", h.Name, err)
+					} else {
+						say("sshguard on %s blocked %s.\n", h.Name, fields[1])
+					}
+				}
+			}
+		case line == "/quote":
+			notices := sys.Chat.RoomMessages(system.NotifyRoomID)
+			if len(notices) == 0 {
+				say("no ban notification yet\n")
+				break
+			}
+			n := notices[len(notices)-1]
+			text := fmt.Sprintf("[qt][qtmeta aid=%s time=%d]%s[/qt]", system.BotAccountID, n.Time.Unix(), n.Body)
+			send(ctx, sys, text, say)
+		case strings.HasPrefix(line, "/"):
+			say("%s\n", replHelp)
+		default:
+			send(ctx, sys, line, say)
+		}
+		say("> ")
+	}
+}
+
+func send(ctx context.Context, sys *system.System, text string, say func(string, ...any)) {
+	say("%s\n", renderYou(text))
+	status, id, err := sys.Say(ctx, employee, text)
+	if err != nil || status != 200 {
+		say("webhook answered %d %v\n", status, err)
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := sys.ReplyTo(wctx, id); err != nil {
+		say("%v\n", err)
+	}
+}
+
+func printHosts(ctx context.Context, sys *system.System, say func(string, ...any)) {
+	for _, h := range sys.Hosts {
+		blocked, err := h.Blocked(ctx)
+		if err != nil {
+			say("  %s: %v\n", h.Label(), err)
+			continue
+		}
+		if len(blocked) == 0 {
+			blocked = []string{"(nothing)"}
+		}
+		say("  %s blocks: %s\n", h.Label(), strings.Join(blocked, ", "))
+	}
+}
+
+var attackCounter int
+
+func randomAttack(ctx context.Context, sys *system.System, say func(string, ...any)) {
+	attackCounter++
+	h := sys.Hosts[attackCounter%len(sys.Hosts)]
+	addr := fmt.Sprintf("198.51.100.%d", 10+attackCounter%200)
+	if err := h.Attack(ctx, addr); err != nil && !errors.Is(err, context.Canceled) {
+		say("(attack on %s failed: %v)\n", h.Name, err)
+		return
+	}
+	say("(sshguard on %s blocked %s after failed logins)\n", h.Name, addr)
+}
+
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f()
+		}
+	}
+}
+
+var roomNames = map[string]string{
+	system.AskRoomID:    "unban-requests",
+	system.NotifyRoomID: "ban-notifications",
+	system.SRERoomID:    "sre",
+}
+
+var (
+	tagRE   = regexp.MustCompile(`\[(rp|To|qtmeta)[^\]]*\]`)
+	titleRE = regexp.MustCompile(`\[info\]\[title\](.*?)\[/title\]`)
+)
+
+// renderMessage shows a bot message the way Chatwork roughly would.
+func renderMessage(m chatworkfake.Message) string {
+	body := tagRE.ReplaceAllString(m.Body, "")
+	body = titleRE.ReplaceAllString(body, "┌─ $1\n")
+	body = strings.NewReplacer("[info]", "┌─\n", "[/info]", "\n└─", "[qt]", "> ", "[/qt]", "").Replace(body)
+	var b strings.Builder
+	edited := ""
+	if m.Updated {
+		edited = " (edited)"
+	}
+	fmt.Fprintf(&b, "[%s] bot%s:\n", roomNames[m.RoomID], edited)
+	for _, line := range strings.Split(strings.TrimSpace(body), "\n") {
+		if !strings.HasPrefix(line, "┌") && !strings.HasPrefix(line, "└") {
+			line = "│ " + line
+		}
+		b.WriteString("  " + line + "\n")
+	}
+	return b.String()
+}
+
+func renderYou(text string) string {
+	return fmt.Sprintf("[%s] you (account %s) → [To:%s] unbanbot: %s", roomNames[system.AskRoomID], employee, system.BotAccountID, text)
+}

@@ -1,0 +1,345 @@
+// Package refreshlist is the RefreshList task, used by the scheduled
+// refresh workflow and after an unban:
+//
+//   - action "request" sends the report SSM document (host/sshguard-report.sh,
+//     no parameters) to the given instances (batches of ≤ 50) or to every
+//     tagged host, and returns the command ids and a deadline;
+//   - action "store" reads each invocation's report, writes the host's list
+//     (shared/banlist) and updates the index, and returns the stored and
+//     failed instance ids and the new bans.
+//
+// New bans are the entries a host's report has that the list it replaces did
+// not. A host's first ever report announces nothing (a first deploy would
+// otherwise post every existing block of the fleet). A host whose command
+// failed keeps its previous list: it is not deleted and simply becomes stale
+// by age, which makes lookups take the safe all-hosts path. Storing the same
+// report again (a retried task) writes nothing new and returns the same new
+// bans, recorded in the host object.
+package refreshlist
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/banlist/ssmcmd"
+	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/taskerr"
+	"sshguard-unban/shared/workflow"
+)
+
+// Actions.
+const (
+	ActionRequest = "request"
+	ActionStore   = "store"
+)
+
+// Defaults.
+const (
+	DefaultStepName       = "sshguardReport" // mainSteps[0].name, as cdk/ writes it
+	DefaultCommandTimeout = 2 * time.Minute
+	DefaultMaxConcurrency = "50"
+	DefaultMaxErrors      = "100%"
+	DefaultWorkers        = 16
+	// DefaultMaxNewBans bounds the new bans returned (the execution
+	// history and the ban-notice message must stay small).
+	DefaultMaxNewBans = 100
+)
+
+// Config holds the environment-derived settings.
+type Config struct {
+	ReportDocument string // REPORT_DOCUMENT: SSM document name
+	// DocumentVersion is optional ("$LATEST", "$DEFAULT" or a number).
+	DocumentVersion string
+	StepName        string // the report document's step name (default "sshguardReport")
+	TagKey          string // TARGET_TAG_KEY
+	TagValue        string // TARGET_TAG_VALUE
+	CommandTimeout  time.Duration
+	MaxConcurrency  string
+	MaxErrors       string
+	// OutputBucket / OutputPrefix: SSM output location. Reports of hosts
+	// with many blocks exceed the inline output limits, so set them.
+	OutputBucket string
+	OutputPrefix string
+	// Bucket / Prefix: where the ban lists live (shared/banlist).
+	Bucket string
+	Prefix string
+	// ForgetAfter drops from the index hosts whose list is older than this
+	// (0 keeps them forever). A terminated host otherwise stays in the index
+	// and keeps every lookup on the stale path; its host object is kept.
+	ForgetAfter time.Duration
+	// Workers is the number of hosts stored in parallel (default 16).
+	Workers int
+	// MaxNewBans caps RefreshResult.NewBans (default 100); the rest are
+	// logged.
+	MaxNewBans int
+	Now        func() time.Time
+}
+
+// SSMAPI is what the handler calls; *ssm.Client implements it.
+type SSMAPI interface {
+	ssmcmd.Sender
+	ssmcmd.Lister
+	ssmcmd.Getter
+}
+
+// InvalidInputError is a permanent error: bad input.
+type InvalidInputError struct{ Reason string }
+
+func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }
+
+// Handler is the Lambda handler.
+type Handler struct {
+	SSM SSMAPI
+	S3  banlist.S3API
+	Cfg Config
+	Log *slog.Logger
+}
+
+// New returns a Handler with defaults; log nil means slog.Default().
+func New(ssm SSMAPI, s3 banlist.S3API, cfg Config, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.StepName == "" {
+		cfg.StepName = DefaultStepName
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.MaxConcurrency == "" {
+		cfg.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if cfg.MaxErrors == "" {
+		cfg.MaxErrors = DefaultMaxErrors
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.MaxNewBans <= 0 {
+		cfg.MaxNewBans = DefaultMaxNewBans
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Handler{SSM: ssm, S3: s3, Cfg: cfg, Log: log}
+}
+
+// Handle dispatches on the action.
+func (h *Handler) Handle(ctx context.Context, in workflow.RefreshInput) (workflow.RefreshResult, error) {
+	switch in.Action {
+	case ActionRequest:
+		return h.request(ctx, in.CommandRequest)
+	case ActionStore:
+		return h.store(ctx, in.CommandRef)
+	}
+	return workflow.RefreshResult{}, &InvalidInputError{Reason: fmt.Sprintf("unknown action %q", in.Action)}
+}
+
+func (h *Handler) request(ctx context.Context, in workflow.CommandRequest) (workflow.RefreshResult, error) {
+	if !in.AllHosts {
+		if len(in.InstanceIDs) == 0 {
+			return workflow.RefreshResult{}, &InvalidInputError{Reason: "neither instance_ids nor all_hosts"}
+		}
+		for _, id := range in.InstanceIDs {
+			if !banlist.ValidInstanceID(id) {
+				return workflow.RefreshResult{}, &InvalidInputError{Reason: fmt.Sprintf("invalid instance id %q", id)}
+			}
+		}
+	}
+	now := h.Cfg.Now()
+	sent, err := ssmcmd.Send(ctx, h.SSM, ssmcmd.Spec{
+		Document:        h.Cfg.ReportDocument,
+		DocumentVersion: h.Cfg.DocumentVersion,
+		InstanceIDs:     in.InstanceIDs,
+		AllHosts:        in.AllHosts,
+		TagKey:          h.Cfg.TagKey,
+		TagValue:        h.Cfg.TagValue,
+		Comment:         "sshguard ban-list refresh",
+		MaxConcurrency:  h.Cfg.MaxConcurrency,
+		MaxErrors:       h.Cfg.MaxErrors,
+		TimeoutSeconds:  int32(h.Cfg.CommandTimeout / time.Second),
+		OutputBucket:    h.Cfg.OutputBucket,
+		OutputPrefix:    h.Cfg.OutputPrefix,
+	}, h.Log)
+	if err != nil {
+		return workflow.RefreshResult{}, err
+	}
+	res := workflow.RefreshResult{CommandRef: workflow.CommandRef{
+		CommandIDs: sent.CommandIDs,
+		Deadline:   now.Add(h.Cfg.CommandTimeout).UTC().Format(time.RFC3339),
+	}}
+	if res.CommandIDs == nil {
+		res.CommandIDs = []string{}
+	}
+	// Instances SSM refused get no report: they are failed for this round.
+	res.Failed = sent.Skipped
+	h.Log.Info("report requested", "all_hosts", in.AllHosts, "instances", len(in.InstanceIDs),
+		"commands", len(res.CommandIDs), "skipped", len(sent.Skipped))
+	return res, nil
+}
+
+type hostResult struct {
+	instanceID string
+	stored     *banlist.PutResult
+	failReason string
+}
+
+func (h *Handler) store(ctx context.Context, ref workflow.CommandRef) (workflow.RefreshResult, error) {
+	var invs []types.CommandInvocation
+	for _, id := range ref.CommandIDs {
+		got, err := ssmcmd.ListInvocations(ctx, h.SSM, id)
+		if err != nil {
+			return workflow.RefreshResult{}, err
+		}
+		invs = append(invs, got...)
+	}
+	store := banlist.NewStore(h.S3, banlist.Location{Bucket: h.Cfg.Bucket, Prefix: h.Cfg.Prefix}, h.Log)
+	store.Now = h.Cfg.Now
+	src := &ssmcmd.OutputSource{SSM: h.SSM, S3: h.S3, Bucket: h.Cfg.OutputBucket, Prefix: h.Cfg.OutputPrefix, StepName: h.Cfg.StepName}
+
+	results := make([]hostResult, len(invs))
+	errs := make([]error, len(invs))
+	sem := make(chan struct{}, h.Cfg.Workers)
+	var wg sync.WaitGroup
+	for i, inv := range invs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			results[i], errs[i] = h.storeOne(ctx, store, src, inv)
+		}()
+	}
+	wg.Wait()
+	if err := firstError(errs); err != nil {
+		// Transient ones make the whole task retry; re-storing what was
+		// already written is a no-op that returns the same new bans.
+		return workflow.RefreshResult{}, err
+	}
+
+	var res workflow.RefreshResult
+	res.CommandRef = ref
+	var index []banlist.IndexHost
+	var newBans []workflow.NewBan
+	for _, r := range results {
+		if r.stored == nil {
+			res.Failed = append(res.Failed, r.instanceID)
+			continue
+		}
+		res.Stored = append(res.Stored, r.instanceID)
+		index = append(index, banlist.NewIndexHost(r.stored.Stored))
+		for _, e := range r.stored.New {
+			newBans = append(newBans, workflow.NewBan{
+				InstanceID: r.instanceID, Host: r.stored.Stored.Report.Host, Entry: e, Time: r.stored.Stored.Report.Time,
+			})
+		}
+	}
+	if len(index) > 0 {
+		var forget time.Time
+		if h.Cfg.ForgetAfter > 0 {
+			forget = h.Cfg.Now().Add(-h.Cfg.ForgetAfter)
+		}
+		if err := store.UpdateIndex(ctx, index, forget); err != nil {
+			return workflow.RefreshResult{}, err
+		}
+	}
+	slices.Sort(res.Stored)
+	res.Stored = slices.Compact(res.Stored)
+	slices.Sort(res.Failed)
+	res.Failed = slices.Compact(res.Failed)
+	// A host stored by one command and failed by another counts as stored.
+	res.Failed = slices.DeleteFunc(res.Failed, func(id string) bool { _, ok := slices.BinarySearch(res.Stored, id); return ok })
+	slices.SortFunc(newBans, func(a, b workflow.NewBan) int {
+		if c := strings.Compare(a.InstanceID, b.InstanceID); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Entry, b.Entry)
+	})
+	newBans = slices.CompactFunc(newBans, func(a, b workflow.NewBan) bool { return a.InstanceID == b.InstanceID && a.Entry == b.Entry })
+	if len(newBans) > h.Cfg.MaxNewBans {
+		h.Log.Warn("new bans capped", "total", len(newBans), "returned", h.Cfg.MaxNewBans)
+		newBans = newBans[:h.Cfg.MaxNewBans]
+	}
+	res.NewBans = newBans
+	h.Log.Info("reports stored", "invocations", len(invs), "stored", len(res.Stored),
+		"failed", len(res.Failed), "new_bans", len(res.NewBans))
+	return res, nil
+}
+
+// firstError prefers a non-transient error (retrying will not help), then
+// any error.
+func firstError(errs []error) error {
+	var first error
+	for _, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !taskerr.IsTransient(err) {
+			return err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// storeOne handles one invocation. Per-host problems (not run, bad output)
+// make the host failed; S3/SSM errors are returned.
+func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcmd.OutputSource, inv types.CommandInvocation) (hostResult, error) {
+	id := aws.ToString(inv.InstanceId)
+	r := hostResult{instanceID: id}
+	fail := func(reason string) (hostResult, error) {
+		h.Log.Warn("no usable report", "instance_id", id, "command_id", aws.ToString(inv.CommandId), "reason", reason)
+		r.failReason = reason
+		return r, nil
+	}
+	if !banlist.ValidInstanceID(id) {
+		return fail("invalid instance id")
+	}
+	status, detail := ssmcmd.Outcome(inv)
+	if status != workflow.HostSucceeded {
+		return fail(status + " " + detail)
+	}
+	out, err := src.Stdout(ctx, inv)
+	if errors.Is(err, ssmcmd.ErrTruncated) {
+		return fail("report output truncated; configure the S3 output bucket")
+	}
+	if err != nil {
+		return r, err
+	}
+	var rep hostreport.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return fail("report is not JSON: " + err.Error())
+	}
+	if rep.Error != "" || rep.Code != "" {
+		return fail("report error: " + rep.Code + " " + rep.Error)
+	}
+	if _, err := time.Parse(time.RFC3339, rep.Time); err != nil {
+		return fail("report time not RFC 3339")
+	}
+	put, err := store.PutHost(ctx, banlist.HostList{
+		InstanceID: id,
+		CommandID:  aws.ToString(inv.CommandId),
+		Report:     rep,
+	})
+	if err != nil {
+		return r, err
+	}
+	if put.Superseded {
+		h.Log.Info("newer list already stored", "instance_id", id)
+	}
+	r.stored = &put
+	return r, nil
+}

@@ -1,0 +1,310 @@
+package refreshlist_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sshguard-unban/lambdas/lookup"
+	"sshguard-unban/lambdas/refreshlist"
+	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/local/ssmfake/fakeenv"
+	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/workflow"
+)
+
+func id(n int) string { return fmt.Sprintf("i-%017x", n) }
+
+// fleet is a set of fake hosts whose report script prints whatever entries
+// the test sets, stamped with the test clock.
+type fleet struct {
+	mu      sync.Mutex
+	now     time.Time
+	entries map[string][]string
+	broken  map[string]string // instance → raw stdout instead of a report
+}
+
+func (f *fleet) set(id string, entries ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.entries[id] = entries
+}
+
+func (f *fleet) clock() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.now
+}
+
+func (f *fleet) advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+func (f *fleet) runner(instance string) ssmfake.Runner {
+	return ssmfake.RunnerFunc(func(ctx context.Context, doc string, params map[string][]string) ([]byte, []byte, int, error) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if doc != fakeenv.ReportDocument || len(params) != 0 {
+			return nil, []byte("unexpected document or parameters"), 1, nil
+		}
+		if raw, ok := f.broken[instance]; ok {
+			return []byte(raw), nil, 0, nil
+		}
+		r := hostreport.Report{Host: "web-" + instance[len(instance)-2:], Time: f.now.Format(time.RFC3339), Backend: "nft-sets", Entries: []hostreport.Entry{}}
+		for _, e := range f.entries[instance] {
+			r.Entries = append(r.Entries, hostreport.Entry{Entry: e, Family: 4})
+		}
+		b, _ := json.Marshal(r)
+		return b, []byte("report: ok\n"), 0, nil
+	})
+}
+
+type world struct {
+	e     *fakeenv.Env
+	f     *fleet
+	h     *refreshlist.Handler
+	ids   []string
+	cfg   refreshlist.Config
+	store *banlist.Store
+}
+
+func newWorld(t *testing.T, hosts int) *world {
+	e := fakeenv.Start(t)
+	f := &fleet{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), entries: map[string][]string{}, broken: map[string]string{}}
+	w := &world{e: e, f: f}
+	for n := 1; n <= hosts; n++ {
+		w.ids = append(w.ids, id(n))
+		e.SSM.AddInstance(ssmfake.Instance{ID: id(n), Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue}, Runner: f.runner(id(n))})
+	}
+	w.cfg = refreshlist.Config{
+		ReportDocument: fakeenv.ReportDocument, StepName: fakeenv.ReportStep,
+		TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
+		CommandTimeout: time.Minute,
+		OutputBucket:   fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		Bucket: fakeenv.ListBucket, Prefix: "lists",
+		Now: func() time.Time { return f.clock().Add(2 * time.Second) },
+	}
+	w.h = refreshlist.New(e.SSMClient, e.S3Client, w.cfg, nil)
+	return w
+}
+
+// round runs request → (commands finish) → store.
+func (w *world) round(t *testing.T, req workflow.CommandRequest) (workflow.RefreshResult, workflow.CommandRef) {
+	t.Helper()
+	ctx := context.Background()
+	sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest, CommandRequest: req})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.e.WaitAll(t, sent.CommandIDs...)
+	res, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: sent.CommandRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res, sent.CommandRef
+}
+
+func bans(r workflow.RefreshResult) string {
+	var s []string
+	for _, b := range r.NewBans {
+		s = append(s, b.InstanceID[len(b.InstanceID)-2:]+":"+b.Entry)
+	}
+	return strings.Join(s, " ")
+}
+
+func TestRequestBatchesAndTags(t *testing.T) {
+	w := newWorld(t, 0)
+	var ids []string
+	for n := range 101 {
+		ids = append(ids, id(n))
+	}
+	w.e.AddHosts(ssmfake.Canned{}, ids...)
+	res, err := w.h.Handle(context.Background(), workflow.RefreshInput{Action: refreshlist.ActionRequest,
+		CommandRequest: workflow.CommandRequest{InstanceIDs: ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := w.e.SSM.Sent()
+	if len(res.CommandIDs) != 3 || len(sent) != 3 || len(sent[2].InstanceIDs) != 1 {
+		t.Fatalf("%d commands", len(sent))
+	}
+	if sent[0].DocumentName != fakeenv.ReportDocument || len(sent[0].Parameters) != 0 || sent[0].OutputS3BucketName != fakeenv.OutputBucket {
+		t.Fatalf("%+v", sent[0])
+	}
+	res, err = w.h.Handle(context.Background(), workflow.RefreshInput{Action: refreshlist.ActionRequest,
+		CommandRequest: workflow.CommandRequest{AllHosts: true}})
+	if err != nil || len(res.CommandIDs) != 1 {
+		t.Fatal(err)
+	}
+	if s := w.e.SSM.Sent()[3]; s.Targets["tag:"+fakeenv.TagKey][0] != fakeenv.TagValue || len(s.Resolved) != 101 {
+		t.Fatalf("%+v", s)
+	}
+	if _, err := w.h.Handle(context.Background(), workflow.RefreshInput{Action: "delete"}); err == nil {
+		t.Fatal("unknown action accepted")
+	}
+}
+
+func TestStoreRounds(t *testing.T) {
+	w := newWorld(t, 3)
+	a, b, c := w.ids[0], w.ids[1], w.ids[2]
+	w.f.set(a, "192.0.2.1", "198.51.100.0/24")
+	w.f.set(b, "192.0.2.2")
+	w.f.set(c)
+
+	// Round 1: first reports ever, nothing announced.
+	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
+	if len(res.Stored) != 3 || len(res.Failed) != 0 || len(res.NewBans) != 0 {
+		t.Fatalf("round 1: %+v", res)
+	}
+
+	// Round 2: new entries on a and c; b unchanged; an entry written in
+	// another form (masked differently) is not new.
+	w.f.advance(time.Minute)
+	w.f.set(a, "192.0.2.1", "198.51.100.9/24", "203.0.113.5")
+	w.f.set(c, "2001:db8::7")
+	res, ref := w.round(t, workflow.CommandRequest{AllHosts: true})
+	if got := bans(res); got != "01:203.0.113.5 03:2001:db8::7" {
+		t.Fatalf("round 2 new bans %q", got)
+	}
+	if nb := res.NewBans[0]; nb.Host != "web-01" || nb.Time != w.f.clock().Format(time.RFC3339) {
+		t.Fatalf("new ban %+v", nb)
+	}
+
+	// Idempotent re-store of the same command: same answer, nothing rewritten.
+	before, _, _ := banlist.ReadHost(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, a)
+	again, err := w.h.Handle(context.Background(), workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bans(again) != bans(res) || !slices.Equal(again.Stored, res.Stored) {
+		t.Fatalf("re-store: %q %v", bans(again), again.Stored)
+	}
+	after, _, _ := banlist.ReadHost(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, a)
+	if before.StoredAt != after.StoredAt || before.CommandID != after.CommandID {
+		t.Fatalf("host list rewritten by a re-store")
+	}
+
+	// Round 3: b's command fails and c reports garbage: both failed, their
+	// previous lists kept; a stored.
+	w.f.advance(time.Minute)
+	w.e.SSM.SetFault(b, ssmfake.Fault{Fail: true})
+	w.f.mu.Lock()
+	w.f.broken[c] = "not json"
+	w.f.mu.Unlock()
+	res, _ = w.round(t, workflow.CommandRequest{InstanceIDs: []string{a, b, c}})
+	if !slices.Equal(res.Stored, []string{a}) || !slices.Equal(res.Failed, []string{b, c}) || len(res.NewBans) != 0 {
+		t.Fatalf("round 3: %+v", res)
+	}
+	loc := banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}
+	kept, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, loc, b)
+	if err != nil || len(kept.Report.Entries) != 1 || kept.Report.Entries[0].Entry != "192.0.2.2" {
+		t.Fatalf("b's previous list: %+v %v", kept, err)
+	}
+
+	// The lookup now sees b and c as stale after the freshness bound passes
+	// (their lists are from round 2), and a's as fresh.
+	lk := lookup.New(w.e.S3Client, lookup.Config{Bucket: fakeenv.ListBucket, Prefix: "lists", Freshness: 90 * time.Second,
+		Now: func() time.Time { return w.f.clock().Add(40 * time.Second) }}, nil)
+	lr, err := lk.Handle(context.Background(), workflow.LookupInput{Addresses: []string{"203.0.113.5", "192.0.2.2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lr.Stale || !lr.AllHosts || !slices.Equal(lr.StaleHosts, []string{b, c}) || len(lr.Targets) != 1 || lr.Targets[0].InstanceID != a {
+		t.Fatalf("lookup after round 3: %+v", lr)
+	}
+}
+
+func TestLargeReportsThroughS3(t *testing.T) {
+	w := newWorld(t, 2)
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("10.%d.%d.%d", i/65536, (i/256)%256, i%256))
+	}
+	w.f.set(w.ids[0], many...)
+	w.f.set(w.ids[1], "192.0.2.1")
+	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
+	if len(res.Stored) != 2 {
+		t.Fatalf("%+v", res)
+	}
+	ix, _, err := banlist.ReadIndex(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"})
+	if err != nil || ix.Host(w.ids[0]).Entries != 1000 {
+		t.Fatalf("index: %v", err)
+	}
+
+	// Without the S3 output location the same report is truncated: failed,
+	// never stored half.
+	w2 := newWorld(t, 1)
+	w2.f.set(w2.ids[0], many...)
+	cfg := w2.cfg
+	cfg.OutputBucket = ""
+	w2.h = refreshlist.New(w2.e.SSMClient, w2.e.S3Client, cfg, nil)
+	res, _ = w2.round(t, workflow.CommandRequest{AllHosts: true})
+	if len(res.Stored) != 0 || len(res.Failed) != 1 {
+		t.Fatalf("no S3: %+v", res)
+	}
+}
+
+func TestConcurrentStores(t *testing.T) {
+	w := newWorld(t, 20)
+	for i, id := range w.ids {
+		w.f.set(id, fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	// Two refreshes over overlapping hosts, stored at the same time.
+	ctx := context.Background()
+	var refs []workflow.CommandRef
+	for _, ids := range [][]string{w.ids[:12], w.ids[8:]} {
+		sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest, CommandRequest: workflow.CommandRequest{InstanceIDs: ids}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.e.WaitAll(t, sent.CommandIDs...)
+		refs = append(refs, sent.CommandRef)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(refs))
+	for i, ref := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := refreshlist.New(w.e.SSMClient, w.e.S3Client, w.cfg, nil)
+			_, errs[i] = h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: ref})
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	ix, _, err := banlist.ReadIndex(ctx, w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"})
+	if err != nil || len(ix.Hosts) != 20 {
+		t.Fatalf("index has %d hosts (%v), want 20", len(ix.Hosts), err)
+	}
+}
+
+func TestNewBansCapped(t *testing.T) {
+	w := newWorld(t, 1)
+	cfg := w.cfg
+	cfg.MaxNewBans = 5
+	w.h = refreshlist.New(w.e.SSMClient, w.e.S3Client, cfg, nil)
+	w.f.set(w.ids[0], "192.0.2.1")
+	w.round(t, workflow.CommandRequest{AllHosts: true})
+	var many []string
+	for i := range 50 {
+		many = append(many, fmt.Sprintf("198.51.100.%d", i+1))
+	}
+	w.f.advance(time.Minute)
+	w.f.set(w.ids[0], many...)
+	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
+	if len(res.NewBans) != 5 {
+		t.Fatalf("%d new bans returned, want the cap of 5", len(res.NewBans))
+	}
+}

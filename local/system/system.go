@@ -1,0 +1,553 @@
+// Package system runs the whole product on one machine, on 127.0.0.1 only:
+// the webhook Lambda behind a local HTTP endpoint, the task Lambdas served
+// to the real ASL (executed by aws-local-stepfunctions), and local endpoints
+// that speak the AWS wire protocols (Step Functions, SSM, Secrets Manager,
+// S3) and the Chatwork API. Hosts are real sshguard instances in network
+// namespaces when the machine allows it (root, sshguard installed), and
+// clearly labelled simulated hosts otherwise.
+//
+// The production code does not know it runs here: every handler is built by
+// lambdas/app from environment variables and an aws.Config, exactly as the
+// Lambda bootstrap does; only the endpoint, the credentials and the names
+// differ.
+package system
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"sshguard-unban/host/lab"
+	"sshguard-unban/lambdas/app"
+	"sshguard-unban/lambdas/webhook"
+	"sshguard-unban/local/apigw"
+	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/s3local"
+	"sshguard-unban/local/secretsfake"
+	"sshguard-unban/local/sfnfake"
+	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/simhost"
+	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/local/taskbridge"
+	"sshguard-unban/shared/signature"
+)
+
+// The local deployment's names and ids. Chatwork ids are numeric like the
+// real ones.
+const (
+	Region         = "ap-northeast-1"
+	Account        = "000000000000"
+	Bucket         = "sshguard-unban-local"
+	BotAccountID   = "1000001"
+	AskRoomID      = "2000001" // where employees talk to the bot
+	NotifyRoomID   = "2000002" // ban notifications
+	SRERoomID      = "2000003" // alerts
+	UnbanDocument  = "SshguardUnban-Unban"
+	ReportDocument = "SshguardUnban-Report"
+	TagKey         = "sshguard-unban"
+	TagValue       = "enabled"
+	secretID       = "sshguard-unban/chatwork"
+)
+
+// addressPattern is the unban document's allowedPattern (see cdk/).
+var addressPattern = regexp.MustCompile(`^[0-9A-Fa-f:.]{2,45}$`)
+
+// HostSpec describes one host.
+type HostSpec struct {
+	Name       string
+	Backend    string // lab backend: "nft-sets", "iptables", "ipset"
+	IPv4Subnet int
+	Blacklist  bool
+}
+
+// DefaultHosts are three hosts with different firewall backends.
+var DefaultHosts = []HostSpec{
+	{Name: "web-1", Backend: "nft-sets"},
+	{Name: "git-1", Backend: "iptables"},
+	{Name: "db-1", Backend: "ipset"},
+}
+
+// Options configure Start.
+type Options struct {
+	Hosts []HostSpec // default DefaultHosts
+	// Simulate forces simulated hosts; otherwise real ones are used when
+	// lab.Available() and simulated ones when not (RequireReal turns that
+	// into an error).
+	Simulate, RequireReal bool
+	Locale                string        // "ja" (default) or "en"
+	Wait                  time.Duration // every Wait state (default 200 ms)
+	RetryInterval         time.Duration // every Retry delay (default 200 ms)
+	Freshness             time.Duration // ban-list freshness bound (default 5 min)
+	// OnMessage sees every Chatwork message the bot posts or edits.
+	OnMessage func(chatworkfake.Message)
+	// Log receives the components' structured logs (default: discarded).
+	Log io.Writer
+}
+
+// Host is one local host.
+type Host struct {
+	InstanceID string
+	Name       string
+	Kind       string // "nft-sets", "iptables", "ipset" or "simulated"
+	lab        *lab.Host
+	sim        *simhost.Host
+	mu         sync.Mutex
+	outputs    []string // unban outputs, for the burst test's change count
+}
+
+// System is the running product.
+type System struct {
+	Hosts      []*Host
+	Chat       *chatworkfake.Server
+	SSM        *ssmfake.Server
+	SFN        *sfnfake.Fake
+	Bridge     *taskbridge.Bridge
+	S3         *s3local.Server
+	WebhookURL string
+	AWSURL     string
+	// Simulated is true when the hosts are simulated, with the reason.
+	Simulated   bool
+	SimulateWhy string
+
+	env       map[string]string
+	awsCfg    aws.Config
+	sfnClient *sfn.Client
+	verifier  *signature.Verifier
+	runner    *sfnrunner.Runner
+	servers   []*http.Server
+	nextMsg   atomic.Int64
+	closeOnce sync.Once
+}
+
+// Start brings everything up. Close it when done.
+func Start(ctx context.Context, opts Options) (_ *System, err error) {
+	s := &System{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if len(opts.Hosts) == 0 {
+		opts.Hosts = DefaultHosts
+	}
+	logOut := opts.Log
+	if logOut == nil {
+		logOut = io.Discard
+	}
+	logger := slog.New(slog.NewJSONHandler(logOut, nil))
+	s.nextMsg.Store(time.Now().UnixMilli() * 1_000_000) // 19 digits, like Chatwork's
+
+	// Tokens are random per run: nothing secret is in the code.
+	apiToken, webhookToken := randomToken(), base64.StdEncoding.EncodeToString([]byte(randomToken()))
+	if s.verifier, err = signature.New(webhookToken); err != nil {
+		return nil, err
+	}
+
+	// S3, Secrets Manager, SSM and Step Functions behind one AWS endpoint.
+	if s.S3, err = s3local.Start("", Bucket); err != nil {
+		return nil, err
+	}
+	secretJSON, _ := json.Marshal(map[string]string{"api_token": apiToken, "webhook_token": webhookToken})
+	secretsSrv := secretsfake.New(map[string]string{secretID: string(secretJSON)})
+	s.SSM = ssmfake.New()
+	s.SSM.Region = Region
+	s.SSM.S3 = s.S3.Client()
+	s.SSM.Log = logger.With("component", "ssm")
+	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: app.UnbanStepName, Parameters: map[string]*regexp.Regexp{"addresses": addressPattern}})
+	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: app.ReportStepName, Parameters: map[string]*regexp.Regexp{}})
+
+	s.Chat = chatworkfake.New(apiToken)
+	s.Chat.OnMessage = opts.OnMessage
+
+	if err := s.startHosts(ctx, opts); err != nil {
+		return nil, err
+	}
+
+	// The Step Functions endpoint runs the real ASL; its tasks call the
+	// bridge, which serves the handlers over the Lambda Invoke API.
+	machines := map[string][]byte{}
+	root, err := sfnrunner.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range []string{"unban", "refresh"} {
+		if machines[m], err = os.ReadFile(filepath.Join(root, "statemachine", m+".asl.json")); err != nil {
+			return nil, err
+		}
+	}
+	subs := map[string]string{}
+	for key, fn := range map[string]string{
+		"ParseFunctionArn": "parse", "LookupFunctionArn": "lookup", "UnbanFunctionArn": "unban",
+		"WaitForCommandFunctionArn": "wait-for-command", "RefreshListFunctionArn": "refresh-list", "NotifyFunctionArn": "notify",
+	} {
+		subs[key] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, Account, fn)
+	}
+	s.Bridge = taskbridge.New(nil)
+	if err := s.Bridge.Start(""); err != nil {
+		return nil, err
+	}
+	wait, retry := orDefault(opts.Wait, 200*time.Millisecond), orDefault(opts.RetryInterval, 200*time.Millisecond)
+	s.runner, err = sfnrunner.Start(ctx, sfnrunner.Config{
+		Machines: machines, Substitutions: subs, Region: Region, Account: Account,
+		Defaults: sfnrunner.Overrides{
+			BridgeURL:           s.Bridge.URL(),
+			WaitMillis:          map[string]int{"*": int(wait.Milliseconds())},
+			RetryIntervalMillis: map[string]int{"*": int(retry.Milliseconds())},
+		},
+		Stderr: logOut,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.SFN = sfnfake.New(s.runner, sfnfake.Options{})
+
+	mux := http.NewServeMux()
+	s3proxy := httputil.NewSingleHostReverseProxy(mustURL(s.S3.URL))
+	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		target := r.Header.Get("X-Amz-Target")
+		switch {
+		case strings.HasPrefix(target, "AmazonSSM."):
+			s.SSM.ServeHTTP(w, r)
+		case strings.HasPrefix(target, "AWSStepFunctions."):
+			s.SFN.ServeHTTP(w, r)
+		case strings.HasPrefix(target, "secretsmanager."):
+			secretsSrv.ServeHTTP(w, r)
+		default: // S3's REST protocol has no target header
+			s3proxy.ServeHTTP(w, r)
+		}
+	}))
+	if s.AWSURL, err = s.serve(mux); err != nil {
+		return nil, err
+	}
+
+	// The same variables cdk/ gives the functions, plus the endpoint and
+	// credentials a developer would export to point any AWS tool here.
+	s.env = map[string]string{
+		"STATE_MACHINE_ARN":  fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:unban", Region, Account),
+		"CHATWORK_SECRET_ID": secretID, "CHATWORK_API_URL": s.Chat.URL(),
+		"BOT_ACCOUNT_ID": BotAccountID, "ALLOWED_ROOMS": AskRoomID,
+		"BANLIST_BUCKET": Bucket, "BANLIST_PREFIX": "banlists",
+		"FRESHNESS_SECONDS": strconv.Itoa(int(orDefault(opts.Freshness, 5*time.Minute).Seconds())),
+		"UNBAN_DOCUMENT":    UnbanDocument, "REPORT_DOCUMENT": ReportDocument,
+		"TARGET_TAG_KEY": TagKey, "TARGET_TAG_VALUE": TagValue,
+		"COMMAND_OUTPUT_BUCKET": Bucket, "COMMAND_OUTPUT_PREFIX": "command-output", "COMMAND_TIMEOUT_SECONDS": "60",
+		"NOTIFY_ROOM_ID": NotifyRoomID, "SRE_ROOM_ID": SRERoomID, "LOCALE": opts.Locale, "REPLY_MARK_PREFIX": "replies/",
+		"S3_FORCE_PATH_STYLE": "true",
+	}
+	s.awsCfg, err = config.LoadDefaultConfig(ctx,
+		config.WithRegion(Region),
+		config.WithBaseEndpoint(s.AWSURL),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("local", "local", "")),
+		// Loopback only: no proxy, and connections kept for bursts.
+		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.Proxy, tr.MaxIdleConnsPerHost = nil, 64
+		})),
+	)
+	if err != nil {
+		return nil, err
+	}
+	prev := slog.Default()
+	slog.SetDefault(logger) // the handlers log through slog.Default, as in Lambda
+	defer func() {
+		if err != nil {
+			slog.SetDefault(prev)
+		}
+	}()
+	var hook lambda.Handler
+	for _, name := range app.Names {
+		h, err := app.NewHandler(ctx, name, s.getenv, s.awsCfg)
+		if err != nil {
+			return nil, err
+		}
+		if name == "webhook" {
+			hook = h
+			continue
+		}
+		s.Bridge.Handle(name, h)
+	}
+	if s.WebhookURL, err = s.serve(apigw.Handler(hook)); err != nil {
+		return nil, err
+	}
+	s.WebhookURL += "/chatwork"
+	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
+	return s, nil
+}
+
+func (s *System) getenv(k string) string { return s.env[k] }
+
+func (s *System) startHosts(ctx context.Context, opts Options) error {
+	why := lab.Available()
+	switch {
+	case opts.Simulate:
+		s.Simulated, s.SimulateWhy = true, "asked for simulated hosts"
+	case why != nil && opts.RequireReal:
+		return fmt.Errorf("system: real sshguard hosts unavailable: %w", why)
+	case why != nil:
+		s.Simulated, s.SimulateWhy = true, why.Error()
+	}
+	docs := map[string]string{UnbanDocument: "unban", ReportDocument: "report"}
+	root, err := sfnrunner.RepoRoot()
+	if err != nil {
+		return err
+	}
+	for i, spec := range opts.Hosts {
+		h := &Host{InstanceID: fmt.Sprintf("i-0%016x", 0x10ca1000+i), Name: spec.Name}
+		if s.Simulated {
+			h.Kind, h.sim = simhost.Backend, &simhost.Host{Name: spec.Name, Documents: docs}
+		} else {
+			lh, err := lab.Start(ctx, lab.Options{Name: spec.Name, Backend: spec.Backend, IPv4Subnet: spec.IPv4Subnet, Blacklist: spec.Blacklist})
+			if err != nil {
+				return err
+			}
+			h.Kind, h.lab = lh.Backend, lh
+		}
+		s.Hosts = append(s.Hosts, h)
+		s.SSM.AddInstance(ssmfake.Instance{ID: h.InstanceID, Name: h.Name, Tags: map[string]string{TagKey: TagValue}, Runner: h.runner(root, docs)})
+	}
+	return nil
+}
+
+// runner runs the document's script on the host, as the SSM agent would.
+func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
+	return ssmfake.RunnerFunc(func(ctx context.Context, document string, params map[string][]string) ([]byte, []byte, int, error) {
+		var out, stderr []byte
+		var code int
+		var err error
+		if h.sim != nil {
+			out, stderr, code, err = h.sim.Run(ctx, document, params)
+		} else {
+			script := map[string]string{"unban": "sshguard-unban.sh", "report": "sshguard-report.sh"}[docs[document]]
+			if script == "" {
+				return nil, []byte("unknown document " + document), 1, nil
+			}
+			var r lab.Result
+			r, err = h.lab.RunEnv(ctx, nil, filepath.Join(root, "host", script), params["addresses"]...)
+			out, stderr, code = r.Stdout, r.Stderr, r.ExitCode
+		}
+		if docs[document] == "unban" {
+			h.mu.Lock()
+			h.outputs = append(h.outputs, string(out))
+			h.mu.Unlock()
+		}
+		return out, stderr, code, err
+	})
+}
+
+// Attack makes the host block addr, by feeding its sshguard failed logins
+// (or, for a simulated host, by adding the block).
+func (h *Host) Attack(ctx context.Context, addr string) error {
+	if h.sim != nil {
+		return h.sim.Block(addr)
+	}
+	return h.lab.Attack(ctx, addr)
+}
+
+// Blocked reads the host's firewall (the simulated host's memory).
+func (h *Host) Blocked(ctx context.Context) ([]string, error) {
+	if h.sim != nil {
+		return h.sim.Blocked(), nil
+	}
+	return h.lab.Blocked(ctx)
+}
+
+// UnbanOutputs returns every unban script output the host printed.
+func (h *Host) UnbanOutputs() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.outputs...)
+}
+
+// Label names the host for people.
+func (h *Host) Label() string {
+	if h.sim != nil {
+		return fmt.Sprintf("%s (%s, SIMULATED host)", h.Name, h.InstanceID)
+	}
+	return fmt.Sprintf("%s (%s, real sshguard, %s backend)", h.Name, h.InstanceID, h.Kind)
+}
+
+// Say posts a message from an employee as Chatwork would: a signed
+// mention_to_me webhook. It returns the HTTP status and the message id.
+func (s *System) Say(ctx context.Context, accountID, text string) (int, string, error) {
+	id := strconv.FormatInt(s.nextMsg.Add(1), 10)
+	body := MentionBody(accountID, AskRoomID, id, "[To:"+BotAccountID+"]unbanbot さん\n"+text)
+	status, err := s.Post(ctx, body, s.verifier.Sign(body))
+	return status, id, err
+}
+
+// Post sends a raw webhook body with the given signature.
+func (s *System) Post(ctx context.Context, body []byte, sig string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.WebhookURL, strings.NewReader(string(body)))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-ChatWorkWebhookSignature", sig)
+	resp, err := localClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// Sign signs a body with the local webhook token.
+func (s *System) Sign(body []byte) string { return s.verifier.Sign(body) }
+
+var localClient = &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+
+// MentionBody is a mention_to_me webhook body.
+func MentionBody(accountID, roomID, messageID, text string) []byte {
+	b, _ := json.Marshal(map[string]any{
+		"webhook_setting_id": "1", "webhook_event_type": "mention_to_me", "webhook_event_time": time.Now().Unix(),
+		"webhook_event": map[string]any{
+			"from_account_id": json.Number(accountID), "to_account_id": json.Number(BotAccountID),
+			"room_id": json.Number(roomID), "message_id": messageID, "body": text,
+			"send_time": time.Now().Unix(), "update_time": 0,
+		},
+	})
+	return b
+}
+
+// ExecutionName is the unban execution a message starts.
+func ExecutionName(messageID string) string { return webhook.ExecutionName(AskRoomID, messageID) }
+
+// WaitExecution waits until the named unban execution ends.
+func (s *System) WaitExecution(ctx context.Context, name string) (sfnfake.Execution, error) {
+	arn := fmt.Sprintf("arn:aws:states:%s:%s:execution:unban:%s", Region, Account, name)
+	for {
+		if e, err := s.SFN.WaitFor(ctx, arn); err == nil {
+			return e, nil
+		} else if ctx.Err() != nil {
+			return sfnfake.Execution{}, err
+		}
+		// Not started yet (the webhook was just acknowledged): look again.
+		select {
+		case <-ctx.Done():
+			return sfnfake.Execution{}, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// ReplyTo waits for the bot's reply to a message in the asking room.
+func (s *System) ReplyTo(ctx context.Context, messageID string) (chatworkfake.Message, error) {
+	marker := "-" + messageID + "]"
+	for {
+		for _, m := range s.Chat.RoomMessages(AskRoomID) {
+			if strings.HasPrefix(m.Body, "[rp ") && strings.Contains(m.Body[:strings.Index(m.Body, "]")+1], marker) {
+				return m, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return chatworkfake.Message{}, fmt.Errorf("no reply to message %s: %w", messageID, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Refresh runs the refresh state machine once, as the schedule does, and
+// waits for it.
+func (s *System) Refresh(ctx context.Context) (sfnfake.Execution, error) {
+	name := fmt.Sprintf("local-refresh-%d", time.Now().UnixNano())
+	out, err := s.sfnClient.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:refresh", Region, Account)),
+		Name:            aws.String(name),
+		Input:           aws.String("{}"),
+	})
+	if err != nil {
+		return sfnfake.Execution{}, err
+	}
+	return s.SFN.WaitFor(ctx, aws.ToString(out.ExecutionArn))
+}
+
+// Close stops everything and removes the hosts' namespaces.
+func (s *System) Close() {
+	s.closeOnce.Do(func() {
+		for _, srv := range s.servers {
+			srv.Close()
+		}
+		if s.SFN != nil {
+			s.SFN.Close()
+		}
+		if s.runner != nil {
+			s.runner.Close()
+		}
+		if s.Bridge != nil {
+			s.Bridge.Close()
+		}
+		if s.SSM != nil {
+			s.SSM.Close()
+		}
+		for _, h := range s.Hosts {
+			if h.lab != nil {
+				h.lab.Close()
+			}
+		}
+		if s.Chat != nil {
+			s.Chat.Close()
+		}
+		if s.S3 != nil {
+			s.S3.Close()
+		}
+	})
+}
+
+func (s *System) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	s.servers = append(s.servers, srv)
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), nil
+}
+
+func randomToken() string {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		panic(errors.New("system: no randomness"))
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

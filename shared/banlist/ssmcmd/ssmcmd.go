@@ -1,0 +1,414 @@
+// Package ssmcmd is the SSM Run Command plumbing shared by the unban,
+// wait-for-command and refresh-list Lambdas: sending a document to instances
+// in batches of at most 50 or to every tagged instance, listing invocations,
+// mapping their statuses to workflow host outcomes, and reading a step's
+// full stdout (inline, from the S3 output location, or through
+// GetCommandInvocation).
+package ssmcmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/banlist/awserr"
+	"sshguard-unban/shared/workflow"
+)
+
+// MaxBatch is SendCommand's limit on InstanceIds per call.
+const MaxBatch = 50
+
+// Sender sends commands; *ssm.Client implements it.
+type Sender interface {
+	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
+}
+
+// Lister lists command invocations; *ssm.Client implements it.
+type Lister interface {
+	ListCommandInvocations(ctx context.Context, in *ssm.ListCommandInvocationsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error)
+}
+
+// Getter reads one invocation's output; *ssm.Client implements it.
+type Getter interface {
+	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+}
+
+// CommandError is a permanent SSM failure (bad document, parameters or
+// permissions). Throttling and server errors come as taskerr.TransientError
+// wrapping a CommandError instead.
+type CommandError struct {
+	Op  string
+	Err error
+}
+
+func (e *CommandError) Error() string { return "ssm " + e.Op + ": " + e.Err.Error() }
+func (e *CommandError) Unwrap() error { return e.Err }
+
+func classify(op string, err error) error {
+	return awserr.Classify(&CommandError{Op: op, Err: err})
+}
+
+// Spec describes a command to send.
+type Spec struct {
+	Document string
+	// DocumentVersion is optional ("$LATEST", "$DEFAULT" or a number).
+	DocumentVersion string
+	Parameters      map[string][]string
+	// InstanceIDs are targeted in batches of MaxBatch unless AllHosts is
+	// set, in which case the command goes to Targets [{tag:TagKey: TagValue}].
+	InstanceIDs      []string
+	AllHosts         bool
+	TagKey, TagValue string
+	Comment          string
+	MaxConcurrency   string
+	MaxErrors        string
+	TimeoutSeconds   int32
+	OutputBucket     string
+	OutputPrefix     string
+}
+
+// Sent is the result of Send.
+type Sent struct {
+	CommandIDs []string
+	// Skipped are instance ids SSM refused as targets (InvalidInstanceId:
+	// terminated, stopped or not managed); they get no invocation.
+	Skipped []string
+}
+
+// Send sends spec. Instance ids are deduplicated and sorted, then sent in
+// batches of MaxBatch. When SSM refuses a batch with InvalidInstanceId
+// (which does not say which instance), the batch is re-sent one instance at
+// a time and the refused instances are skipped, so one terminated host
+// cannot block the others.
+func Send(ctx context.Context, api Sender, spec Spec, log *slog.Logger) (Sent, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if spec.Document == "" {
+		return Sent{}, &CommandError{Op: "SendCommand", Err: errors.New("no document name configured")}
+	}
+	if spec.AllHosts {
+		if spec.TagKey == "" || spec.TagValue == "" {
+			return Sent{}, &CommandError{Op: "SendCommand", Err: errors.New("all_hosts needs the target tag key and value configured")}
+		}
+		in := spec.input()
+		in.Targets = []types.Target{{Key: aws.String("tag:" + spec.TagKey), Values: []string{spec.TagValue}}}
+		id, err := send(ctx, api, in)
+		if err != nil {
+			return Sent{}, err
+		}
+		log.Info("command sent", "document", spec.Document, "command_id", id, "target", "tag:"+spec.TagKey+"="+spec.TagValue)
+		return Sent{CommandIDs: []string{id}}, nil
+	}
+	ids := slices.Clone(spec.InstanceIDs)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	for _, id := range ids {
+		if !banlist.ValidInstanceID(id) {
+			return Sent{}, &CommandError{Op: "SendCommand", Err: fmt.Errorf("invalid instance id %q", id)}
+		}
+	}
+	var res Sent
+	for batch := range slices.Chunk(ids, MaxBatch) {
+		in := spec.input()
+		in.InstanceIds = batch
+		id, err := send(ctx, api, in)
+		if err == nil {
+			res.CommandIDs = append(res.CommandIDs, id)
+			log.Info("command sent", "document", spec.Document, "command_id", id, "instances", len(batch))
+			continue
+		}
+		if awserr.Code(err) != "InvalidInstanceId" {
+			return res, err
+		}
+		log.Warn("batch refused with InvalidInstanceId; sending one by one", "document", spec.Document, "instances", len(batch))
+		for _, one := range batch {
+			in := spec.input()
+			in.InstanceIds = []string{one}
+			id, err := send(ctx, api, in)
+			switch {
+			case err == nil:
+				res.CommandIDs = append(res.CommandIDs, id)
+			case awserr.Code(err) == "InvalidInstanceId":
+				res.Skipped = append(res.Skipped, one)
+				log.Warn("instance refused by SSM; skipped", "instance_id", one, "error", err)
+			default:
+				return res, err
+			}
+		}
+	}
+	return res, nil
+}
+
+func (spec Spec) input() *ssm.SendCommandInput {
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String(spec.Document),
+		Parameters:   spec.Parameters,
+	}
+	if spec.DocumentVersion != "" {
+		in.DocumentVersion = aws.String(spec.DocumentVersion)
+	}
+	if spec.Comment != "" {
+		c := spec.Comment
+		if len(c) > 100 { // API limit
+			c = c[:100]
+		}
+		in.Comment = aws.String(c)
+	}
+	if spec.MaxConcurrency != "" {
+		in.MaxConcurrency = aws.String(spec.MaxConcurrency)
+	}
+	if spec.MaxErrors != "" {
+		in.MaxErrors = aws.String(spec.MaxErrors)
+	}
+	if spec.TimeoutSeconds > 0 {
+		in.TimeoutSeconds = aws.Int32(max(spec.TimeoutSeconds, 30))
+	}
+	if spec.OutputBucket != "" {
+		in.OutputS3BucketName = aws.String(spec.OutputBucket)
+		if p := strings.Trim(spec.OutputPrefix, "/"); p != "" {
+			in.OutputS3KeyPrefix = aws.String(p)
+		}
+	}
+	return in
+}
+
+func send(ctx context.Context, api Sender, in *ssm.SendCommandInput) (string, error) {
+	out, err := api.SendCommand(ctx, in)
+	if err != nil {
+		return "", classify("SendCommand", err)
+	}
+	if out.Command == nil || aws.ToString(out.Command.CommandId) == "" {
+		return "", &CommandError{Op: "SendCommand", Err: errors.New("response without a command id")}
+	}
+	return aws.ToString(out.Command.CommandId), nil
+}
+
+// ListInvocations returns every invocation of a command, with plugin
+// details, following NextToken.
+func ListInvocations(ctx context.Context, api Lister, commandID string) ([]types.CommandInvocation, error) {
+	p := ssm.NewListCommandInvocationsPaginator(api, &ssm.ListCommandInvocationsInput{
+		CommandId:  aws.String(commandID),
+		Details:    true,
+		MaxResults: aws.Int32(50),
+	})
+	var all []types.CommandInvocation
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, classify("ListCommandInvocations", err)
+		}
+		all = append(all, page.CommandInvocations...)
+	}
+	return all, nil
+}
+
+// Outcome maps an invocation's status to a workflow.Host* value and a short
+// detail, without regard to any deadline. StatusDetails is checked first:
+// SSM reports an unreachable agent as Status "Failed" with StatusDetails
+// "Undeliverable" (ResponseCode -1), and a delivery timeout as "TimedOut"
+// with "Delivery Timed Out"; both mean the command never ran, so the host
+// is offline rather than failed or timed out.
+func Outcome(inv types.CommandInvocation) (status, detail string) {
+	det := aws.ToString(inv.StatusDetails)
+	switch normalize(det) {
+	case "undeliverable":
+		return workflow.HostOffline, "undeliverable: the SSM agent is not reachable"
+	case "terminated":
+		return workflow.HostOffline, "terminated: not run after the command's error limit was reached"
+	case "deliverytimedout":
+		return workflow.HostOffline, "delivery timed out: the SSM agent did not pick the command up"
+	case "executiontimedout":
+		return workflow.HostTimedOut, "execution timed out"
+	}
+	switch normalize(string(inv.Status)) {
+	case "pending", "inprogress", "delayed":
+		return workflow.HostPending, ""
+	case "success":
+		return workflow.HostSucceeded, ""
+	case "failed":
+		return workflow.HostFailed, fmt.Sprintf("failed (exit code %d)", pluginCode(inv))
+	case "cancelled", "canceled", "cancelling":
+		return workflow.HostFailed, "cancelled"
+	case "timedout":
+		return workflow.HostTimedOut, "timed out"
+	case "undeliverable":
+		return workflow.HostOffline, "undeliverable: the SSM agent is not reachable"
+	case "terminated":
+		return workflow.HostOffline, "terminated"
+	}
+	return workflow.HostPending, ""
+}
+
+func normalize(s string) string {
+	return strings.ToLower(strings.ReplaceAll(s, " ", ""))
+}
+
+func pluginCode(inv types.CommandInvocation) int32 {
+	if len(inv.CommandPlugins) > 0 {
+		return inv.CommandPlugins[0].ResponseCode
+	}
+	return 0
+}
+
+// Output limits and markers of the SSM agent.
+const (
+	pluginErrTitle    = "\n----------ERROR-------\n"
+	pluginOutTrunc    = "\n---Output truncated---"
+	stdoutTruncSuffix = "--output truncated--"
+	stdoutLimit       = 24000
+)
+
+// ErrTruncated says only a truncated stdout could be read (no S3 output
+// location was available).
+var ErrTruncated = errors.New("command output truncated and no S3 output location available")
+
+// OutputSource reads the full stdout of a step.
+type OutputSource struct {
+	SSM Getter
+	// S3 reads the command output location; nil disables S3 reads.
+	S3 banlist.ObjectGetter
+	// Bucket and Prefix are the OutputS3BucketName / OutputS3KeyPrefix the
+	// commands were sent with; when Bucket is empty the location is taken
+	// from the invocation's StandardOutputUrl.
+	Bucket, Prefix string
+	// StepName is the document's step (mainSteps[].name), used when the
+	// invocation carries no plugin details.
+	StepName string
+}
+
+// OutputKey is where the SSM agent writes a step's stream for a schema 2.2
+// Command document: KEYPREFIX/COMMANDID/INSTANCEID/awsrunShellScript/STEP/stdout.
+func OutputKey(prefix, commandID, instanceID, step, stream string) string {
+	var parts []string
+	if p := strings.Trim(prefix, "/"); p != "" {
+		parts = append(parts, p)
+	}
+	parts = append(parts, commandID, instanceID, "awsrunShellScript", step, stream)
+	return strings.Join(parts, "/")
+}
+
+// Stdout returns the step's complete stdout: the inline plugin output when
+// it is complete (ListCommandInvocations caps it at 2,400 characters of
+// stdout and stderr combined), otherwise the S3 copy, otherwise
+// GetCommandInvocation's StandardOutputContent (24,000 characters; with
+// ErrTruncated if that is cut too).
+func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) ([]byte, error) {
+	commandID, instanceID := aws.ToString(inv.CommandId), aws.ToString(inv.InstanceId)
+	step := o.StepName
+	var plugin *types.CommandPlugin
+	for i := range inv.CommandPlugins {
+		p := &inv.CommandPlugins[i]
+		if plugin == nil || aws.ToString(p.Name) == o.StepName {
+			plugin = p
+		}
+	}
+	if plugin != nil {
+		if n := aws.ToString(plugin.Name); n != "" {
+			step = n
+		}
+		if out, complete := InlineStdout(aws.ToString(plugin.Output)); complete {
+			return []byte(out), nil
+		}
+	}
+	if o.S3 != nil {
+		bucket, key := o.Bucket, ""
+		if bucket != "" {
+			key = OutputKey(o.Prefix, commandID, instanceID, step, "stdout")
+		} else {
+			u := aws.ToString(inv.StandardOutputUrl)
+			if plugin != nil && aws.ToString(plugin.StandardOutputUrl) != "" {
+				u = aws.ToString(plugin.StandardOutputUrl)
+			}
+			bucket, key = parseS3URL(u)
+		}
+		if bucket != "" && key != "" {
+			body, err := getObject(ctx, o.S3, bucket, key)
+			if err == nil {
+				return body, nil
+			}
+			if !errors.Is(err, banlist.ErrNotFound) {
+				return nil, err
+			}
+			// not there (yet): fall back to the API
+		}
+	}
+	if o.SSM == nil {
+		return nil, ErrTruncated
+	}
+	in := &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instanceID)}
+	if step != "" {
+		in.PluginName = aws.String(step)
+	}
+	out, err := o.SSM.GetCommandInvocation(ctx, in)
+	if err != nil {
+		return nil, classify("GetCommandInvocation", err)
+	}
+	content := aws.ToString(out.StandardOutputContent)
+	if strings.HasSuffix(content, stdoutTruncSuffix) || strings.HasSuffix(content, pluginOutTrunc) || len(content) >= stdoutLimit {
+		return []byte(content), ErrTruncated
+	}
+	return []byte(content), nil
+}
+
+// InlineStdout extracts stdout from a CommandPlugin.Output (the agent
+// appends "\n----------ERROR-------\n" and stderr) and reports whether it is
+// complete (not ending in the agent's "\n---Output truncated---").
+func InlineStdout(output string) (stdout string, complete bool) {
+	if i := strings.Index(output, pluginErrTitle); i >= 0 {
+		output = output[:i]
+	}
+	if strings.HasSuffix(output, pluginOutTrunc) {
+		return output, false
+	}
+	return output, true
+}
+
+func getObject(ctx context.Context, c banlist.ObjectGetter, bucket, key string) ([]byte, error) {
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		code := awserr.Code(err)
+		if code == "NoSuchKey" || code == "NotFound" || awserr.HTTPStatus(err) == 404 {
+			return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, banlist.ErrNotFound)
+		}
+		return nil, awserr.Classify(fmt.Errorf("get s3://%s/%s: %w", bucket, key, err))
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, awserr.Classify(fmt.Errorf("read s3://%s/%s: %w", bucket, key, err))
+	}
+	return body, nil
+}
+
+// parseS3URL splits an https S3 URL (path-style s3.REGION.amazonaws.com/
+// BUCKET/KEY or virtual-hosted BUCKET.s3.REGION.amazonaws.com/KEY).
+func parseS3URL(raw string) (bucket, key string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "", ""
+	}
+	path := strings.TrimPrefix(u.Path, "/")
+	if strings.HasPrefix(u.Host, "s3.") || strings.HasPrefix(u.Host, "s3-") {
+		b, k, ok := strings.Cut(path, "/")
+		if !ok {
+			return "", ""
+		}
+		return b, k
+	}
+	if i := strings.Index(u.Host, ".s3"); i > 0 {
+		return u.Host[:i], path
+	}
+	return "", ""
+}
