@@ -38,6 +38,9 @@ const (
 	ReportStepName = "sshguardReport"
 )
 
+// DefaultForgetAfter is how long a silent host stays in the ban-list index.
+const DefaultForgetAfter = 24 * time.Hour
+
 // Names lists the handlers, by the Lambda handler name CDK gives each function.
 var Names = []string{"webhook", "parse", "lookup", "unban", "wait-for-command", "refresh-list", "notify"}
 
@@ -90,6 +93,10 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
 			Bucket:         e.need("BANLIST_BUCKET"),
 			Prefix:         e.get("BANLIST_PREFIX"),
+			// A host that has not reported for this long (terminated,
+			// untagged) leaves the index; otherwise it would keep every
+			// lookup on the slow all-hosts path forever.
+			ForgetAfter: e.secondsOr("FORGET_AFTER_SECONDS", DefaultForgetAfter),
 		}, log).Handle
 	case "notify":
 		src := secretSource(&e, cfg)
@@ -157,11 +164,15 @@ func (e *env) list(k string) []string {
 	return out
 }
 
-// seconds reads an optional duration in whole seconds (0 = the default).
-func (e *env) seconds(k string) time.Duration {
+// seconds reads an optional duration in whole seconds (0 = the handler's
+// default).
+func (e *env) seconds(k string) time.Duration { return e.secondsOr(k, 0) }
+
+// secondsOr reads an optional duration in whole seconds.
+func (e *env) secondsOr(k string, def time.Duration) time.Duration {
 	v := e.get(k)
 	if v == "" {
-		return 0
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {

@@ -178,6 +178,7 @@ func (h *Handler) request(ctx context.Context, in workflow.CommandRequest) (work
 	res := workflow.RefreshResult{CommandRef: workflow.CommandRef{
 		CommandIDs: sent.CommandIDs,
 		Deadline:   now.Add(h.Cfg.CommandTimeout).UTC().Format(time.RFC3339),
+		Skipped:    append([]string{}, sent.Skipped...),
 	}}
 	if res.CommandIDs == nil {
 		res.CommandIDs = []string{}

@@ -139,6 +139,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CommandRequest) (workf
 		h.Log.Warn("unban not sent to instances SSM refused", "skipped", sent.Skipped)
 	}
 	ref := workflow.CommandRef{
+		Skipped:    append([]string{}, sent.Skipped...),
 		CommandIDs: sent.CommandIDs,
 		Deadline:   now.Add(h.Cfg.CommandTimeout).UTC().Format(time.RFC3339),
 	}

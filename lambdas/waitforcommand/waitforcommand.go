@@ -118,6 +118,10 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.
 			res.Hosts = append(res.Hosts, h.outcome(ctx, src, inv, in.ParseUnban, late))
 		}
 	}
+	for _, id := range in.Skipped {
+		res.Hosts = append(res.Hosts, workflow.HostOutcome{InstanceID: id, Status: workflow.HostOffline,
+			Detail: "SSM does not manage this instance (agent stopped or not registered)"})
+	}
 	slices.SortFunc(res.Hosts, func(a, b workflow.HostOutcome) int { return strings.Compare(a.InstanceID, b.InstanceID) })
 	// The same host in two commands keeps its most conclusive result.
 	res.Hosts = dedupe(res.Hosts)

@@ -236,3 +236,21 @@ func TestInvalidInput(t *testing.T) {
 		t.Fatalf("no commands: %+v %v", res, err)
 	}
 }
+
+// An instance SSM refuses (not registered, agent gone) is reported offline,
+// not silently dropped from the reply.
+func TestSkippedInstancesAreOffline(t *testing.T) {
+	e := fakeenv.Start(t)
+	e.AddHosts(ssmfake.Canned{Stdout: unbanJSON("a", true, 1)}, id(1))
+	ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, InstanceIDs: []string{id(1), id(2)}})
+	if len(ref.Skipped) != 1 || ref.Skipped[0] != id(2) {
+		t.Fatalf("skipped %v, want [%s]", ref.Skipped, id(2))
+	}
+	res, err := checker(e, now, true).Handle(context.Background(), workflow.CheckInput{CommandRef: ref, ParseUnban: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := statuses(res); got != "done=true 01=succeeded 02=offline" {
+		t.Fatalf("got %q", got)
+	}
+}

@@ -72,6 +72,11 @@ type CommandRef struct {
 	// Deadline (RFC 3339) after which wait-for-command stops waiting and
 	// reports the hosts still pending as timed out.
 	Deadline string `json:"deadline"`
+	// Skipped are instances SSM refused (not managed: agent stopped or not
+	// registered). wait-for-command reports them as offline so they are not
+	// silently missing from the reply. Always present (possibly empty) so
+	// the ASL can pass it on with a JSONPath.
+	Skipped []string `json:"skipped"`
 }
 
 // Per-host command outcomes, as mapped by wait-for-command from SSM statuses.
