@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -54,6 +53,7 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/signature"
+	"sshguard-unban/statemachine"
 )
 
 // The local deployment's names and ids. Chatwork ids are numeric like the
@@ -187,32 +187,18 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	// The Step Functions endpoint runs the real ASL; its tasks call the
-	// bridge, which serves the handlers over the Lambda Invoke API.
-	machines := map[string][]byte{}
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range []string{"unban", "refresh"} {
-		if machines[m], err = os.ReadFile(filepath.Join(root, "statemachine", m+".asl.json")); err != nil {
-			return nil, err
-		}
-	}
-	subs := map[string]string{}
-	for key, fn := range map[string]string{
-		"ParseFunctionArn": "parse", "LookupFunctionArn": "lookup", "UnbanFunctionArn": "unban",
-		"WaitForCommandFunctionArn": "wait-for-command", "RefreshListFunctionArn": "refresh-list", "NotifyFunctionArn": "notify",
-	} {
-		subs[key] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", Region, Account, fn)
-	}
+	// The Step Functions endpoint runs the real ASL (statemachine embeds the
+	// files); its tasks call the bridge, which serves the handlers over the
+	// Lambda Invoke API.
 	s.Bridge = taskbridge.New(nil)
 	if err := s.Bridge.Start(""); err != nil {
 		return nil, err
 	}
 	wait, retry := orDefault(opts.Wait, 200*time.Millisecond), orDefault(opts.RetryInterval, 200*time.Millisecond)
 	s.runner, err = sfnrunner.Start(ctx, sfnrunner.Config{
-		Machines: machines, Substitutions: subs, Region: Region, Account: Account,
+		Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
+		Substitutions: statemachine.LocalSubstitutions(Region, Account),
+		Region:        Region, Account: Account,
 		Defaults: sfnrunner.Overrides{
 			BridgeURL:           s.Bridge.URL(),
 			WaitMillis:          map[string]int{"*": int(wait.Milliseconds())},

@@ -1,0 +1,278 @@
+// runner.mjs executes Amazon States Language definitions with
+// aws-local-stepfunctions, for the Go package sfnrunner (its only client).
+//
+// It is one long-lived process so that each definition is parsed and
+// validated once (about 200 ms) while a run costs under a millisecond.
+//
+// Protocol, one JSON document per line:
+//   stdin, first line: the config (sfnrunner.runnerConfig):
+//     {"modules": "<dir of node_modules>", "machines": {"<name>": "<ASL text>"},
+//      "substitutions": {"Key": "value"}, "account": "…", "region": "…",
+//      "defaults": <overrides>}
+//   stdout: {"type": "ready"} or {"type": "fatal", "fatal": "..."}
+//   stdin, then: {"type": "run", "id": "...", "machine": "unban", "name": "...",
+//                 "input": {...}, "overrides": <overrides>}
+//                {"type": "stop", "id": "..."}   (aborts a running execution)
+//   stdout: {"type": "result", "id": "...", "status": "SUCCEEDED"|"FAILED"|"TIMED_OUT"|"ABORTED",
+//            "output": ..., "error": "...", "cause": "...", "transitions": N,
+//            "states": ["ReadTheMessage", ...], "retries": N, "max_state_bytes": N,
+//            "start_ms": N, "stop_ms": N}
+//   where <overrides> is {"bridge_url": "http://127.0.0.1:N",
+//      "wait_ms": {"*": 0, "<state>": 5}, "retry_interval_ms": {"*": 0},
+//      "task_timeout_seconds": {"*": 1, "<state>": 2},
+//      "execution_timeout_seconds": 0}; a run's overrides replace the
+//   defaults field by field. Overrides are per run so that one process (one
+//   ~0.4 s start) serves many isolated test environments.
+//
+// Each Task calls the task bridge (local/taskbridge) over the Lambda Invoke
+// API, so a handler error arrives as {errorType, errorMessage} and is
+// rethrown with .name = errorType: Retry and Catch match it by ErrorEquals
+// exactly as in AWS.
+
+import { createRequire } from 'node:module';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+
+function send(msg) {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+
+// One broken execution must not end the others: Node exits on an unhandled
+// rejection by default.
+process.on('unhandledRejection', (e) => {
+  process.stderr.write(`sfnrunner: unhandled rejection: ${e?.stack ?? e}\n`);
+});
+
+// Step Functions' limit on a state's input or output (and a task's result).
+const maxPayloadBytes = 256 * 1024;
+
+const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
+const iter = lines[Symbol.asyncIterator]();
+
+let cfg;
+let lib;
+const machines = new Map(); // name -> {definition, variants: Map(key -> StateMachine), tasks}
+const running = new Map(); // id -> abort()
+
+try {
+  const first = await iter.next();
+  if (first.done) process.exit(0);
+  cfg = JSON.parse(first.value);
+  // The library is loaded from the project's node_modules, wherever this
+  // script was copied to (the Go package embeds it).
+  const require = createRequire(join(cfg.modules, 'noop.js'));
+  lib = require('aws-local-stepfunctions');
+  for (const [name, text] of Object.entries(cfg.machines ?? {})) {
+    machines.set(name, load(name, text));
+  }
+  send({ type: 'ready' });
+} catch (e) {
+  send({ type: 'fatal', fatal: String(e?.stack ?? e) });
+  process.exit(1);
+}
+
+// load substitutes ${Key} (as CloudFormation does with CDK's
+// DefinitionSubstitutions) and validates the definition as written.
+function load(name, text) {
+  const subs = cfg.substitutions ?? {};
+  const substituted = text.replace(/\$\{([A-Za-z0-9_]+)\}/g, (m, key) => {
+    if (!(key in subs)) throw new Error(`${name}: no substitution for \${${key}}`);
+    return subs[key];
+  });
+  const definition = JSON.parse(substituted);
+  new lib.StateMachine(definition); // throws with the validator's messages
+  const tasks = {}; // Task state name -> function name
+  forEachState(definition, (stateName, state) => {
+    if (state.Type === 'Task') tasks[stateName] = functionName(state.Resource);
+  });
+  return { definition, tasks, variants: new Map() };
+}
+
+// variant returns the machine with the run's timeouts applied. Building one
+// without validation is cheap; variants are cached by their timeouts. The
+// shortened copy may use fractional timeouts, which the ASL schema rejects:
+// the definition itself was validated as written.
+function variant(m, o) {
+  const key = JSON.stringify([o.task_timeout_seconds ?? null, o.execution_timeout_seconds ?? null]);
+  let sm = m.variants.get(key);
+  if (sm) return sm;
+  const runnable = structuredClone(m.definition);
+  const t = o.task_timeout_seconds ?? {};
+  forEachState(runnable, (stateName, state) => {
+    if (state.Type !== 'Task') return;
+    const v = t[stateName] ?? t['*'];
+    if (v !== undefined) state.TimeoutSeconds = v;
+  });
+  if (o.execution_timeout_seconds) runnable.TimeoutSeconds = o.execution_timeout_seconds;
+  sm = new lib.StateMachine(runnable, { validationOptions: { noValidate: true } });
+  m.variants.set(key, sm);
+  return sm;
+}
+
+// forEachState visits every state, nested ones (Map, Parallel) included:
+// the library keys its overrides by state name at any depth.
+function forEachState(def, fn) {
+  for (const [name, state] of Object.entries(def.States ?? {})) {
+    fn(name, state);
+    for (const b of state.Branches ?? []) forEachState(b, fn);
+    if (state.Iterator) forEachState(state.Iterator, fn);
+    if (state.ItemProcessor) forEachState(state.ItemProcessor, fn);
+  }
+}
+
+// expand turns {"*": v, "<state>": w} into one entry per state name (of
+// the given type, or any type with Retry when type is null).
+function expand(def, type, spec) {
+  const out = {};
+  if (!spec) return out;
+  forEachState(def, (name, state) => {
+    if (type ? state.Type !== type : !state.Retry) return;
+    const v = spec[name] ?? spec['*'];
+    if (v !== undefined) out[name] = v;
+  });
+  return out;
+}
+
+// functionName maps a Lambda ARN (or a bare name) to the bridge's function
+// name: arn:aws:lambda:region:account:function:NAME[:qualifier] -> NAME.
+function functionName(resource) {
+  const m = /^arn:[^:]+:lambda:[^:]*:[^:]*:function:([^:]+)/.exec(resource);
+  return m ? m[1] : resource;
+}
+
+function invoker(bridgeURL, fn, execution) {
+  const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations`;
+  return async (input) => {
+    let res;
+    let body;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        // The execution name lets the bridge attribute calls (logs, test
+        // assertions); Step Functions sends no such header.
+        headers: { 'content-type': 'application/json', 'x-sfnrunner-execution': execution },
+        body: JSON.stringify(input),
+      });
+      body = await res.text();
+    } catch (e) {
+      // The Lambda service could not be reached: the name AWS uses for a
+      // client-side failure, which the ASL retries.
+      throw named('Lambda.SdkClientException', String(e?.cause?.message ?? e?.message ?? e));
+    }
+    if (res.status === 429) throw named('Lambda.TooManyRequestsException', body);
+    if (res.status >= 500) throw named('Lambda.ServiceException', body);
+    if (res.status !== 200) throw named('Lambda.AWSLambdaException', body);
+    if (res.headers.get('x-amz-function-error')) {
+      let info = {};
+      try { info = JSON.parse(body); } catch { /* keep the raw text as cause */ }
+      // As in AWS, Error is the Lambda errorType and Cause the whole error
+      // payload ({"errorMessage":…,"errorType":…}) as a string.
+      throw named(info.errorType || 'Lambda.Unknown', body);
+    }
+    if (Buffer.byteLength(body) > maxPayloadBytes) {
+      // As in AWS: a terminal error that no Retry or Catch handles.
+      const e = named('States.DataLimitExceeded', `The task result is ${Buffer.byteLength(body)} bytes, over the 262144-byte limit`);
+      e.isRetryable = false;
+      e.isCatchable = false;
+      throw e;
+    }
+    return body === '' ? null : JSON.parse(body);
+  };
+}
+
+function named(name, message) {
+  const e = new Error(message);
+  e.name = name;
+  return e;
+}
+
+async function run(req) {
+  const m = machines.get(req.machine);
+  const started = Date.now();
+  const result = { type: 'result', id: req.id, transitions: 0, states: [], retries: 0, max_state_bytes: 0, start_ms: started };
+  if (!m) {
+    send({ ...result, status: 'FAILED', error: 'StateMachineDoesNotExist', cause: `no machine ${req.machine}`, stop_ms: Date.now() });
+    return;
+  }
+  const o = { ...(cfg.defaults ?? {}), ...(req.overrides ?? {}) };
+  const region = cfg.region ?? 'local';
+  const account = cfg.account ?? '000000000000';
+  const name = req.name ?? req.id;
+  const context = {
+    Execution: {
+      Id: `arn:aws:states:${region}:${account}:execution:${req.machine}:${name}`,
+      Name: name,
+      RoleArn: `arn:aws:iam::${account}:role/local`,
+    },
+    StateMachine: { Id: `arn:aws:states:${region}:${account}:stateMachine:${req.machine}`, Name: req.machine },
+  };
+  const handlers = {};
+  for (const [stateName, fn] of Object.entries(m.tasks)) handlers[stateName] = invoker(o.bridge_url, fn, name);
+  const execution = variant(m, o).run(req.input ?? {}, {
+    overrides: {
+      taskResourceLocalHandlers: handlers,
+      waitTimeOverrides: expand(m.definition, 'Wait', o.wait_ms),
+      retryIntervalOverrides: expand(m.definition, null, o.retry_interval_ms),
+    },
+    context,
+  });
+  running.set(req.id, execution.abort);
+  // Count from the event log what AWS bills as state transitions: every
+  // state entered, plus every retry of a state.
+  const counting = (async () => {
+    for await (const ev of execution.eventLogs) {
+      if (ev.type === 'StateEntered') {
+        result.transitions++;
+        result.states.push(ev.state.name);
+      } else if (ev.type === 'StateRetried') {
+        result.transitions++;
+        result.retries++;
+      } else if (ev.type === 'StateExited') {
+        const n = Buffer.byteLength(JSON.stringify(ev.state.output ?? null));
+        if (n > result.max_state_bytes) result.max_state_bytes = n;
+      }
+    }
+  })();
+  try {
+    result.output = await execution.result;
+    result.status = 'SUCCEEDED';
+  } catch (e) {
+    if (e instanceof lib.ExecutionTimeoutError) {
+      result.status = 'TIMED_OUT';
+      result.error = 'States.Timeout';
+    } else if (e instanceof lib.ExecutionAbortedError) {
+      result.status = 'ABORTED';
+    } else {
+      result.status = 'FAILED';
+      const cause = e?.cause ?? e;
+      result.error = cause?.name ?? 'Error';
+      result.cause = cause?.message ?? String(cause);
+    }
+  } finally {
+    running.delete(req.id);
+  }
+  await counting;
+  result.stop_ms = Date.now();
+  send(result);
+}
+
+for (;;) {
+  const next = await iter.next();
+  if (next.done) break;
+  if (!next.value.trim()) continue;
+  let req;
+  try {
+    req = JSON.parse(next.value);
+  } catch (e) {
+    send({ type: 'fatal', fatal: `bad request line: ${e.message}` });
+    continue;
+  }
+  if (req.type === 'stop') {
+    running.get(req.id)?.();
+    continue;
+  }
+  run(req).catch((e) => send({ type: 'result', id: req.id, status: 'FAILED', error: 'Runner.Error', cause: String(e?.stack ?? e) }));
+}
+// stdin closed: the Go side is gone or closing; executions still running
+// have nobody to report to.
+process.exit(0);

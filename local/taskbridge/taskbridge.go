@@ -1,0 +1,379 @@
+// Package taskbridge serves Go Lambda handlers over the Lambda Invoke API
+// (POST /2015-03-31/functions/NAME/invocations) on 127.0.0.1, so that the
+// local state machine interpreter (local/sfnrunner) calls the real task
+// handlers the way Step Functions calls the deployed functions.
+//
+// A handler's error is answered like the Lambda service does: HTTP 200, the
+// header X-Amz-Function-Error: Unhandled and {"errorType","errorMessage"},
+// where errorType is the Go type name of the error (taskerr.Name, as
+// aws-lambda-go computes it). The ASL's Retry and Catch match that name.
+//
+// For tests, Inject makes the next calls of a function fail (a transient or
+// a permanent error, a Lambda service error) or answer late.
+package taskbridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+
+	"sshguard-unban/shared/taskerr"
+)
+
+// Fault kinds.
+const (
+	// Transient answers with errorType "TransientError" (what a handler
+	// returns through taskerr.Transient), without calling the handler.
+	Transient = "transient"
+	// Permanent answers with a non-retryable error type ("errorString",
+	// what errors.New gives), without calling the handler.
+	Permanent = "permanent"
+	// Delay holds the call for Fault.Delay and then runs the handler: a slow
+	// Lambda whose work still happens after the Task has timed out.
+	Delay = "delay"
+	// Service answers like the Lambda service failing before the handler
+	// ran: HTTP 500 (Lambda.ServiceException) or, with Status 429,
+	// Lambda.TooManyRequestsException.
+	Service = "service"
+)
+
+// Fault is an injected misbehaviour for the next Times calls of a function.
+type Fault struct {
+	Kind  string
+	Times int // how many calls; <= 0 means every call from now on
+	// Delay is the hold for Kind Delay.
+	Delay time.Duration
+	// ErrorType and Message override the error of Kind Transient or
+	// Permanent (e.g. ErrorType "States.Timeout" is not allowed: that one
+	// only the interpreter raises).
+	ErrorType, Message string
+	// Status is the HTTP status of Kind Service (default 500).
+	Status int
+	// Match, if set, limits the fault to calls whose input it accepts: one
+	// function serves several states (notify is ReplyToUser, ReplyFailure
+	// and AlertSREs), the input tells them apart. Calls it rejects are
+	// served normally and do not count towards Times.
+	Match func(input []byte) bool
+}
+
+// Call records one invocation, for assertions.
+type Call struct {
+	Function string
+	// Execution is the execution name the local runner sends along
+	// (X-Sfnrunner-Execution); empty for other callers.
+	Execution string
+	Input     json.RawMessage
+	Output    json.RawMessage // nil on error
+	Error     string          // errorType, "" on success
+	Fault     string          // the injected fault kind, if any
+}
+
+// Bridge is the HTTP server. Its methods are safe for concurrent use.
+type Bridge struct {
+	// FunctionTimeout is the Lambda function's timeout (0: none). Past it
+	// the call answers errorType "Sandbox.Timedout", as the Lambda service
+	// does, and the handler's context is cancelled (AWS stops the
+	// environment). The caller going away cancels nothing: a Lambda keeps
+	// running after the Task state has timed out.
+	FunctionTimeout time.Duration
+
+	srv      *http.Server
+	ln       net.Listener
+	url      string
+	mu       sync.Mutex
+	handlers map[string]*function
+	faults   map[string][]*Fault
+	calls    []Call
+	inflight sync.WaitGroup
+}
+
+// function is one served handler. Its calls run one at a time, like the
+// events of one Lambda instance: a handler built by lambda.NewHandler is not
+// safe for concurrent use (its output buffer comes from a pool and goes
+// back to it when Invoke returns, while the caller still reads the bytes).
+type function struct {
+	mu sync.Mutex
+	h  lambda.Handler
+}
+
+// invoke runs the handler and copies its output before the next call may
+// reuse the buffer.
+func (f *function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out, err := invoke(ctx, f.h, payload)
+	return bytes.Clone(out), err
+}
+
+// New returns a bridge serving handlers by function name; Start it.
+func New(handlers map[string]lambda.Handler) *Bridge {
+	b := &Bridge{handlers: map[string]*function{}, faults: map[string][]*Fault{}}
+	for name, h := range handlers {
+		b.handlers[name] = &function{h: h}
+	}
+	return b
+}
+
+// Handle adds or replaces the handler of a function.
+func (b *Bridge) Handle(name string, h lambda.Handler) {
+	b.mu.Lock()
+	b.handlers[name] = &function{h: h}
+	b.mu.Unlock()
+}
+
+// Start listens on 127.0.0.1 (a free port when addr is "") and serves in
+// the background.
+func (b *Bridge) Start(addr string) error {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	b.ln = ln
+	b.url = "http://" + ln.Addr().String()
+	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
+	go b.srv.Serve(ln)
+	return nil
+}
+
+// URL is the base URL to give sfnrunner.Config.BridgeURL (or a Lambda
+// client's BaseEndpoint).
+func (b *Bridge) URL() string { return b.url }
+
+// Close stops serving after the calls in flight (late ones included) end.
+func (b *Bridge) Close() error {
+	if b.srv == nil {
+		return nil
+	}
+	err := b.srv.Close()
+	b.inflight.Wait()
+	return err
+}
+
+// Idle waits until no call is in flight: a call held by a Delay fault may
+// still post a message after its execution has ended, so tests count side
+// effects only once the bridge is idle.
+func (b *Bridge) Idle() { b.inflight.Wait() }
+
+// Inject queues a fault for the next calls of function; faults queued for
+// the same function apply one after the other.
+func (b *Bridge) Inject(function string, f Fault) {
+	b.mu.Lock()
+	ff := f
+	b.faults[function] = append(b.faults[function], &ff)
+	b.mu.Unlock()
+}
+
+// ClearFaults removes every queued fault.
+func (b *Bridge) ClearFaults() {
+	b.mu.Lock()
+	b.faults = map[string][]*Fault{}
+	b.mu.Unlock()
+}
+
+// Calls returns the invocations so far (all functions when function is "").
+func (b *Bridge) Calls(function string) []Call {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []Call
+	for _, c := range b.calls {
+		if function == "" || c.Function == function {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// takeFault returns the fault applying to this call of function, if any:
+// the first queued one whose Match accepts the input.
+func (b *Bridge) takeFault(function string, input []byte) *Fault {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	q := b.faults[function]
+	for i, f := range q {
+		if f.Match != nil && !f.Match(input) {
+			continue
+		}
+		taken := *f
+		if f.Times > 0 {
+			f.Times--
+			if f.Times == 0 {
+				b.faults[function] = append(q[:i:i], q[i+1:]...)
+			}
+		}
+		return &taken
+	}
+	return nil
+}
+
+const invokePrefix = "/2015-03-31/functions/"
+
+// ServeHTTP implements the Lambda Invoke API (RequestResponse only).
+func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b.inflight.Add(1)
+	defer b.inflight.Done()
+	rest, ok := strings.CutPrefix(r.URL.Path, invokePrefix)
+	function, ok2 := strings.CutSuffix(rest, "/invocations")
+	if r.Method != http.MethodPost || !ok || !ok2 || function == "" {
+		http.Error(w, `{"Type":"User","message":"not an Invoke call"}`, http.StatusNotFound)
+		return
+	}
+	// The Invoke API accepts a name, an ARN or name:qualifier.
+	if i := strings.LastIndex(function, ":function:"); i >= 0 {
+		function = function[i+len(":function:"):]
+	}
+	function, _, _ = strings.Cut(function, ":")
+
+	b.mu.Lock()
+	h := b.handlers[function]
+	b.mu.Unlock()
+	if h == nil {
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"Type":"User","message":"Function not found: %s"}`, function)
+		return
+	}
+	payload, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	call := Call{Function: function, Execution: r.Header.Get("X-Sfnrunner-Execution"), Input: json.RawMessage(payload)}
+
+	// Detached from the request: the caller (the Task) may give up, the
+	// function runs on, as in AWS.
+	ctx := context.WithoutCancel(r.Context())
+	if b.FunctionTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.FunctionTimeout)
+		defer cancel()
+	}
+	timedOut := func() {
+		b.record(call, nil, "Sandbox.Timedout")
+		writeFunctionError(w, "Sandbox.Timedout", fmt.Sprintf("Task timed out after %.2f seconds", b.FunctionTimeout.Seconds()))
+	}
+
+	fault := b.takeFault(function, payload)
+	if fault != nil {
+		call.Fault = fault.Kind
+		switch fault.Kind {
+		case Transient, Permanent:
+			typ, msg := fault.ErrorType, fault.Message
+			if typ == "" {
+				typ = "TransientError"
+				if fault.Kind == Permanent {
+					typ = "errorString"
+				}
+			}
+			if msg == "" {
+				msg = "injected " + fault.Kind + " error"
+			}
+			b.record(call, nil, typ)
+			writeFunctionError(w, typ, msg)
+			return
+		case Service:
+			status := fault.Status
+			if status == 0 {
+				status = http.StatusInternalServerError
+			}
+			b.record(call, nil, fmt.Sprintf("HTTP %d", status))
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"Type":"Service","message":"injected service error %d"}`, status)
+			return
+		case Delay:
+			// The slow part counts towards the function's timeout.
+			t := time.NewTimer(fault.Delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				timedOut()
+				return
+			}
+		}
+	}
+
+	type result struct {
+		out []byte
+		err error
+	}
+	done := make(chan result, 1)
+	b.inflight.Add(1)
+	go func() {
+		defer b.inflight.Done()
+		out, err := h.invoke(ctx, payload)
+		done <- result{out, err}
+	}()
+	var res result
+	select {
+	case res = <-done:
+	case <-ctx.Done():
+		timedOut()
+		return
+	}
+	out, err := res.out, res.err
+	if err != nil {
+		typ, msg := errorInfo(err)
+		b.record(call, nil, typ)
+		writeFunctionError(w, typ, msg)
+		return
+	}
+	b.record(call, out, "")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	w.Write(out)
+}
+
+// invoke runs the handler, turning a panic into an error the way the Lambda
+// runtime reports it (the function fails, the caller sees an error).
+func invoke(ctx context.Context, h lambda.Handler, payload []byte) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if pe, ok := p.(error); ok {
+				err = pe
+			} else {
+				err = messages.InvokeResponse_Error{Type: fmt.Sprintf("%T", p), Message: fmt.Sprint(p)}
+			}
+		}
+	}()
+	return h.Invoke(ctx, payload)
+}
+
+// errorInfo gives the errorType and errorMessage the Lambda runtime reports
+// for err (aws-lambda-go passes an InvokeResponse_Error through as is).
+func errorInfo(err error) (string, string) {
+	if ive, ok := err.(messages.InvokeResponse_Error); ok {
+		return ive.Type, ive.Message
+	}
+	return taskerr.Name(err), err.Error()
+}
+
+func (b *Bridge) record(c Call, out []byte, errType string) {
+	c.Output = out
+	c.Error = errType
+	b.mu.Lock()
+	b.calls = append(b.calls, c)
+	b.mu.Unlock()
+}
+
+func writeFunctionError(w http.ResponseWriter, typ, msg string) {
+	body, _ := json.Marshal(struct {
+		ErrorMessage string `json:"errorMessage"`
+		ErrorType    string `json:"errorType"`
+	}{msg, typ})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amz-Function-Error", "Unhandled")
+	w.Write(body)
+}

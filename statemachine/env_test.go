@@ -1,0 +1,280 @@
+package statemachine_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"sshguard-unban/lambdas/app"
+	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/s3local"
+	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/simhost"
+	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/local/taskbridge"
+	"sshguard-unban/shared/workflow"
+	"sshguard-unban/statemachine"
+)
+
+// The end-to-end tests run the real definitions (statemachine/*.asl.json)
+// in aws-local-stepfunctions (one Node process for the whole package,
+// local/sfnrunner) and every Task on the real Go handlers (local/taskbridge),
+// which talk to local fakes of their AWS and Chatwork dependencies: an
+// in-memory S3 (ban lists, notify's marks), an SSM Run Command endpoint whose
+// instances are simulated sshguard hosts, and the Chatwork API. Each test
+// gets its own fakes and bridge, so they run in parallel on the one
+// interpreter.
+
+const (
+	bucket     = "sshguard-banlists"
+	prefix     = "banlists"
+	unbanDoc   = "sshguard-unban"
+	reportDoc  = "sshguard-report"
+	tagKey     = "sshguard-unban"
+	tagValue   = "enabled"
+	askerRoom  = "1001"
+	asker      = "4242"
+	sreRoom    = "9001"
+	noticeRoom = "9002"
+	apiToken   = "chatwork-test-token"
+)
+
+var (
+	runnerOnce   sync.Once
+	sharedRunner *sfnrunner.Runner
+	runnerErr    error
+)
+
+func TestMain(m *testing.M) {
+	// Handlers without a logger of their own (parse) log through the
+	// default one: keep test output readable unless E2E_LOG is set.
+	if os.Getenv("E2E_LOG") == "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	code := m.Run()
+	if sharedRunner != nil {
+		sharedRunner.Close()
+	}
+	os.Exit(code)
+}
+
+// runner starts the package's interpreter on first use; tests that need it
+// skip when the npm packages are not installed (npm ci at the repository
+// root; .ci/run does it).
+func runner(t testing.TB) *sfnrunner.Runner {
+	t.Helper()
+	runnerOnce.Do(func() {
+		root, err := sfnrunner.RepoRoot()
+		if err != nil {
+			runnerErr = err
+			return
+		}
+		if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
+			runnerErr = errSkip
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		sharedRunner, runnerErr = sfnrunner.Start(ctx, sfnrunner.Config{
+			Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
+			Substitutions: statemachine.LocalSubstitutions("local", "000000000000"),
+		})
+	})
+	if runnerErr == errSkip {
+		noNode(t)
+	}
+	if runnerErr != nil {
+		t.Fatal(runnerErr)
+	}
+	return sharedRunner
+}
+
+var errSkip = fmt.Errorf("skip")
+
+// noNode skips a test that needs the npm packages when they are missing
+// (npm ci, or make deps), except in CI, where a skip would hide that
+// nothing ran.
+func noNode(t testing.TB) {
+	t.Helper()
+	const msg = "npm packages not installed: run npm ci (make deps) at the repository root"
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// hostSpec is one simulated production host.
+type hostSpec struct {
+	id, name string
+	blocks   []string
+	fault    ssmfake.Fault
+}
+
+// threeHosts: 192.0.2.12 is blocked on web-1 and web-2 (web-2 through a
+// /24 range), not on db-1.
+func threeHosts() []hostSpec {
+	return []hostSpec{
+		{id: "i-0aaaaaaaaaaaaaaa1", name: "web-1", blocks: []string{"192.0.2.12", "198.51.100.7"}},
+		{id: "i-0aaaaaaaaaaaaaaa2", name: "web-2", blocks: []string{"192.0.2.0/24"}},
+		{id: "i-0aaaaaaaaaaaaaaa3", name: "db-1", blocks: []string{"203.0.113.9"}},
+	}
+}
+
+type env struct {
+	t      testing.TB
+	s3     *s3local.Server
+	ssm    *ssmfake.Server
+	chat   *chatworkfake.Server
+	bridge *taskbridge.Bridge
+	hosts  map[string]*simhost.Host // by instance id
+	// over is what every run of this env uses; tests set TaskTimeoutSeconds.
+	over sfnrunner.Overrides
+	log  *slog.Logger
+}
+
+// newEnv starts the fakes and the bridge; opts adjust the bridge before it
+// serves.
+func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *env {
+	t.Helper()
+	e := &env{t: t, hosts: map[string]*simhost.Host{}}
+	e.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("E2E_LOG") != "" {
+		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+
+	var err error
+	e.s3, err = s3local.Start("", bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.s3.Close() })
+
+	// The documents as cdk/ defines them (step names from lambdas/app);
+	// command output goes to S3 as in production.
+	e.ssm = ssmfake.New()
+	e.ssm.S3 = s3local.NewClient(e.s3.URL)
+	e.ssm.AddDocument(ssmfake.Document{Name: unbanDoc, StepName: app.UnbanStepName, Parameters: map[string]*regexp.Regexp{
+		"addresses": regexp.MustCompile(`^[0-9A-Fa-f:.]{2,45}$`),
+	}})
+	e.ssm.AddDocument(ssmfake.Document{Name: reportDoc, StepName: app.ReportStepName, Parameters: map[string]*regexp.Regexp{}})
+	for _, h := range hosts {
+		sh := &simhost.Host{Name: h.name, Documents: map[string]string{unbanDoc: "unban", reportDoc: "report"}}
+		for _, b := range h.blocks {
+			if err := sh.Block(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.hosts[h.id] = sh
+		e.ssm.AddInstance(ssmfake.Instance{ID: h.id, Name: h.name, Tags: map[string]string{tagKey: tagValue}, Runner: sh, Fault: h.fault})
+	}
+	t.Cleanup(e.ssm.Close)
+
+	e.chat = chatworkfake.New(apiToken)
+	t.Cleanup(e.chat.Close)
+
+	handlers, err := buildHandlers(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.bridge = taskbridge.New(handlers)
+	for _, o := range opts {
+		o(e.bridge)
+	}
+	if err := e.bridge.Start(""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.bridge.Close() })
+
+	e.over = sfnrunner.Overrides{
+		BridgeURL: e.bridge.URL(),
+		// A few milliseconds instead of seconds: the fake hosts answer at
+		// once, and the loop still goes round when they do not.
+		WaitMillis:          map[string]int{"*": 3},
+		RetryIntervalMillis: map[string]int{"*": 0},
+	}
+	return e
+}
+
+// request is the execution input the webhook would send.
+func request(id, body string) []byte {
+	in := struct {
+		Request workflow.Request `json:"request"`
+	}{workflow.Request{RoomID: askerRoom, MessageID: id, AccountID: asker, Body: body, SentAt: time.Now().Unix()}}
+	b, _ := json.Marshal(in)
+	return b
+}
+
+// run executes a machine in this env and waits until late task calls
+// (a Task that timed out still runs its handler) have finished.
+func (e *env) run(machine, name string, input []byte) sfnrunner.Execution {
+	e.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	x, err := runner(e.t).RunWith(ctx, e.over, machine, name, input)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.bridge.Idle()
+	return x
+}
+
+// unban runs the unban machine on a message from the asker.
+func (e *env) unban(name, body string) sfnrunner.Execution {
+	e.t.Helper()
+	return e.run("unban", name, request(name, body))
+}
+
+// refresh runs the scheduled refresh machine and requires success, so that
+// fresh lists are stored.
+func (e *env) refresh(name string) sfnrunner.Execution {
+	e.t.Helper()
+	x := e.run("refresh", name, []byte(`{}`))
+	if x.Status != sfnrunner.StatusSucceeded {
+		e.t.Fatalf("refresh %s: %s %s %s", name, x.Status, x.Error, x.Cause)
+	}
+	return x
+}
+
+func (e *env) replies() []chatworkfake.Message { return e.chat.RoomMessages(askerRoom) }
+func (e *env) alerts() []chatworkfake.Message  { return e.chat.RoomMessages(sreRoom) }
+func (e *env) notices() []chatworkfake.Message { return e.chat.RoomMessages(noticeRoom) }
+
+// sent lists the documents of the SSM commands sent so far.
+func (e *env) sent(doc string) []ssmfake.SentCommand {
+	var out []ssmfake.SentCommand
+	for _, c := range e.ssm.Sent() {
+		if c.DocumentName == doc {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// state decodes an execution's output (the final state document).
+func finalState(t testing.TB, x sfnrunner.Execution) workflow.State {
+	t.Helper()
+	var st workflow.State
+	if len(x.Output) > 0 {
+		if err := json.Unmarshal(x.Output, &st); err != nil {
+			t.Fatalf("output %s: %v", x.Output, err)
+		}
+	}
+	return st
+}
+
+func bodies(ms []chatworkfake.Message) string {
+	var b []string
+	for _, m := range ms {
+		b = append(b, m.Body)
+	}
+	return strings.Join(b, "\n---\n")
+}
