@@ -52,8 +52,8 @@ var Defaults = Config{
 	CommandTimeoutSeconds:      60,
 	LogRetentionDays:           90,
 	LogLevel:                   "info",
-	APIRateLimit:               5,
-	APIBurstLimit:              10,
+	APIRateLimit:               25,
+	APIBurstLimit:              50,
 	WebhookReservedConcurrency: 5,
 }
 

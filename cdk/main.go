@@ -3,7 +3,7 @@
 // functions, the SSM documents run on the hosts, and their storage,
 // schedule and alarms. Run it through the CDK CLI from the repository root
 // (cdk.json says "go run ./cdk"); configuration comes from CDK context, see
-// config.go and cdk/README-deploy.md.
+// config.go and the README's "Deploy to AWS" section.
 package main
 
 import (
