@@ -19,6 +19,7 @@ import (
 
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
@@ -38,11 +39,6 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
-
-// InvalidInputError is a permanent error: the input cannot be looked up.
-type InvalidInputError struct{ Reason string }
-
-func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }
 
 // Handler is the Lambda handler.
 type Handler struct {
@@ -96,16 +92,16 @@ func (h *Handler) Handle(ctx context.Context, in workflow.LookupInput) (workflow
 
 func parseAddresses(in []string) ([]netip.Addr, error) {
 	if len(in) == 0 {
-		return nil, &InvalidInputError{Reason: "no addresses"}
+		return nil, &taskerr.InvalidInputError{Reason: "no addresses"}
 	}
 	if len(in) > MaxAddresses {
-		return nil, &InvalidInputError{Reason: fmt.Sprintf("%d addresses (at most %d)", len(in), MaxAddresses)}
+		return nil, &taskerr.InvalidInputError{Reason: fmt.Sprintf("%d addresses (at most %d)", len(in), MaxAddresses)}
 	}
 	out := make([]netip.Addr, 0, len(in))
 	for _, s := range in {
 		a, err := banlist.ParseAddress(s)
 		if err != nil {
-			return nil, &InvalidInputError{Reason: err.Error()}
+			return nil, &taskerr.InvalidInputError{Reason: err.Error()}
 		}
 		if !slices.Contains(out, a) {
 			out = append(out, a)

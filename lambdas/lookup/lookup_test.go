@@ -137,7 +137,7 @@ func TestLookupErrors(t *testing.T) {
 	h := handler(srv)
 	for _, addrs := range [][]string{nil, {"192.0.2.999"}, {"2001:DB8::1"}, {"::ffff:192.0.2.12"}, {"192.0.2.0/24"}} {
 		_, err := h.Handle(context.Background(), workflow.LookupInput{Addresses: addrs})
-		var inv *lookup.InvalidInputError
+		var inv *taskerr.InvalidInputError
 		if !errors.As(err, &inv) {
 			t.Errorf("%v: error %v, want InvalidInputError", addrs, err)
 		}

@@ -57,16 +57,10 @@ func New(cfg Config, chat Poster, marks Marks, log *slog.Logger) *Handler {
 	return &Handler{cfg: cfg, chat: chat, marks: marks, log: log}
 }
 
-// InvalidInputError is a notify input the task cannot act on; retrying will
-// not help.
-type InvalidInputError struct{ Msg string }
-
-func (e *InvalidInputError) Error() string { return "notify: " + e.Msg }
-
 // Handle posts what the input's kind asks for.
 func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow.NotifyResult, error) {
 	if in.Execution == "" {
-		return workflow.NotifyResult{}, &InvalidInputError{"execution name missing"}
+		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "execution name missing"}
 	}
 	l := langFor(h.cfg.Locale)
 	st := in.State
@@ -74,7 +68,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	case workflow.NotifyReply, workflow.NotifyFailure:
 		r := st.Request
 		if r.RoomID == "" || r.MessageID == "" || r.AccountID == "" {
-			return workflow.NotifyResult{}, &InvalidInputError{"request lacks room, message or account id"}
+			return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "request lacks room, message or account id"}
 		}
 		text, problem := l.failureText(in.Execution), true
 		if in.Kind == workflow.NotifyReply {
@@ -105,7 +99,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	case workflow.NotifyBans:
 		return h.bans(ctx, in, l)
 	}
-	return workflow.NotifyResult{}, &InvalidInputError{fmt.Sprintf("unknown kind %q", in.Kind)}
+	return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown kind %q", in.Kind)}
 }
 
 func (l lang) failureText(execution string) string {
@@ -124,7 +118,7 @@ func (h *Handler) alert(ctx context.Context, execution string, st workflow.State
 
 func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (workflow.NotifyResult, error) {
 	if h.cfg.NotifyRoomID == "" {
-		return workflow.NotifyResult{}, &InvalidInputError{"no ban-notification room configured"}
+		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "no ban-notification room configured"}
 	}
 	var out workflow.NotifyResult
 	shown := in.NewBans

@@ -93,11 +93,6 @@ type SSMAPI interface {
 	ssmcmd.Getter
 }
 
-// InvalidInputError is a permanent error: bad input.
-type InvalidInputError struct{ Reason string }
-
-func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }
-
 // Handler is the Lambda handler.
 type Handler struct {
 	SSM SSMAPI
@@ -143,19 +138,12 @@ func (h *Handler) Handle(ctx context.Context, in workflow.RefreshInput) (workflo
 	case ActionStore:
 		return h.store(ctx, in.CommandRef)
 	}
-	return workflow.RefreshResult{}, &InvalidInputError{Reason: fmt.Sprintf("unknown action %q", in.Action)}
+	return workflow.RefreshResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown action %q", in.Action)}
 }
 
 func (h *Handler) request(ctx context.Context, in workflow.CommandRequest) (workflow.RefreshResult, error) {
-	if !in.AllHosts {
-		if len(in.InstanceIDs) == 0 {
-			return workflow.RefreshResult{}, &InvalidInputError{Reason: "neither instance_ids nor all_hosts"}
-		}
-		for _, id := range in.InstanceIDs {
-			if !banlist.ValidInstanceID(id) {
-				return workflow.RefreshResult{}, &InvalidInputError{Reason: fmt.Sprintf("invalid instance id %q", id)}
-			}
-		}
+	if err := ssmcmd.CheckTargets(in.InstanceIDs, in.AllHosts); err != nil {
+		return workflow.RefreshResult{}, err
 	}
 	now := h.Cfg.Now()
 	sent, err := ssmcmd.Send(ctx, h.SSM, ssmcmd.Spec{

@@ -20,6 +20,7 @@ import (
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
@@ -67,11 +68,6 @@ type Config struct {
 	Now          func() time.Time
 }
 
-// InvalidInputError is a permanent error: the request is refused.
-type InvalidInputError struct{ Reason string }
-
-func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }
-
 // Handler is the Lambda handler.
 type Handler struct {
 	SSM ssmcmd.Sender
@@ -105,15 +101,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CommandRequest) (workf
 	if err != nil {
 		return workflow.CommandRef{}, err
 	}
-	if !in.AllHosts {
-		if len(in.InstanceIDs) == 0 {
-			return workflow.CommandRef{}, &InvalidInputError{Reason: "neither instance_ids nor all_hosts"}
-		}
-		for _, id := range in.InstanceIDs {
-			if !banlist.ValidInstanceID(id) {
-				return workflow.CommandRef{}, &InvalidInputError{Reason: fmt.Sprintf("invalid instance id %q", id)}
-			}
-		}
+	if err := ssmcmd.CheckTargets(in.InstanceIDs, in.AllHosts); err != nil {
+		return workflow.CommandRef{}, err
 	}
 	now := h.Cfg.Now()
 	spec := ssmcmd.Spec{
@@ -157,15 +146,15 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CommandRequest) (workf
 // rewritten. Duplicates are dropped; order is kept.
 func ValidateAddresses(in []string) ([]string, error) {
 	if len(in) == 0 {
-		return nil, &InvalidInputError{Reason: "no addresses"}
+		return nil, &taskerr.InvalidInputError{Reason: "no addresses"}
 	}
 	if len(in) > MaxAddresses {
-		return nil, &InvalidInputError{Reason: fmt.Sprintf("%d addresses (at most %d)", len(in), MaxAddresses)}
+		return nil, &taskerr.InvalidInputError{Reason: fmt.Sprintf("%d addresses (at most %d)", len(in), MaxAddresses)}
 	}
 	out := make([]string, 0, len(in))
 	for _, s := range in {
 		if _, err := banlist.ParseAddress(s); err != nil {
-			return nil, &InvalidInputError{Reason: err.Error()}
+			return nil, &taskerr.InvalidInputError{Reason: err.Error()}
 		}
 		if !slices.Contains(out, s) {
 			out = append(out, s)

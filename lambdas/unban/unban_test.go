@@ -118,7 +118,7 @@ func TestInvalidInput(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := h.Handle(context.Background(), c)
-		var inv *unban.InvalidInputError
+		var inv *taskerr.InvalidInputError
 		if !errors.As(err, &inv) {
 			t.Errorf("%+v: %v, want InvalidInputError", c, err)
 		}

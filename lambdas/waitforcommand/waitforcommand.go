@@ -64,11 +64,6 @@ type SSMAPI interface {
 	ssmcmd.Getter
 }
 
-// InvalidInputError is a permanent error: the input cannot be checked.
-type InvalidInputError struct{ Reason string }
-
-func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }
-
 // Handler is the Lambda handler.
 type Handler struct {
 	SSM SSMAPI
@@ -95,7 +90,7 @@ func New(ssm SSMAPI, s3 banlist.ObjectGetter, cfg Config, log *slog.Logger) *Han
 func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.CheckResult, error) {
 	deadline, err := time.Parse(time.RFC3339, in.Deadline)
 	if err != nil {
-		return workflow.CheckResult{}, &InvalidInputError{Reason: fmt.Sprintf("deadline %q: %v", in.Deadline, err)}
+		return workflow.CheckResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("deadline %q: %v", in.Deadline, err)}
 	}
 	now := h.Cfg.Now()
 	late := !now.Before(deadline)

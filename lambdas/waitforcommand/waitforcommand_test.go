@@ -15,6 +15,7 @@ import (
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
@@ -227,7 +228,7 @@ func TestTruncatedOutput(t *testing.T) {
 func TestInvalidInput(t *testing.T) {
 	e := fakeenv.Start(t)
 	_, err := checker(e, now, true).Handle(context.Background(), workflow.CheckInput{CommandRef: workflow.CommandRef{CommandIDs: []string{}, Deadline: "soon"}})
-	var inv *waitforcommand.InvalidInputError
+	var inv *taskerr.InvalidInputError
 	if !errors.As(err, &inv) {
 		t.Fatalf("%v", err)
 	}

@@ -40,3 +40,10 @@ func Name(err error) string {
 	}
 	return t.Name()
 }
+
+// InvalidInputError is a task input that cannot be acted on. Retrying the
+// same input cannot help, so the ASL only retries TransientError; a Catch
+// then turns it into a failure reply and an SRE alert.
+type InvalidInputError struct{ Reason string }
+
+func (e *InvalidInputError) Error() string { return "invalid input: " + e.Reason }

@@ -23,6 +23,7 @@ import (
 
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/banlist/awserr"
+	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
@@ -42,6 +43,24 @@ type Lister interface {
 // Getter reads one invocation's output; *ssm.Client implements it.
 type Getter interface {
 	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+}
+
+// CheckTargets refuses a request that names no target or an instance id
+// that is not one: the id ends up in an IAM-checked ARN, so nothing else may
+// pass.
+func CheckTargets(instanceIDs []string, allHosts bool) error {
+	if allHosts {
+		return nil
+	}
+	if len(instanceIDs) == 0 {
+		return &taskerr.InvalidInputError{Reason: "neither instance_ids nor all_hosts"}
+	}
+	for _, id := range instanceIDs {
+		if !banlist.ValidInstanceID(id) {
+			return &taskerr.InvalidInputError{Reason: fmt.Sprintf("invalid instance id %q", id)}
+		}
+	}
+	return nil
 }
 
 // CommandError is a permanent SSM failure (bad document, parameters or
