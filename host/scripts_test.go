@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -677,6 +678,51 @@ func TestPortability(t *testing.T) {
 			}
 			if b := blocked(t, h); !slices.Equal(b, []string{"2001:db8::12"}) {
 				t.Errorf("left blocked %q", b)
+			}
+		})
+	}
+}
+
+// TestConcurrentUnbansReportOnce: colleagues from one office ask at the same
+// time, so SSM runs several unbans of one address on a host at once. The
+// firewall changes once, and exactly one run may say it removed the block
+// (the others found nothing): without the script's lock every overlapping
+// run claimed the removal.
+func TestConcurrentUnbansReportOnce(t *testing.T) {
+	for _, backend := range []string{"nft-sets", "iptables", "ipset"} {
+		t.Run(backend, func(t *testing.T) {
+			h := labtest.Start(t, lab.Options{Backend: backend})
+			for round := range 3 {
+				addr := fmt.Sprintf("192.0.2.%d", 50+round)
+				attack(t, h, addr)
+				const runs = 4
+				outs := make([]lab.Result, runs)
+				errs := make([]error, runs)
+				var wg sync.WaitGroup
+				for i := range runs {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						outs[i], errs[i] = h.RunEnv(context.Background(), nil, unbanScript, addr)
+					}()
+				}
+				wg.Wait()
+				claimed := 0
+				for i := range runs {
+					if errs[i] != nil || outs[i].ExitCode != 0 {
+						t.Fatalf("run %d: %v exit %d: %s %s", i, errs[i], outs[i].ExitCode, outs[i].Stdout, outs[i].Stderr)
+					}
+					u := decode[hostreport.Unban](t, outs[i].Stdout)
+					if len(u.Results) == 1 && u.Results[0].WasBlocked {
+						claimed++
+					}
+				}
+				if claimed != 1 {
+					t.Errorf("round %d: %d of %d concurrent runs say they removed %s, want exactly 1", round, claimed, runs, addr)
+				}
+				if slices.Contains(blocked(t, h), addr) {
+					t.Errorf("round %d: %s still blocked", round, addr)
+				}
 			}
 		})
 	}

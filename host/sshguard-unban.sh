@@ -361,6 +361,16 @@ printf '%s\n' "$@" | awk -v bad="$TMPD/bad" "$AWKLIB"'{
 	fail bad_address 2 "argument $(cat "$TMPD/bad") is not an IPv4 or IPv6 address"
 
 load_config
+
+# One unban at a time on this host: "removed" compares the firewall before and
+# after, so two overlapping runs would both claim the same removal. The lock is
+# taken on the config file (one per host, always there, never written by
+# sshguard). flock(1) comes with util-linux; without it the only risk is an
+# over-report, so the script runs unlocked.
+if command -v flock >/dev/null 2>&1; then
+	exec 9<"$CONF"
+	flock -w 60 9 || fail lock_timeout 3 "another unban has been running on this host for 60 s"
+fi
 list_entries "$TMPD/before"
 blacklisted "$TMPD/blacklisted"
 

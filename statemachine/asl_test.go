@@ -203,6 +203,7 @@ func TestUnbanFailureRouting(t *testing.T) {
 		"CheckReportCommand":   {"ReplyToUser", "$.refresh_error"},
 		"StoreBanLists":        {"ReplyToUser", "$.refresh_error"},
 		"ReplyToUser":          {"ReplyFailure", "$.error"},
+		"AnnounceNewBans":      {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
 		"ReplyFailure":         {"AlertSREs", "null"},
 		"AlertSREs":            {"Failed", "null"},
 	}
@@ -223,9 +224,12 @@ func TestUnbanFailureRouting(t *testing.T) {
 			t.Errorf("%s catches to %v, want %v", sn, got, w)
 		}
 	}
-	if d.States["ReplyToUser"].Next != "Done" || d.States["Done"].Type != "Succeed" {
-		t.Error("ReplyToUser must end the execution successfully")
+	// After the reply only the announcement of new bans may follow.
+	if d.States["ReplyToUser"].Next != "AnyNewBans" || d.States["AnyNewBans"].Default != "Done" ||
+		d.States["AnnounceNewBans"].Next != "Done" || d.States["Done"].Type != "Succeed" {
+		t.Error("ReplyToUser → AnyNewBans → (AnnounceNewBans →) Done")
 	}
+	afterReply := map[string]bool{"ReplyToUser": true, "AnyNewBans": true, "AnnounceNewBans": true}
 	if d.States["ReplyFailure"].Next != "AlertSREs" || d.States["AlertSREs"].Next != "Failed" || d.States["Failed"].Type != "Fail" {
 		t.Error("ReplyFailure → AlertSREs → Failed")
 	}
@@ -233,7 +237,8 @@ func TestUnbanFailureRouting(t *testing.T) {
 	// and the failure path reaches Done or Failed.
 	for sn, s := range d.States {
 		for _, next := range nexts(s) {
-			if (next == "Done" && sn != "ReplyToUser") || (next == "Failed" && sn != "AlertSREs") {
+			if (next == "Done" && !afterReply[sn]) || (next == "Failed" && sn != "AlertSREs") ||
+				(next == "AnyNewBans" && sn != "ReplyToUser") || (next == "AnnounceNewBans" && sn != "AnyNewBans") {
 				t.Errorf("%s goes to %s without a reply", sn, next)
 			}
 		}

@@ -49,6 +49,9 @@ var targets = []target{
 	{"CheckReportCommand", "wait-for-command", field("parse_unban", false), "refresh"},
 	{"StoreBanLists", "refresh-list", field("action", "store"), "refresh"},
 	{"ReplyToUser", "notify", field("kind", workflow.NotifyReply), "reply"},
+	// Runs after the reply when the list refresh found new blocks: the
+	// tests block a new address on web-1 after the initial refresh.
+	{"AnnounceNewBans", "notify", field("kind", workflow.NotifyBans), "announce"},
 	// These two only run after a failure: the tests break LookUpBanLists too.
 	{"ReplyFailure", "notify", field("kind", workflow.NotifyFailure), "failure-reply"},
 	{"AlertSREs", "notify", field("kind", workflow.NotifyAlert), "alert"},
@@ -99,6 +102,10 @@ func expected(tg target, kind string) outcome {
 		// The unban is done: the asker gets its result, with a note, and
 		// the SREs an alert; the execution succeeds.
 		return outcome{status: sfnrunner.StatusSucceeded, replies: 1, alerts: 1, replyHas: "Refreshing the block lists failed"}
+	case "announce":
+		// The asker already has the unban result; the SREs hear that the
+		// announcement failed, and the execution fails (the alarm fires).
+		return outcome{status: sfnrunner.StatusFailed, replies: 1, alerts: 1, replyHas: "Unblock result", errorName: errName}
 	case "reply":
 		failed.errorName = errName
 		if kind == taskbridge.Delay {
@@ -120,6 +127,11 @@ func TestFaultInjection(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, threeHosts())
 				e.refresh("initial-refresh")
+				if tg.path == "announce" {
+					if err := e.hosts["i-0aaaaaaaaaaaaaaa1"].Block("198.51.100.99"); err != nil {
+						t.Fatal(err)
+					}
+				}
 				want := expected(tg, kind)
 				if tg.path == "failure-reply" || tg.path == "alert" {
 					e.bridge.Inject("lookup", taskbridge.Fault{Kind: taskbridge.Permanent})
@@ -145,6 +157,11 @@ func TestFaultInjection(t *testing.T) {
 				if want.replyHas != "" {
 					if r := bodies(e.replies()); !strings.Contains(r, want.replyHas) {
 						t.Errorf("reply lacks %q:\n%s", want.replyHas, r)
+					}
+				}
+				if tg.path == "announce" && kind == taskbridge.Transient {
+					if n := e.notices(); len(n) != 1 || !strings.Contains(n[0].Body, "198.51.100.99") {
+						t.Errorf("ban notices after the unban: %s", bodies(n))
 					}
 				}
 				if kind == taskbridge.Transient && x.Retries < 2 {

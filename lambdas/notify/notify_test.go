@@ -98,7 +98,7 @@ func TestReplies(t *testing.T) {
 				unbanned("i-0a", "web-1", "203.0.113.5", "203.0.113.5"),
 				{InstanceID: "i-0c", Status: workflow.HostOffline},
 			}},
-		}, want: []string{"web-1 (i-0a): 203.0.113.5 のブロックを解除", "i-0c: ホストに接続できませんでした", "SRE に連絡"}, wantAlert: true},
+		}, want: []string{"web-1 (i-0a): 203.0.113.5 のブロックを解除", "i-0c: ホストに接続できませんでした", "SRE に連絡", "解除できたホストには今すぐ接続できます"}, wantNot: []string{"今すぐ接続を試してください"}, wantAlert: true},
 		{name: "stale lists, nothing blocked anywhere", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
 			Lookup: &workflow.LookupResult{Action: workflow.ActionUnban, Stale: true, AllHosts: true},

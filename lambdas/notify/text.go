@@ -24,6 +24,7 @@ type lang struct {
 	resultTitle, unblocked, wasNotBlocked, blacklistToo        string
 	hostFailed, hostTimedOut, hostOffline, hostPending         string
 	nothingBlocked, staleNote, tryNow, grace, partial, refresh string
+	tryNowPartial                                              string
 	failureTitle, failure                                      string
 	alertTitle                                                 string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
@@ -63,6 +64,7 @@ var langs = map[string]lang{
 		nothingBlocked: "どのホストでもブロックされていませんでした。",
 		staleNote:      "ブロック一覧が古かったため、すべてのホストで確認しました。",
 		tryNow:         "今すぐ接続を試してください。",
+		tryNowPartial:  "解除できたホストには今すぐ接続できます。",
 		grace: "解除後しばらく（ブロック時間の最大 1.5 倍）、sshguard はこのアドレスを再ブロックしません。その間に SSH の鍵や設定を確認してください。" +
 			"認証の失敗が続くと、次は 2 倍の時間ブロックされます。",
 		partial:       "一部のホストで解除できなかったため、SRE に連絡しました。しばらくしてからもう一度試すこともできます。",
@@ -111,6 +113,7 @@ var langs = map[string]lang{
 		nothingBlocked: "No host was blocking it.",
 		staleNote:      "The block lists were out of date, so I checked every host.",
 		tryNow:         "Please try to connect now.",
+		tryNowPartial:  "You can connect to the unblocked hosts now.",
 		grace: "For a while (up to 1.5 × the block time) sshguard will not block this address again: use it to check your SSH key and settings. " +
 			"If failures go on, the next block lasts twice as long.",
 		partial:       "Some hosts could not be unblocked, so I have told the SRE team. You can also try again in a few minutes.",
@@ -209,7 +212,10 @@ func (l lang) result(st workflow.State) (string, bool) {
 	if st.Lookup != nil && st.Lookup.Stale {
 		b.WriteString(l.staleNote + "\n")
 	}
-	if anyRemoved {
+	switch {
+	case anyRemoved && problem:
+		b.WriteString(l.tryNowPartial + "\n" + l.grace + "\n")
+	case anyRemoved:
 		b.WriteString(l.tryNow + "\n" + l.grace + "\n")
 	}
 	if problem {
