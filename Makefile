@@ -1,7 +1,9 @@
 # The two commands a new user needs:
 #   make local   run the whole system on this machine (no AWS account)
 #   make test    run every test (as root for the real sshguard tests)
-# .ci/run installs the system packages first, then runs `make test`.
+# Both first install what they need: Debian packages (as root, only those
+# missing), npm packages and Go modules. .ci/run is `make test` plus a few
+# extra awk/sh implementations for the host scripts' portability tests.
 
 SHELL := /bin/bash
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
@@ -12,7 +14,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 GO_FILES := $(shell git ls-files '*.go' 2>/dev/null)
 LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
 
-.PHONY: all deps local test check vet fmt-check synth bench lambda fuzz clean
+.PHONY: all deps system-deps local test check vet fmt-check synth bench lambda fuzz clean
+
+# What the real sshguard hosts (tests and local mode) need.
+SYSTEM_PACKAGES := sshguard nftables iptables ipset iproute2 shellcheck
+EXTRA_PACKAGES ?=
 
 all: test
 
@@ -22,10 +28,30 @@ node_modules/.package-lock.json: package.json package-lock.json
 deps: node_modules/.package-lock.json
 	go mod download
 
-local: deps
+# Installing sshguard must not start it in this machine's own network
+# namespace (policy-rc.d refuses service starts during the install, and its
+# service stays disabled): it only ever runs inside the throw-away namespaces
+# of the tests and the local mode.
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "note: not root, so not installing:" $$missing "(the local mode uses simulated hosts and the real-sshguard tests skip)"; exit 0; fi; \
+	set -e; added=; \
+	if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added=1; fi; \
+	trap '[ -z "$$added" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq; apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	echo "installed:" $$missing; \
+	case " $$missing " in *" sshguard "*) \
+	  ! command -v systemctl >/dev/null || systemctl disable sshguard >/dev/null 2>&1 || true; \
+	  echo "sshguard's own service is left disabled on this machine";; esac
+
+local: deps system-deps
 	go run ./cmd/unbanbot local
 
-test: deps check
+test: deps system-deps check
 	go test -count=1 ./...
 	$(MAKE) synth
 
