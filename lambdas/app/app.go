@@ -27,6 +27,7 @@ import (
 	"sshguard-unban/lambdas/unban"
 	"sshguard-unban/lambdas/waitforcommand"
 	"sshguard-unban/lambdas/webhook"
+	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/chatwork"
 	"sshguard-unban/shared/secrets"
 )
@@ -69,12 +70,8 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		}, log).Handle
 	case "unban":
 		h = unban.New(ssm.NewFromConfig(cfg), unban.Config{
-			UnbanDocument:  e.need("UNBAN_DOCUMENT"),
-			TagKey:         e.need("TARGET_TAG_KEY"),
-			TagValue:       e.need("TARGET_TAG_VALUE"),
-			CommandTimeout: e.seconds("COMMAND_TIMEOUT_SECONDS"),
-			OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
-			OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
+			UnbanDocument: e.need("UNBAN_DOCUMENT"),
+			Delivery:      delivery(&e),
 		}, log).Handle
 	case "wait-for-command":
 		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), waitforcommand.Config{
@@ -86,11 +83,7 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		h = refreshlist.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), refreshlist.Config{
 			ReportDocument: e.need("REPORT_DOCUMENT"),
 			StepName:       ReportStepName,
-			TagKey:         e.need("TARGET_TAG_KEY"),
-			TagValue:       e.need("TARGET_TAG_VALUE"),
-			CommandTimeout: e.seconds("COMMAND_TIMEOUT_SECONDS"),
-			OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
-			OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
+			Delivery:       delivery(&e),
 			Bucket:         e.need("BANLIST_BUCKET"),
 			Prefix:         e.get("BANLIST_PREFIX"),
 			// A host that has not reported for this long (terminated,
@@ -124,6 +117,17 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		return nil, fmt.Errorf("app: %s: bad values in %s", name, strings.Join(e.bad, ", "))
 	}
 	return lambda.NewHandler(h), nil
+}
+
+// delivery is how both documents reach the tagged hosts.
+func delivery(e *env) ssmcmd.Delivery {
+	return ssmcmd.Delivery{
+		TagKey:         e.need("TARGET_TAG_KEY"),
+		TagValue:       e.need("TARGET_TAG_VALUE"),
+		CommandTimeout: e.seconds("COMMAND_TIMEOUT_SECONDS"),
+		OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
+		OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
+	}
 }
 
 func secretSource(e *env, cfg aws.Config) *secrets.Source {

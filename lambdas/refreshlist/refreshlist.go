@@ -48,8 +48,6 @@ const (
 const (
 	DefaultStepName       = "sshguardReport" // mainSteps[0].name, as cdk/ writes it
 	DefaultCommandTimeout = 2 * time.Minute
-	DefaultMaxConcurrency = "50"
-	DefaultMaxErrors      = "100%"
 	DefaultWorkers        = 16
 	// DefaultMaxNewBans bounds the new bans returned (the execution
 	// history and the ban-notice message must stay small).
@@ -59,18 +57,10 @@ const (
 // Config holds the environment-derived settings.
 type Config struct {
 	ReportDocument string // REPORT_DOCUMENT: SSM document name
-	// DocumentVersion is optional ("$LATEST", "$DEFAULT" or a number).
-	DocumentVersion string
-	StepName        string // the report document's step name (default "sshguardReport")
-	TagKey          string // TARGET_TAG_KEY
-	TagValue        string // TARGET_TAG_VALUE
-	CommandTimeout  time.Duration
-	MaxConcurrency  string
-	MaxErrors       string
-	// OutputBucket / OutputPrefix: SSM output location. Reports of hosts
-	// with many blocks exceed the inline output limits, so set them.
-	OutputBucket string
-	OutputPrefix string
+	StepName       string // the report document's step name (default "sshguardReport")
+	// Delivery: reports of hosts with many blocks exceed the inline output
+	// limits, so set its OutputBucket.
+	ssmcmd.Delivery
 	// Bucket / Prefix: where the ban lists live (shared/banlist).
 	Bucket string
 	Prefix string
@@ -109,15 +99,7 @@ func New(ssm SSMAPI, s3 banlist.S3API, cfg Config, log *slog.Logger) *Handler {
 	if cfg.StepName == "" {
 		cfg.StepName = DefaultStepName
 	}
-	if cfg.CommandTimeout <= 0 {
-		cfg.CommandTimeout = DefaultCommandTimeout
-	}
-	if cfg.MaxConcurrency == "" {
-		cfg.MaxConcurrency = DefaultMaxConcurrency
-	}
-	if cfg.MaxErrors == "" {
-		cfg.MaxErrors = DefaultMaxErrors
-	}
+	cfg.Delivery = cfg.Delivery.WithDefaults(DefaultCommandTimeout)
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
@@ -142,39 +124,15 @@ func (h *Handler) Handle(ctx context.Context, in workflow.RefreshInput) (workflo
 }
 
 func (h *Handler) request(ctx context.Context, in workflow.CommandRequest) (workflow.RefreshResult, error) {
-	if err := ssmcmd.CheckTargets(in.InstanceIDs, in.AllHosts); err != nil {
-		return workflow.RefreshResult{}, err
-	}
-	now := h.Cfg.Now()
-	sent, err := ssmcmd.Send(ctx, h.SSM, ssmcmd.Spec{
-		Document:        h.Cfg.ReportDocument,
-		DocumentVersion: h.Cfg.DocumentVersion,
-		InstanceIDs:     in.InstanceIDs,
-		AllHosts:        in.AllHosts,
-		TagKey:          h.Cfg.TagKey,
-		TagValue:        h.Cfg.TagValue,
-		Comment:         "sshguard ban-list refresh",
-		MaxConcurrency:  h.Cfg.MaxConcurrency,
-		MaxErrors:       h.Cfg.MaxErrors,
-		TimeoutSeconds:  int32(h.Cfg.CommandTimeout / time.Second),
-		OutputBucket:    h.Cfg.OutputBucket,
-		OutputPrefix:    h.Cfg.OutputPrefix,
-	}, h.Log)
+	ref, err := h.Cfg.SendCommand(ctx, h.SSM, h.Cfg.ReportDocument, nil, in, "sshguard ban-list refresh", h.Cfg.Now(), h.Log)
 	if err != nil {
 		return workflow.RefreshResult{}, err
 	}
-	res := workflow.RefreshResult{CommandRef: workflow.CommandRef{
-		CommandIDs: sent.CommandIDs,
-		Deadline:   now.Add(h.Cfg.CommandTimeout).UTC().Format(time.RFC3339),
-		Skipped:    append([]string{}, sent.Skipped...),
-	}}
-	if res.CommandIDs == nil {
-		res.CommandIDs = []string{}
-	}
+	res := workflow.RefreshResult{CommandRef: ref}
 	// Instances SSM refused get no report: they are failed for this round.
-	res.Failed = sent.Skipped
+	res.Failed = ref.Skipped
 	h.Log.Info("report requested", "all_hosts", in.AllHosts, "instances", len(in.InstanceIDs),
-		"commands", len(res.CommandIDs), "skipped", len(sent.Skipped))
+		"commands", len(res.CommandIDs), "skipped", len(ref.Skipped))
 	return res, nil
 }
 

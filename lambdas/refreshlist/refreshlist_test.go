@@ -15,6 +15,7 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/workflow"
 )
@@ -86,9 +87,11 @@ func newWorld(t *testing.T, hosts int) *world {
 	}
 	w.cfg = refreshlist.Config{
 		ReportDocument: fakeenv.ReportDocument, StepName: fakeenv.ReportStep,
-		TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
-		CommandTimeout: time.Minute,
-		OutputBucket:   fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		Delivery: ssmcmd.Delivery{
+			TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
+			CommandTimeout: time.Minute,
+			OutputBucket:   fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		},
 		Bucket: fakeenv.ListBucket, Prefix: "lists",
 		Now: func() time.Time { return f.clock().Add(2 * time.Second) },
 	}

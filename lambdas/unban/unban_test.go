@@ -22,13 +22,15 @@ func id(n int) string { return fmt.Sprintf("i-%017x", n) }
 
 func newHandler(e *fakeenv.Env) *unban.Handler {
 	return unban.New(e.SSMClient, unban.Config{
-		UnbanDocument:  fakeenv.UnbanDocument,
-		TagKey:         fakeenv.TagKey,
-		TagValue:       fakeenv.TagValue,
-		CommandTimeout: 2 * time.Minute,
-		OutputBucket:   fakeenv.OutputBucket,
-		OutputPrefix:   fakeenv.OutputPrefix,
-		Now:            func() time.Time { return now },
+		UnbanDocument: fakeenv.UnbanDocument,
+		Delivery: ssmcmd.Delivery{
+			TagKey:         fakeenv.TagKey,
+			TagValue:       fakeenv.TagValue,
+			CommandTimeout: 2 * time.Minute,
+			OutputBucket:   fakeenv.OutputBucket,
+			OutputPrefix:   fakeenv.OutputPrefix,
+		},
+		Now: func() time.Time { return now },
 	}, nil)
 }
 

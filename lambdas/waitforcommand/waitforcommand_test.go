@@ -14,6 +14,7 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
@@ -42,8 +43,9 @@ func unbanJSON(host string, blocked bool, n int) string {
 func send(t *testing.T, e *fakeenv.Env, req workflow.CommandRequest) workflow.CommandRef {
 	t.Helper()
 	h := unban.New(e.SSMClient, unban.Config{
-		UnbanDocument: fakeenv.UnbanDocument, TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
-		CommandTimeout: time.Minute, OutputBucket: fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		UnbanDocument: fakeenv.UnbanDocument,
+		Delivery: ssmcmd.Delivery{TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
+			CommandTimeout: time.Minute, OutputBucket: fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix},
 		Now: func() time.Time { return now },
 	}, nil)
 	ref, err := h.Handle(context.Background(), req)

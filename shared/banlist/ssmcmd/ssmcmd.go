@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -61,6 +62,89 @@ func CheckTargets(instanceIDs []string, allHosts bool) error {
 		}
 	}
 	return nil
+}
+
+// Delivery is how a command reaches the hosts, the same for the unban and the
+// report documents: which hosts the tag selects, how many run at once, how
+// long it may take, and where the agent writes the full output.
+type Delivery struct {
+	// DocumentVersion is optional: "$LATEST", "$DEFAULT" (SSM's default
+	// when empty) or a version number.
+	DocumentVersion string
+	TagKey          string // TARGET_TAG_KEY: hosts are targeted by this tag …
+	TagValue        string // TARGET_TAG_VALUE: … having this value
+	// CommandTimeout is how long wait-for-command waits (Deadline = now +
+	// CommandTimeout); it is also the command's delivery timeout
+	// (TimeoutSeconds, at least 30 s).
+	CommandTimeout time.Duration
+	MaxConcurrency string // default DefaultMaxConcurrency
+	MaxErrors      string // default DefaultMaxErrors
+	// OutputBucket / OutputPrefix: OutputS3BucketName / OutputS3KeyPrefix,
+	// so outputs longer than the inline limits can be read in full.
+	OutputBucket string
+	OutputPrefix string
+}
+
+const (
+	// DefaultMaxConcurrency: at most 50 hosts run the script at once. The
+	// script touches only its own host's firewall, so there is no shared
+	// backend to protect; the limit keeps one request from occupying SSM's
+	// delivery capacity for the whole fleet at once while still finishing
+	// 1,000 hosts in 20 short waves.
+	DefaultMaxConcurrency = "50"
+	// DefaultMaxErrors: 100% so that failing hosts never stop SSM from
+	// running the command on the others (with a lower value SSM stops
+	// dispatching once that many invocations failed; the rest would end
+	// "Terminated" and the employee would stay blocked there).
+	DefaultMaxErrors = "100%"
+)
+
+// WithDefaults fills the unset fields; timeout is the caller's default
+// CommandTimeout.
+func (d Delivery) WithDefaults(timeout time.Duration) Delivery {
+	if d.CommandTimeout <= 0 {
+		d.CommandTimeout = timeout
+	}
+	if d.MaxConcurrency == "" {
+		d.MaxConcurrency = DefaultMaxConcurrency
+	}
+	if d.MaxErrors == "" {
+		d.MaxErrors = DefaultMaxErrors
+	}
+	return d
+}
+
+// SendCommand checks the request's targets, sends document to them (in
+// batches) and returns what the wait loop polls. Instances SSM refused are
+// in Skipped; both lists are never nil, so the ASL can always pass them on.
+func (d Delivery) SendCommand(ctx context.Context, c Sender, document string, params map[string][]string,
+	req workflow.CommandRequest, comment string, now time.Time, log *slog.Logger) (workflow.CommandRef, error) {
+	if err := CheckTargets(req.InstanceIDs, req.AllHosts); err != nil {
+		return workflow.CommandRef{}, err
+	}
+	sent, err := Send(ctx, c, Spec{
+		Document:        document,
+		DocumentVersion: d.DocumentVersion,
+		Parameters:      params,
+		InstanceIDs:     req.InstanceIDs,
+		AllHosts:        req.AllHosts,
+		TagKey:          d.TagKey,
+		TagValue:        d.TagValue,
+		Comment:         comment,
+		MaxConcurrency:  d.MaxConcurrency,
+		MaxErrors:       d.MaxErrors,
+		TimeoutSeconds:  int32(d.CommandTimeout / time.Second),
+		OutputBucket:    d.OutputBucket,
+		OutputPrefix:    d.OutputPrefix,
+	}, log)
+	if err != nil {
+		return workflow.CommandRef{}, err
+	}
+	return workflow.CommandRef{
+		CommandIDs: append([]string{}, sent.CommandIDs...),
+		Skipped:    append([]string{}, sent.Skipped...),
+		Deadline:   now.Add(d.CommandTimeout).UTC().Format(time.RFC3339),
+	}, nil
 }
 
 // CommandError is a permanent SSM failure (bad document, parameters or
