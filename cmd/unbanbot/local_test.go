@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"sshguard-unban/local/chatworkfake"
+)
+
+// The README's local command, end to end through the CLI (simulated hosts:
+// the real ones are covered by local/system's tests).
+func TestLocalOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole local system")
+	}
+	out, errOut, code := runCLI(t, "", "local", "--simulate", "--locale", "en", "--once", "203.0.113.5 please")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"SIMULATED",
+		"you (account 3000001)",
+		"[unban-requests] bot:",
+		"web-1 (i-00000000010ca1000): unblocked 203.0.113.5",
+		"git-1 (i-00000000010ca1001): unblocked 203.0.113.5",
+		"blocks: (nothing)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestRenderMessage(t *testing.T) {
+	got := renderMessage(chatworkfake.Message{RoomID: "2000001", Body: "[rp aid=1 to=2-3][info][title]T[/title]line 1\nline 2[/info]"})
+	want := "[unban-requests] bot:\n  ┌─ T\n  │ line 1\n  │ line 2\n  └─\n"
+	if got != want {
+		t.Fatalf("got\n%q\nwant\n%q", got, want)
+	}
+}
