@@ -137,10 +137,13 @@ type System struct {
 	awsCfg    aws.Config
 	sfnClient *sfn.Client
 	verifier  *signature.Verifier
-	runner    *sfnrunner.Runner
-	servers   []*http.Server
-	nextMsg   atomic.Int64
-	closeOnce sync.Once
+	// The run's Chatwork tokens (random per run), kept for the test that
+	// checks no log line carries them.
+	apiToken, webhookToken string
+	runner                 *sfnrunner.Runner
+	servers                []*http.Server
+	nextMsg                atomic.Int64
+	closeOnce              sync.Once
 }
 
 // Start brings everything up. Close it when done.
@@ -162,7 +165,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.nextMsg.Store(time.Now().UnixMilli() * 1_000_000) // 19 digits, like Chatwork's
 
 	// Tokens are random per run: nothing secret is in the code.
-	apiToken, webhookToken := randomToken(), base64.StdEncoding.EncodeToString([]byte(randomToken()))
+	s.apiToken, s.webhookToken = randomToken(), base64.StdEncoding.EncodeToString([]byte(randomToken()))
+	apiToken, webhookToken := s.apiToken, s.webhookToken
 	if s.verifier, err = signature.New(webhookToken); err != nil {
 		return nil, err
 	}
