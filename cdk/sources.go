@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"sshguard-unban/shared/ssmdoc"
+	"sshguard-unban/statemachine"
 )
 
 // Sources are the files of the repository the stack is built from. They are
@@ -124,15 +127,8 @@ func BuildBootstrap(root, outDir string) (string, error) {
 }
 
 // Definition substitution names the ASL files may use, and the function each
-// stands for.
-var substitutionFunctions = map[string]string{
-	"ParseFunctionArn":          "parse",
-	"LookupFunctionArn":         "lookup",
-	"UnbanFunctionArn":          "unban",
-	"WaitForCommandFunctionArn": "wait-for-command",
-	"RefreshListFunctionArn":    "refresh-list",
-	"NotifyFunctionArn":         "notify",
-}
+// stands for (the same table the local mode serves the tasks by).
+var substitutionFunctions = statemachine.Functions
 
 var placeholderRe = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 
@@ -164,11 +160,11 @@ func Placeholders(asl string) ([]string, error) {
 // address (45 characters with an embedded IPv4), and nothing a shell treats
 // specially. The host script still parses each argument as an address.
 const (
-	AddressesParam       = "addresses"
-	AddressItemPattern   = `^[0-9A-Fa-f:.]{2,45}$`
-	AddressesMaxItems    = 5
-	UnbanStepName        = "sshguardUnban"
-	ReportStepName       = "sshguardReport"
+	AddressesParam       = ssmdoc.AddressesParam
+	AddressItemPattern   = ssmdoc.AddressItemPattern
+	AddressesMaxItems    = ssmdoc.MaxAddresses
+	UnbanStepName        = ssmdoc.UnbanStep
+	ReportStepName       = ssmdoc.ReportStep
 	scriptHeredocMarker  = "SSHGUARD_UNBAN_EMBEDDED_SCRIPT_EOF"
 	commandDocumentLimit = 64 * 1024 // SSM's size limit for a Command document
 )

@@ -14,13 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"sshguard-unban/lambdas/app"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/sfnrunner"
 	"sshguard-unban/local/simhost"
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/workflow"
 	"sshguard-unban/statemachine"
 )
@@ -158,14 +158,14 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	}
 	t.Cleanup(func() { e.s3.Close() })
 
-	// The documents as cdk/ defines them (step names from lambdas/app);
-	// command output goes to S3 as in production.
+	// The documents as cdk/ defines them (shared/ssmdoc); command output
+	// goes to S3 as in production.
 	e.ssm = ssmfake.New()
 	e.ssm.S3 = s3local.NewClient(e.s3.URL)
-	e.ssm.AddDocument(ssmfake.Document{Name: unbanDoc, StepName: app.UnbanStepName, Parameters: map[string]*regexp.Regexp{
-		"addresses": regexp.MustCompile(`^[0-9A-Fa-f:.]{2,45}$`),
+	e.ssm.AddDocument(ssmfake.Document{Name: unbanDoc, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{
+		ssmdoc.AddressesParam: regexp.MustCompile(ssmdoc.AddressItemPattern),
 	}})
-	e.ssm.AddDocument(ssmfake.Document{Name: reportDoc, StepName: app.ReportStepName, Parameters: map[string]*regexp.Regexp{}})
+	e.ssm.AddDocument(ssmfake.Document{Name: reportDoc, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 	for _, h := range hosts {
 		sh := &simhost.Host{Name: h.name, Documents: map[string]string{unbanDoc: "unban", reportDoc: "report"}}
 		for _, b := range h.blocks {

@@ -30,13 +30,7 @@ import (
 	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/chatwork"
 	"sshguard-unban/shared/secrets"
-)
-
-// Step names of the SSM documents (cdk/ writes the documents with these):
-// command output in S3 is stored under the step's name.
-const (
-	UnbanStepName  = "sshguardUnban"
-	ReportStepName = "sshguardReport"
+	"sshguard-unban/shared/ssmdoc"
 )
 
 // DefaultForgetAfter is how long a silent host stays in the ban-list index.
@@ -75,14 +69,14 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		}, log).Handle
 	case "wait-for-command":
 		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), waitforcommand.Config{
-			StepName:     UnbanStepName,
+			StepName:     ssmdoc.UnbanStep,
 			OutputBucket: e.get("COMMAND_OUTPUT_BUCKET"),
 			OutputPrefix: e.get("COMMAND_OUTPUT_PREFIX"),
 		}, log).Handle
 	case "refresh-list":
 		h = refreshlist.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), refreshlist.Config{
 			ReportDocument: e.need("REPORT_DOCUMENT"),
-			StepName:       ReportStepName,
+			StepName:       ssmdoc.ReportStep,
 			Delivery:       delivery(&e),
 			Bucket:         e.need("BANLIST_BUCKET"),
 			Prefix:         e.get("BANLIST_PREFIX"),

@@ -34,6 +34,7 @@ import (
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
@@ -46,7 +47,7 @@ const (
 
 // Defaults.
 const (
-	DefaultStepName       = "sshguardReport" // mainSteps[0].name, as cdk/ writes it
+	DefaultStepName       = ssmdoc.ReportStep
 	DefaultCommandTimeout = 2 * time.Minute
 	DefaultWorkers        = 16
 	// DefaultMaxNewBans bounds the new bans returned (the execution
@@ -57,7 +58,7 @@ const (
 // Config holds the environment-derived settings.
 type Config struct {
 	ReportDocument string // REPORT_DOCUMENT: SSM document name
-	StepName       string // the report document's step name (default "sshguardReport")
+	StepName       string // the report document's step name (default ssmdoc.ReportStep)
 	// Delivery: reports of hosts with many blocks exceed the inline output
 	// limits, so set its OutputBucket.
 	ssmcmd.Delivery

@@ -20,13 +20,14 @@ import (
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
 // ParameterName is the SSM document parameter (a StringList with an
 // allowedPattern) carrying the addresses.
-const ParameterName = "addresses"
+const ParameterName = ssmdoc.AddressesParam
 
 // DefaultCommandTimeout is how long an unban may take on the hosts.
 const DefaultCommandTimeout = 3 * time.Minute

@@ -12,6 +12,8 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist/ssmcmd"
+	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
@@ -162,5 +164,12 @@ func TestSSMErrors(t *testing.T) {
 	}
 	if len(ref.CommandIDs) != 2 {
 		t.Fatalf("commands %v, want one per valid instance", ref.CommandIDs)
+	}
+}
+
+// The document accepts as many addresses as one message may carry.
+func TestDocumentTakesWhatAMessageMayAsk(t *testing.T) {
+	if ssmdoc.MaxAddresses != message.MaxAddresses {
+		t.Fatalf("ssmdoc.MaxAddresses %d, message.MaxAddresses %d", ssmdoc.MaxAddresses, message.MaxAddresses)
 	}
 }

@@ -34,13 +34,14 @@ import (
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
 // DefaultStepName is the unban document's step (mainSteps[0].name, as
 // cdk/ writes it).
-const DefaultStepName = "sshguardUnban"
+const DefaultStepName = ssmdoc.UnbanStep
 
 // maxDetail bounds HostOutcome.Detail (the history must stay small).
 const maxDetail = 200
@@ -48,7 +49,7 @@ const maxDetail = 200
 // Config holds the environment-derived settings.
 type Config struct {
 	// StepName is the document step whose output is read when the
-	// invocation carries no plugin details (default "sshguardUnban").
+	// invocation carries no plugin details (default ssmdoc.UnbanStep).
 	StepName string
 	// OutputBucket / OutputPrefix are the OutputS3BucketName /
 	// OutputS3KeyPrefix the commands were sent with (empty: use the

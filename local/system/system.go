@@ -53,6 +53,7 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/signature"
+	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/statemachine"
 )
 
@@ -73,8 +74,8 @@ const (
 	secretID       = "sshguard-unban/chatwork"
 )
 
-// addressPattern is the unban document's allowedPattern (see cdk/).
-var addressPattern = regexp.MustCompile(`^[0-9A-Fa-f:.]{2,45}$`)
+// addressPattern is the unban document's allowedPattern.
+var addressPattern = regexp.MustCompile(ssmdoc.AddressItemPattern)
 
 // HostSpec describes one host.
 type HostSpec struct {
@@ -181,8 +182,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.SSM.Region = Region
 	s.SSM.S3 = s.S3.Client()
 	s.SSM.Log = logger.With("component", "ssm")
-	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: app.UnbanStepName, Parameters: map[string]*regexp.Regexp{"addresses": addressPattern}})
-	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: app.ReportStepName, Parameters: map[string]*regexp.Regexp{}})
+	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{ssmdoc.AddressesParam: addressPattern}})
+	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 
 	s.Chat = chatworkfake.New(apiToken)
 	s.Chat.OnMessage = opts.OnMessage

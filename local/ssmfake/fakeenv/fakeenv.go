@@ -16,6 +16,7 @@ import (
 
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/shared/ssmdoc"
 )
 
 // Names used by the environment.
@@ -24,18 +25,18 @@ const (
 	OutputBucket   = "ssm-output"
 	OutputPrefix   = "runcommand"
 	UnbanDocument  = "sshguard-unban"
-	UnbanStep      = "sshguardUnban"
+	UnbanStep      = ssmdoc.UnbanStep
 	ReportDocument = "sshguard-report"
-	ReportStep     = "sshguardReport"
+	ReportStep     = ssmdoc.ReportStep
 	TagKey         = "sshguard-unban"
 	TagValue       = "enabled"
 )
 
-// AddressPattern is the unban document's allowedPattern (cdk/sources.go).
-var AddressPattern = regexp.MustCompile(`^[0-9A-Fa-f:.]{2,45}$`)
+// AddressPattern is the unban document's allowedPattern.
+var AddressPattern = regexp.MustCompile(ssmdoc.AddressItemPattern)
 
 // MaxAddresses is the document's maxItems for addresses.
-const MaxAddresses = 5
+const MaxAddresses = ssmdoc.MaxAddresses
 
 // Env is a running set of fakes.
 type Env struct {

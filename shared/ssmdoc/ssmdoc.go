@@ -1,0 +1,27 @@
+// Package ssmdoc is the contract of the two SSM Command documents that run
+// the host scripts: cdk/ writes the documents, the unban and refresh-list
+// tasks send them and read their output, and the local SSM endpoint serves
+// them. One place, so the names cannot drift apart.
+package ssmdoc
+
+const (
+	// UnbanStep and ReportStep are the documents' step (action) names. SSM
+	// names each invocation's plugin after them and stores the full output
+	// in S3 under KEYPREFIX/COMMAND/INSTANCE/awsrunShellScript/STEP/stdout.
+	UnbanStep  = "sshguardUnban"
+	ReportStep = "sshguardReport"
+
+	// AddressesParam is the unban document's only parameter: a StringList
+	// with one address per item.
+	AddressesParam = "addresses"
+	// AddressItemPattern is its allowedPattern. SSM checks every item
+	// before it accepts SendCommand: only hex digits, dots and colons (any
+	// textual IPv4 or IPv6 address, 45 characters with an embedded IPv4),
+	// nothing a shell treats specially. The host script still parses each
+	// argument as an address.
+	AddressItemPattern = `^[0-9A-Fa-f:.]{2,45}$`
+	// MaxAddresses is the parameter's maxItems, the same as what one
+	// Chatwork message may ask for (message.MaxAddresses; a test in
+	// lambdas/unban keeps them equal).
+	MaxAddresses = 5
+)
