@@ -51,22 +51,32 @@ func testSources(t *testing.T) (string, Sources) {
 	return repoRoot, sources
 }
 
-// cdkJSONContext is the context of the repository's cdk.json (feature flags
-// and defaults), so the tests synthesize what `cdk synth` synthesizes.
-func cdkJSONContext(t *testing.T, root string) map[string]interface{} {
+// cdkJSON is the repository's cdk.json, parsed, with its raw bytes.
+type cdkJSON struct {
+	App     string                 `json:"app"`
+	Context map[string]interface{} `json:"context"`
+	raw     []byte
+}
+
+func readCDKJSON(t *testing.T, root string) cdkJSON {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(root, "cdk.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f struct {
-		App     string                 `json:"app"`
-		Context map[string]interface{} `json:"context"`
-	}
+	var f cdkJSON
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("cdk.json: %v", err)
 	}
-	return f.Context
+	f.raw = b
+	return f
+}
+
+// cdkJSONContext is the context of the repository's cdk.json (feature flags
+// and defaults), so the tests synthesize what `cdk synth` synthesizes.
+func cdkJSONContext(t *testing.T, root string) map[string]interface{} {
+	t.Helper()
+	return readCDKJSON(t, root).Context
 }
 
 // synthesized is one synthesized stack with its template as plain JSON.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
@@ -766,17 +764,8 @@ func TestOutputs(t *testing.T) {
 // The repository's cdk.json: the app line and no account-specific values.
 func TestCDKJSON(t *testing.T) {
 	root, _ := testSources(t)
-	b, err := os.ReadFile(filepath.Join(root, "cdk.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var f struct {
-		App     string                 `json:"app"`
-		Context map[string]interface{} `json:"context"`
-	}
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatal(err)
-	}
+	f := readCDKJSON(t, root)
+	b := f.raw
 	if f.App != "go run ./cdk" {
 		t.Errorf("app = %q", f.App)
 	}
