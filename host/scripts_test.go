@@ -82,6 +82,21 @@ func report(t *testing.T, h *lab.Host) hostreport.Report {
 	return r
 }
 
+// blacklistAddrs is the address field of every line of a blacklist file
+// (epoch|service|family|address); any other shape fails the test.
+func blacklistAddrs(t *testing.T, content []byte) []string {
+	t.Helper()
+	var addrs []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
+		f := strings.Split(line, "|")
+		if len(f) != 4 {
+			t.Fatalf("blacklist line %q in %q", line, content)
+		}
+		addrs = append(addrs, f[3])
+	}
+	return addrs
+}
+
 func blocked(t *testing.T, h *lab.Host) []string {
 	t.Helper()
 	got, err := h.Blocked(context.Background())
@@ -223,15 +238,7 @@ func TestUnban(t *testing.T) {
 				if inode2 != inode {
 					t.Errorf("blacklist replaced (inode %d -> %d), not rewritten in place", inode, inode2)
 				}
-				var kept []string
-				for _, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
-					f := strings.Split(line, "|")
-					if len(f) != 4 {
-						t.Fatalf("blacklist line %q", line)
-					}
-					kept = append(kept, f[3])
-				}
-				if !slices.Equal(kept, sc.keepLines) {
+				if kept := blacklistAddrs(t, content); !slices.Equal(kept, sc.keepLines) {
 					t.Errorf("blacklist keeps %q, want %q", kept, sc.keepLines)
 				}
 
@@ -286,14 +293,7 @@ func TestBlacklistRewrittenInPlace(t *testing.T) {
 	if inode2 != inode {
 		t.Errorf("blacklist inode changed %d -> %d", inode, inode2)
 	}
-	var addrs []string
-	for _, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
-		f := strings.Split(line, "|")
-		if len(f) != 4 {
-			t.Fatalf("garbled blacklist %q", content)
-		}
-		addrs = append(addrs, f[3])
-	}
+	addrs := blacklistAddrs(t, content)
 	if want := []string{"192.0.2.12", "192.0.2.123"}; !slices.Equal(addrs, want) {
 		t.Errorf("blacklist holds %q, want %q", addrs, want)
 	}
