@@ -98,6 +98,20 @@ func invoke(t *testing.T, url, payload string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+// logged waits until every want appears in the log: the emulator answers
+// the invocation before it has written its own account of the failure.
+func logged(logs *lockedBuffer, want ...string) bool {
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		all := true
+		for _, w := range want {
+			all = all && strings.Contains(logs.String(), w)
+		}
+		if all || time.Now().After(deadline) {
+			return all
+		}
+	}
+}
+
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
 func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
@@ -115,7 +129,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 			t.Fatalf("answer %s\n%s", got, logs)
 		}
 		// The function's own log lines are JSON (slog), one per line.
-		if !strings.Contains(logs.String(), `{"time":`) || !strings.Contains(logs.String(), `"msg":"parsed message"`) {
+		if !logged(logs, `{"time":`, `"msg":"parsed message"`) {
 			t.Errorf("no JSON log line:\n%s", logs)
 		}
 		if m := initReport.FindStringSubmatch(logs.String()); m != nil {
@@ -130,7 +144,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		if status, got := invoke(t, url, `{"addresses":["203.0.113.5"]}`); status != http.StatusBadGateway {
 			t.Errorf("answer %d %s, want the runtime to have exited", status, got)
 		}
-		if !strings.Contains(logs.String(), "Runtime exited with error: exit status 1") || !strings.Contains(logs.String(), "BANLIST_BUCKET") {
+		if !logged(logs, "Runtime exited with error: exit status 1", "BANLIST_BUCKET") {
 			t.Errorf("the log does not name the missing variable:\n%s", logs)
 		}
 	})
@@ -140,7 +154,7 @@ func TestBootstrapUnderTheRuntimeEmulator(t *testing.T) {
 		if status, got := invoke(t, url, `{}`); status != http.StatusBadGateway {
 			t.Errorf("answer %d %s, want the runtime to have exited", status, got)
 		}
-		if !strings.Contains(logs.String(), `no handler named \"nonesuch\"`) {
+		if !logged(logs, `no handler named \"nonesuch\"`) {
 			t.Errorf("log:\n%s", logs)
 		}
 	})
