@@ -27,9 +27,9 @@ import (
 	"sshguard-unban/lambdas/unban"
 	"sshguard-unban/lambdas/waitforcommand"
 	"sshguard-unban/lambdas/webhook"
-	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/chatwork"
 	"sshguard-unban/shared/secrets"
+	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
 )
 

@@ -3,12 +3,12 @@ package notify
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"sshguard-unban/shared/awserr"
 )
 
 // S3API is the part of the S3 client the marks use.
@@ -27,8 +27,7 @@ type S3Marks struct {
 // Get reads a mark.
 func (m S3Marks) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	out, err := m.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(m.Bucket), Key: aws.String(key)})
-	var missing *types.NoSuchKey
-	if errors.As(err, &missing) {
+	if awserr.IsNotFound(err) {
 		return nil, false, nil
 	}
 	if err != nil {

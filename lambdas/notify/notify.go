@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"strings"
 
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/chatwork"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
@@ -159,7 +160,7 @@ type mark struct {
 func (h *Handler) once(ctx context.Context, key, roomID, text string) (workflow.NotifyResult, error) {
 	key = h.cfg.MarkPrefix + key
 	if raw, found, err := h.marks.Get(ctx, key); err != nil {
-		return workflow.NotifyResult{}, taskerr.Transient(fmt.Errorf("notify: read mark %s: %w", key, err))
+		return workflow.NotifyResult{}, awserr.Classify(fmt.Errorf("notify: read mark %s: %w", key, err))
 	} else if found {
 		var m mark
 		_ = json.Unmarshal(raw, &m)

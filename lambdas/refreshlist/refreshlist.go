@@ -32,8 +32,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"sshguard-unban/shared/banlist"
-	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"

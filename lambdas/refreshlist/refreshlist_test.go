@@ -15,8 +15,8 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
-	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/workflow"
 )
 

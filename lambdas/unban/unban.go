@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"sshguard-unban/shared/banlist"
-	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"

@@ -14,8 +14,8 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
-	"sshguard-unban/shared/banlist/ssmcmd"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )

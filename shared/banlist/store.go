@@ -14,9 +14,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"sshguard-unban/shared/banlist/awserr"
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/taskerr"
 )
@@ -53,7 +52,7 @@ func (e *CorruptError) Unwrap() error { return e.Err }
 func getObject(ctx context.Context, c ObjectGetter, bucket, key string) ([]byte, string, error) {
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		if isNotFound(err) {
+		if awserr.IsNotFound(err) {
 			return nil, "", fmt.Errorf("%s: %w", key, ErrNotFound)
 		}
 		return nil, "", awserr.Classify(fmt.Errorf("get s3://%s/%s: %w", bucket, key, err))
@@ -67,16 +66,6 @@ func getObject(ctx context.Context, c ObjectGetter, bucket, key string) ([]byte,
 		return nil, "", taskerr.Transient(fmt.Errorf("read s3://%s/%s: %w", bucket, key, err))
 	}
 	return buf.Bytes(), aws.ToString(out.ETag), nil
-}
-
-func isNotFound(err error) bool {
-	var nsk *types.NoSuchKey
-	var nf *types.NotFound
-	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return true
-	}
-	code := awserr.Code(err)
-	return code == "NoSuchKey" || code == "NotFound" || awserr.HTTPStatus(err) == 404
 }
 
 func isConflict(err error) bool {

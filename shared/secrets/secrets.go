@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
-	"sshguard-unban/shared/taskerr"
+	"sshguard-unban/shared/awserr"
 )
 
 // Chatwork holds the two tokens. LogValue keeps them out of every log line,
@@ -63,9 +63,9 @@ func (s *Source) Chatwork(ctx context.Context) (Chatwork, error) {
 	}
 	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.id)})
 	if err != nil {
-		// Throttling and network trouble pass; a missing secret or a denied
-		// read does not, but a retry costs little and the message says which.
-		return Chatwork{}, taskerr.Transient(fmt.Errorf("secrets: read %s: %w", s.id, err))
+		// Throttling and network trouble are worth a retry; a missing
+		// secret or a denied read is not (awserr decides, as everywhere).
+		return Chatwork{}, awserr.Classify(fmt.Errorf("secrets: read %s: %w", s.id, err))
 	}
 	var c Chatwork
 	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &c); err != nil {

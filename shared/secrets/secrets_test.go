@@ -6,11 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
+	"sshguard-unban/shared/taskerr"
 )
 
 type countingClient struct {
@@ -66,5 +72,39 @@ func TestNeverPrinted(t *testing.T) {
 	out := buf.String() + fmt.Sprintf("%v %+v %s", c, c, c)
 	if strings.Contains(out, "secret-value") {
 		t.Fatalf("token leaked: %s", out)
+	}
+}
+
+type failingClient struct{ err error }
+
+func (c failingClient) GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error) {
+	return nil, c.err
+}
+
+// Secrets Manager's own errors are classified like every other AWS error:
+// throttling is retried by the state machine, a denied or missing secret
+// fails at once (retrying a permission error only delays the alert).
+func TestErrorClassification(t *testing.T) {
+	apiErr := func(status int, code string, fault smithy.ErrorFault) error {
+		return &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: status}},
+			Err:      &smithy.GenericAPIError{Code: code, Fault: fault}}}
+	}
+	cases := []struct {
+		name      string
+		err       error
+		transient bool
+	}{
+		{"throttled", apiErr(400, "ThrottlingException", smithy.FaultClient), true},
+		{"internal", apiErr(500, "InternalServiceError", smithy.FaultServer), true},
+		{"denied", apiErr(400, "AccessDeniedException", smithy.FaultClient), false},
+		{"missing", apiErr(400, "ResourceNotFoundException", smithy.FaultClient), false},
+		{"kms", apiErr(400, "DecryptionFailure", smithy.FaultClient), false},
+	}
+	for _, c := range cases {
+		_, err := New(failingClient{c.err}, "id").Chatwork(context.Background())
+		if err == nil || taskerr.IsTransient(err) != c.transient {
+			t.Errorf("%s: err=%v transient=%v, want transient=%v", c.name, err, taskerr.IsTransient(err), c.transient)
+		}
 	}
 }

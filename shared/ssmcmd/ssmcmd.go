@@ -22,8 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/banlist"
-	"sshguard-unban/shared/banlist/awserr"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
@@ -481,8 +481,7 @@ func InlineStdout(output string) (stdout string, complete bool) {
 func getObject(ctx context.Context, c banlist.ObjectGetter, bucket, key string) ([]byte, error) {
 	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		code := awserr.Code(err)
-		if code == "NoSuchKey" || code == "NotFound" || awserr.HTTPStatus(err) == 404 {
+		if awserr.IsNotFound(err) {
 			return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, banlist.ErrNotFound)
 		}
 		return nil, awserr.Classify(fmt.Errorf("get s3://%s/%s: %w", bucket, key, err))

@@ -70,6 +70,21 @@ func IsTransient(err error) bool {
 	return errors.As(err, &ne)
 }
 
+// IsNotFound reports whether err says the object or resource does not exist:
+// S3's NoSuchKey (GetObject), NotFound (HeadObject, no body to carry a
+// code) or a 404 without a code. NoSuchBucket is a 404 too, but a missing
+// bucket is a broken deployment, not a missing object. The one place the
+// project decides "missing".
+func IsNotFound(err error) bool {
+	switch Code(err) {
+	case "NoSuchKey", "NotFound", "ResourceNotFoundException":
+		return true
+	case "":
+		return HTTPStatus(err) == 404
+	}
+	return false
+}
+
 // Code returns the AWS error code of err ("" if it has none).
 func Code(err error) string {
 	var ae smithy.APIError

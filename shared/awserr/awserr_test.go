@@ -11,7 +11,7 @@ import (
 	"github.com/aws/smithy-go"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 
-	"sshguard-unban/shared/banlist/awserr"
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/taskerr"
 )
 
@@ -45,5 +45,27 @@ func TestClassify(t *testing.T) {
 	}
 	if awserr.Classify(nil) != nil {
 		t.Error("nil")
+	}
+}
+
+func TestIsNotFound(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"get: NoSuchKey", respErr(404, &smithy.GenericAPIError{Code: "NoSuchKey"}), true},
+		{"head: bare 404", respErr(404, &smithy.GenericAPIError{Code: "NotFound"}), true},
+		{"404 without a code", respErr(404, errors.New("not found")), true},
+		{"404 with another code", respErr(404, &smithy.GenericAPIError{Code: "NoSuchUpload"}), false},
+		{"denied", respErr(403, &smithy.GenericAPIError{Code: "AccessDenied"}), false},
+		{"no such bucket is a configuration error", respErr(404, &smithy.GenericAPIError{Code: "NoSuchBucket"}), false},
+		{"wrapped", fmt.Errorf("ctx: %w", respErr(404, &smithy.GenericAPIError{Code: "NoSuchKey"})), true},
+		{"nil", nil, false},
+	}
+	for _, c := range cases {
+		if got := awserr.IsNotFound(c.err); got != c.want {
+			t.Errorf("%s: IsNotFound=%v, want %v", c.name, got, c.want)
+		}
 	}
 }
