@@ -6,9 +6,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/constructs-go/constructs/v10"
+
+	"sshguard-unban/lambdas/app"
 )
 
 // Config is everything an operator may change without touching code. Every
@@ -42,14 +45,16 @@ type Config struct {
 	WebhookReservedConcurrency int     // webhookReservedConcurrency: 0 = no reservation
 }
 
-// Defaults are the values used for context keys that are not set.
+// Defaults are the values used for context keys that are not set. cdk.json
+// holds none of them (only CDK feature flags), so this is the one place;
+// the two timing defaults are the ones the function code falls back to.
 var Defaults = Config{
 	TargetTagKey:               "sshguard-unban",
 	TargetTagValue:             "enabled",
 	RefreshSchedule:            "rate(1 minute)",
 	Locale:                     "ja",
-	FreshnessSeconds:           300,
-	CommandTimeoutSeconds:      60,
+	FreshnessSeconds:           int(app.DefaultFreshness / time.Second),
+	CommandTimeoutSeconds:      int(app.DefaultCommandTimeout / time.Second),
 	LogRetentionDays:           90,
 	LogLevel:                   "info",
 	APIRateLimit:               25,

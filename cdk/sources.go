@@ -10,8 +10,8 @@ import (
 	"sort"
 	"strings"
 
+	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/ssmdoc"
-	"sshguard-unban/statemachine"
 )
 
 // Sources are the files of the repository the stack is built from. They are
@@ -128,7 +128,7 @@ func BuildBootstrap(root, outDir string) (string, error) {
 
 // Definition substitution names the ASL files may use, and the function each
 // stands for (the same table the local mode serves the tasks by).
-var substitutionFunctions = statemachine.Functions
+var substitutionFunctions = functions.Substitutions()
 
 var placeholderRe = regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`)
 

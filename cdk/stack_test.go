@@ -1,33 +1,26 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"reflect"
 	"sort"
+	"sshguard-unban/shared/functions"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/jsii-runtime-go"
-)
 
-// wantEnv is the contract with the Lambda code: exactly these variables per
-// function (values checked where they are not CloudFormation tokens).
-var wantEnv = map[string][]string{
-	HandlerWebhook:        {"STATE_MACHINE_ARN", "CHATWORK_SECRET_ID", "BOT_ACCOUNT_ID", "ALLOWED_ROOMS"},
-	HandlerParse:          {},
-	HandlerLookup:         {"BANLIST_BUCKET", "BANLIST_PREFIX", "FRESHNESS_SECONDS"},
-	HandlerUnban:          {"UNBAN_DOCUMENT", "TARGET_TAG_KEY", "TARGET_TAG_VALUE", "COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX", "COMMAND_TIMEOUT_SECONDS"},
-	HandlerWaitForCommand: {"COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX"},
-	HandlerRefreshList:    {"REPORT_DOCUMENT", "TARGET_TAG_KEY", "TARGET_TAG_VALUE", "BANLIST_BUCKET", "BANLIST_PREFIX", "COMMAND_OUTPUT_BUCKET", "COMMAND_OUTPUT_PREFIX", "COMMAND_TIMEOUT_SECONDS"},
-	HandlerNotify:         {"CHATWORK_SECRET_ID", "NOTIFY_ROOM_ID", "SRE_ROOM_ID", "LOCALE", "BANLIST_BUCKET", "REPLY_MARK_PREFIX"},
-}
+	"sshguard-unban/lambdas/app"
+)
 
 func TestFunctions(t *testing.T) {
 	s := defaultStack(t)
 	fns := s.resources("AWS::Lambda::Function")
-	if len(fns) != len(wantEnv) {
-		t.Fatalf("%d functions, want %d", len(fns), len(wantEnv))
+	if len(fns) != len(functions.All) {
+		t.Fatalf("%d functions, want %d", len(fns), len(functions.All))
 	}
 	bucketID := idOf(s.stack.Stack, cfn(s.stack.Bucket))
 	roles := map[string]string{}
@@ -36,9 +29,8 @@ func TestFunctions(t *testing.T) {
 	for id, r := range fns {
 		p := props(r)
 		h := p["Handler"].(string)
-		want, ok := wantEnv[h]
-		if !ok {
-			t.Errorf("%s: unexpected handler %q", id, h)
+		if f, ok := functions.ByHandler(h); !ok || !strings.HasPrefix(id, f.Construct) {
+			t.Errorf("%s: handler %q is not the table's (shared/functions)", id, h)
 			continue
 		}
 		if p["Runtime"] != "provided.al2023" || compact(p["Architectures"]) != `["arm64"]` {
@@ -51,11 +43,7 @@ func TestFunctions(t *testing.T) {
 		if e, ok := p["Environment"].(map[string]interface{}); ok {
 			vars = e["Variables"].(map[string]interface{})
 		}
-		wantKeys := append([]string{"LOG_LEVEL"}, want...)
-		sort.Strings(wantKeys)
-		if got := keys(vars); !reflect.DeepEqual(got, wantKeys) {
-			t.Errorf("%s: environment %v, want %v", h, got, wantKeys)
-		}
+		checkEnvironment(t, h, vars)
 		// Bucket variables name the data bucket.
 		for _, k := range []string{"BANLIST_BUCKET", "COMMAND_OUTPUT_BUCKET"} {
 			if v, ok := vars[k]; ok && compact(v) != `{"Ref":"`+bucketID+`"}` {
@@ -74,7 +62,7 @@ func TestFunctions(t *testing.T) {
 		}
 		logGroups[lg] = h
 		codes[compact(p["Code"])] = true
-		if h == HandlerWebhook {
+		if h == functions.Webhook {
 			if p["ReservedConcurrentExecutions"] != float64(Defaults.WebhookReservedConcurrency) {
 				t.Errorf("webhook reserved concurrency %v", p["ReservedConcurrentExecutions"])
 			}
@@ -141,6 +129,36 @@ func TestFunctions(t *testing.T) {
 			})},
 		})
 	})
+}
+
+// checkEnvironment feeds a synthesized function's environment to the code
+// that reads it in Lambda (lambdas/bootstrap's log level, then
+// lambdas/app.NewHandler), and fails on a variable the code needs but the
+// template lacks, or one the template sets but no code reads. Values that
+// are CloudFormation tokens become placeholders of the right shape.
+func checkEnvironment(t *testing.T, handler string, vars map[string]interface{}) {
+	t.Helper()
+	env := map[string]string{}
+	for k, v := range vars {
+		switch v := v.(type) {
+		case string:
+			env[k] = v
+		default: // {"Ref": …} or {"Fn::GetAtt": …}
+			env[k] = "token-" + strings.ToLower(k)
+		}
+	}
+	read := map[string]bool{}
+	getenv := func(k string) string { read[k] = true; return env[k] }
+	app.LogLevel(getenv)
+	cfg := aws.Config{Region: "ap-northeast-1"}
+	if _, err := app.NewHandler(context.Background(), handler, getenv, cfg); err != nil {
+		t.Errorf("%s: the synthesized environment does not start the handler: %v", handler, err)
+	}
+	for k := range env {
+		if !read[k] {
+			t.Errorf("%s: the template sets %s, which no code reads", handler, k)
+		}
+	}
 }
 
 // Each function must stop (Lambda timeout) before the Task state that
@@ -300,7 +318,7 @@ func TestHTTPAPI(t *testing.T) {
 	tpl := s.template
 	webhookID := ""
 	for id, r := range s.resources("AWS::Lambda::Function") {
-		if props(r)["Handler"] == HandlerWebhook {
+		if props(r)["Handler"] == functions.Webhook {
 			webhookID = id
 		}
 	}
@@ -665,7 +683,7 @@ func TestIAMScoping(t *testing.T) {
 		p := props(r)
 		roleOf[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
 	}
-	wantDoc := map[string]string{HandlerUnban: "UnbanDocument", HandlerRefreshList: "ReportDocument"}
+	wantDoc := map[string]string{functions.Unban: "UnbanDocument", functions.RefreshList: "ReportDocument"}
 	seen := map[string]int{}
 	for role, sts := range s.rolePolicies() {
 		for _, st := range sts {
@@ -708,10 +726,10 @@ func TestIAMScoping(t *testing.T) {
 
 	// S3 per function: exactly these object grants.
 	wantS3 := map[string][]string{
-		HandlerLookup:         {"s3:GetObject banlists/*", "s3:ListBucket"},
-		HandlerWaitForCommand: {"s3:GetObject command-output/*", "s3:ListBucket"},
-		HandlerRefreshList:    {"s3:GetObject banlists/*", "s3:GetObject command-output/*", "s3:ListBucket", "s3:PutObject banlists/*"},
-		HandlerNotify:         {"s3:GetObject replies/*", "s3:ListBucket", "s3:PutObject replies/*"},
+		functions.Lookup:         {"s3:GetObject banlists/*", "s3:ListBucket"},
+		functions.WaitForCommand: {"s3:GetObject command-output/*", "s3:ListBucket"},
+		functions.RefreshList:    {"s3:GetObject banlists/*", "s3:GetObject command-output/*", "s3:ListBucket", "s3:PutObject banlists/*"},
+		functions.Notify:         {"s3:GetObject replies/*", "s3:ListBucket", "s3:PutObject replies/*"},
 	}
 	for role, sts := range s.rolePolicies() {
 		h, ok := roleOf[role]
@@ -745,7 +763,7 @@ func TestIAMScoping(t *testing.T) {
 	for role, sts := range s.rolePolicies() {
 		for _, st := range sts {
 			if hasAction(st, "states:StartExecution") {
-				if h, ok := roleOf[role]; ok && (h != HandlerWebhook || compact(st.Resources) != `[{"Ref":"`+unbanID+`"}]`) {
+				if h, ok := roleOf[role]; ok && (h != functions.Webhook || compact(st.Resources) != `[{"Ref":"`+unbanID+`"}]`) {
 					t.Errorf("%s may start %s", h, compact(st.Resources))
 				}
 			}
@@ -769,9 +787,11 @@ func TestCDKJSON(t *testing.T) {
 	if f.App != "go run ./cdk" {
 		t.Errorf("app = %q", f.App)
 	}
-	for _, k := range []string{"botAccountId", "notifyRoomId", "sreRoomId", "secretName", "alarmEmail"} {
-		if v := f.Context[k]; v != "" {
-			t.Errorf("cdk.json sets %s = %v: keep account-specific values out of the repository", k, v)
+	// Only CDK feature flags: defaults live in config.go (Defaults), and
+	// account-specific values stay out of the repository.
+	for k, v := range f.Context {
+		if !strings.HasPrefix(k, "@") {
+			t.Errorf("cdk.json sets %s = %v: defaults belong in cdk/config.go, account values on the command line", k, v)
 		}
 	}
 	if strings.Contains(string(b), "arn:aws") || strings.Contains(string(b), "account") && strings.Contains(string(b), "\"account\"") {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/workflow"
 	"sshguard-unban/statemachine"
@@ -129,7 +130,7 @@ func TestSubstitute(t *testing.T) {
 		}
 		// Only the declared keys are used.
 		for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9_]+)\}`).FindAllStringSubmatch(text, -1) {
-			if _, ok := statemachine.Functions[m[1]]; !ok {
+			if _, ok := functions.Substitutions()[m[1]]; !ok {
 				t.Errorf("%s: undeclared substitution %s", name, m[1])
 			}
 		}
@@ -283,7 +284,7 @@ func TestDataContract(t *testing.T) {
 	for name, text := range machines {
 		d := parseDef(t, text)
 		subs := map[string]string{}
-		for key, fn := range statemachine.Functions {
+		for key, fn := range functions.Substitutions() {
 			subs[key] = fn
 		}
 		for sn, s := range d.States {

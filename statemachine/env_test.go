@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sshguard-unban/lambdas/app"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +37,7 @@ import (
 
 const (
 	bucket     = "sshguard-banlists"
-	prefix     = "banlists"
+	prefix     = app.BanlistPrefix
 	unbanDoc   = "sshguard-unban"
 	reportDoc  = "sshguard-report"
 	tagKey     = "sshguard-unban"

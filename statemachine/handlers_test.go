@@ -14,28 +14,17 @@ import (
 
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/local/secretsfake"
-	"sshguard-unban/statemachine"
+	"sshguard-unban/shared/functions"
 )
 
-// taskEnv is the environment cdk/ gives the task functions, pointed at this
-// test's fakes.
-func taskEnv(e *env) map[string]string {
-	return map[string]string{
-		"BANLIST_BUCKET":        bucket,
-		"BANLIST_PREFIX":        prefix,
-		"UNBAN_DOCUMENT":        unbanDoc,
-		"REPORT_DOCUMENT":       reportDoc,
-		"TARGET_TAG_KEY":        tagKey,
-		"TARGET_TAG_VALUE":      tagValue,
-		"COMMAND_OUTPUT_BUCKET": bucket,
-		"COMMAND_OUTPUT_PREFIX": "command-output",
-		"NOTIFY_ROOM_ID":        noticeRoom,
-		"SRE_ROOM_ID":           sreRoom,
-		"LOCALE":                "en",
-		"REPLY_MARK_PREFIX":     "replies/",
-		"CHATWORK_SECRET_ID":    "chatwork",
-		"CHATWORK_API_URL":      e.chat.URL(),
-		"S3_FORCE_PATH_STYLE":   "true",
+// deployment is this test's deployment: the names of its fakes. Each
+// handler's variables come from lambdas/app.Environment, as in cdk/.
+func deployment(e *env) app.Deployment {
+	return app.Deployment{
+		SecretID: "chatwork", ChatworkAPIURL: e.chat.URL(),
+		NotifyRoomID: noticeRoom, SRERoomID: sreRoom, Locale: "en",
+		Bucket: bucket, UnbanDocument: unbanDoc, ReportDocument: reportDoc,
+		TagKey: tagKey, TagValue: tagValue, S3PathStyle: true,
 	}
 }
 
@@ -67,10 +56,10 @@ func buildHandlers(e *env) (map[string]lambda.Handler, error) {
 	e.t.Cleanup(aws.Close)
 
 	cfg := awsConfig(aws.URL)
-	getenv := func(k string) string { return taskEnv(e)[k] }
 	handlers := map[string]lambda.Handler{}
-	for _, fn := range statemachine.Functions {
-		h, err := app.NewHandler(context.Background(), fn, getenv, cfg)
+	for _, fn := range functions.Substitutions() {
+		env := app.Environment(fn, deployment(e))
+		h, err := app.NewHandler(context.Background(), fn, func(k string) string { return env[k] }, cfg)
 		if err != nil {
 			return nil, err
 		}

@@ -7,14 +7,17 @@
 //     and announces new bans.
 //
 // The CDK stack passes the text to DefinitionBody_FromString with
-// DefinitionSubstitutions mapping each key below to the function's ARN; the
-// local mode and the tests substitute the same keys (local/sfnrunner).
+// DefinitionSubstitutions mapping each ${…FunctionArn} key to the function's
+// ARN (the keys are in shared/functions); the local mode and the tests
+// substitute the same keys (local/sfnrunner).
 package statemachine
 
 import (
 	_ "embed"
 	"fmt"
 	"regexp"
+
+	"sshguard-unban/shared/functions"
 )
 
 // Unban is the unban machine's definition, substitutions not applied.
@@ -27,33 +30,11 @@ var Unban string
 //go:embed refresh.asl.json
 var Refresh string
 
-// Substitution keys: each is the ARN of the task Lambda of that name
-// (lambdas/app names in parentheses).
-const (
-	ParseFunctionArn          = "ParseFunctionArn"          // "parse"
-	LookupFunctionArn         = "LookupFunctionArn"         // "lookup"
-	UnbanFunctionArn          = "UnbanFunctionArn"          // "unban"
-	WaitForCommandFunctionArn = "WaitForCommandFunctionArn" // "wait-for-command"
-	RefreshListFunctionArn    = "RefreshListFunctionArn"    // "refresh-list"
-	NotifyFunctionArn         = "NotifyFunctionArn"         // "notify"
-)
-
-// Functions maps each substitution key to the task's function name, as
-// lambdas/app.NewHandler and the local task bridge know it.
-var Functions = map[string]string{
-	ParseFunctionArn:          "parse",
-	LookupFunctionArn:         "lookup",
-	UnbanFunctionArn:          "unban",
-	WaitForCommandFunctionArn: "wait-for-command",
-	RefreshListFunctionArn:    "refresh-list",
-	NotifyFunctionArn:         "notify",
-}
-
 // LocalSubstitutions gives every key a Lambda ARN in a local account whose
 // function name is the task's name, which is what local/taskbridge serves.
 func LocalSubstitutions(region, account string) map[string]string {
 	subs := map[string]string{}
-	for key, fn := range Functions {
+	for key, fn := range functions.Substitutions() {
 		subs[key] = fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", region, account, fn)
 	}
 	return subs

@@ -28,6 +28,7 @@ import (
 	"sshguard-unban/lambdas/waitforcommand"
 	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
@@ -36,11 +37,21 @@ import (
 // DefaultForgetAfter is how long a silent host stays in the ban-list index.
 const DefaultForgetAfter = 24 * time.Hour
 
-// Names lists the handlers, by the Lambda handler name CDK gives each function.
-var Names = []string{"webhook", "parse", "lookup", "unban", "wait-for-command", "refresh-list", "notify"}
+// Names lists the handlers, by the Lambda handler name CDK gives each
+// function (shared/functions is the table).
+var Names = functions.Handlers()
 
 // Getenv reads one environment variable (os.Getenv in production).
 type Getenv func(string) string
+
+// LogLevel is the functions' log level from LOG_LEVEL ("debug" or the
+// default, info); lambdas/bootstrap reads it before building the handler.
+func LogLevel(getenv Getenv) slog.Level {
+	if getenv("LOG_LEVEL") == "debug" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
+}
 
 // NewHandler builds the named handler.
 func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config) (lambda.Handler, error) {
@@ -48,32 +59,32 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 	log := slog.Default().With("function", name)
 	var h any
 	switch name {
-	case "webhook":
-		h = webhook.New(webhook.Config{
+	case functions.Webhook:
+		h = webhook.New(sfn.NewFromConfig(cfg), secretSource(&e, cfg), webhook.Config{
 			StateMachineARN: e.need("STATE_MACHINE_ARN"),
 			BotAccountID:    e.need("BOT_ACCOUNT_ID"),
 			AllowedRooms:    e.list("ALLOWED_ROOMS"),
-		}, sfn.NewFromConfig(cfg), secretSource(&e, cfg), log).Handle
-	case "parse":
-		h = parse.Handler{}.Handle
-	case "lookup":
+		}, log).Handle
+	case functions.Parse:
+		h = parse.New(log).Handle
+	case functions.Lookup:
 		h = lookup.New(s3Client(&e, cfg), lookup.Config{
 			Bucket:    e.need("BANLIST_BUCKET"),
 			Prefix:    e.get("BANLIST_PREFIX"),
 			Freshness: e.seconds("FRESHNESS_SECONDS"),
 		}, log).Handle
-	case "unban":
+	case functions.Unban:
 		h = unban.New(ssm.NewFromConfig(cfg), unban.Config{
 			UnbanDocument: e.need("UNBAN_DOCUMENT"),
 			Delivery:      delivery(&e),
 		}, log).Handle
-	case "wait-for-command":
+	case functions.WaitForCommand:
 		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), waitforcommand.Config{
 			StepName:     ssmdoc.UnbanStep,
 			OutputBucket: e.get("COMMAND_OUTPUT_BUCKET"),
 			OutputPrefix: e.get("COMMAND_OUTPUT_PREFIX"),
 		}, log).Handle
-	case "refresh-list":
+	case functions.RefreshList:
 		h = refreshlist.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), refreshlist.Config{
 			ReportDocument: e.need("REPORT_DOCUMENT"),
 			StepName:       ssmdoc.ReportStep,
@@ -85,7 +96,7 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			// lookup on the slow all-hosts path forever.
 			ForgetAfter: e.secondsOr("FORGET_AFTER_SECONDS", DefaultForgetAfter),
 		}, log).Handle
-	case "notify":
+	case functions.Notify:
 		src := secretSource(&e, cfg)
 		client := &chatwork.Client{
 			BaseURL: e.get("CHATWORK_API_URL"), // empty: the real API
@@ -95,12 +106,12 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			},
 			HTTP: &http.Client{Timeout: 10 * time.Second},
 		}
-		h = notify.New(notify.Config{
+		h = notify.New(client, notify.S3Marks{Client: s3Client(&e, cfg), Bucket: e.need("BANLIST_BUCKET")}, notify.Config{
 			NotifyRoomID: e.get("NOTIFY_ROOM_ID"),
 			SRERoomID:    e.get("SRE_ROOM_ID"),
 			Locale:       e.get("LOCALE"),
 			MarkPrefix:   e.get("REPLY_MARK_PREFIX"),
-		}, client, notify.S3Marks{Client: s3Client(&e, cfg), Bucket: e.need("BANLIST_BUCKET")}, log).Handle
+		}, log).Handle
 	default:
 		return nil, fmt.Errorf("app: no handler named %q (want one of %s)", name, strings.Join(Names, ", "))
 	}

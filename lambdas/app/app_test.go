@@ -2,20 +2,26 @@ package app
 
 import (
 	"context"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+
+	"sshguard-unban/shared/functions"
 )
 
-// fullEnv is what cdk/ sets, across all functions.
-var fullEnv = map[string]string{
-	"STATE_MACHINE_ARN":  "arn:aws:states:ap-northeast-1:123456789012:stateMachine:unban",
-	"CHATWORK_SECRET_ID": "chatwork", "BOT_ACCOUNT_ID": "1234567", "ALLOWED_ROOMS": "1, 2",
-	"BANLIST_BUCKET": "bucket", "BANLIST_PREFIX": "banlists", "FRESHNESS_SECONDS": "180",
-	"UNBAN_DOCUMENT": "unban-doc", "REPORT_DOCUMENT": "report-doc", "TARGET_TAG_KEY": "sshguard-unban", "TARGET_TAG_VALUE": "enabled",
-	"COMMAND_OUTPUT_BUCKET": "bucket", "COMMAND_OUTPUT_PREFIX": "command-output", "COMMAND_TIMEOUT_SECONDS": "120",
-	"NOTIFY_ROOM_ID": "3", "SRE_ROOM_ID": "4", "LOCALE": "ja", "REPLY_MARK_PREFIX": "replies/",
+// testDeployment is a deployment with every value set.
+var testDeployment = Deployment{
+	StateMachineARN: "arn:aws:states:ap-northeast-1:123456789012:stateMachine:unban",
+	SecretID:        "chatwork", BotAccountID: "1234567", AllowedRooms: []string{"1", "2"},
+	NotifyRoomID: "3", SRERoomID: "4", Locale: "ja", Bucket: "bucket",
+	UnbanDocument: "unban-doc", ReportDocument: "report-doc", TagKey: "sshguard-unban", TagValue: "enabled",
+	Freshness: 180 * time.Second, CommandTimeout: 120 * time.Second,
 }
 
 func getenv(m map[string]string) Getenv { return func(k string) string { return m[k] } }
@@ -26,8 +32,19 @@ func TestEveryHandlerBuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range Names {
-		if _, err := NewHandler(context.Background(), name, getenv(fullEnv), cfg); err != nil {
+		env := Environment(name, testDeployment)
+		if env == nil {
+			t.Errorf("%s: no environment", name)
+		}
+		read := map[string]bool{}
+		get := func(k string) string { read[k] = true; return env[k] }
+		if _, err := NewHandler(context.Background(), name, get, cfg); err != nil {
 			t.Errorf("%s: %v", name, err)
+		}
+		for k := range env {
+			if !read[k] {
+				t.Errorf("%s: Environment sets %s, which the handler never reads", name, k)
+			}
 		}
 	}
 }
@@ -49,9 +66,9 @@ func TestMisconfigurationNamesTheVariables(t *testing.T) {
 		{name: "nonesuch", want: "no handler named"},
 	}
 	for _, tt := range tests {
-		env := map[string]string{}
-		for k, v := range fullEnv {
-			env[k] = v
+		env := Environment(tt.name, testDeployment)
+		if env == nil {
+			env = map[string]string{}
 		}
 		delete(env, tt.drop)
 		for k, v := range tt.set {
@@ -73,8 +90,40 @@ func BenchmarkColdStart(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := NewHandler(context.Background(), "refresh-list", getenv(fullEnv), cfg); err != nil {
+		if _, err := NewHandler(context.Background(), "refresh-list", getenv(Environment("refresh-list", testDeployment)), cfg); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// Each handler's package is where shared/functions says it is, and its
+// package doc names every ASL state it serves, so a reader of the package
+// knows which states call it.
+func TestPackageDocsNameTheirStates(t *testing.T) {
+	for _, f := range functions.All {
+		dir := filepath.Join("..", "..", strings.TrimPrefix(f.Package, "sshguard-unban/"))
+		pkgs, err := parser.ParseDir(token.NewFileSet(), dir, func(fi fs.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments|parser.PackageClauseOnly)
+		if err != nil {
+			t.Errorf("%s: %v", f.Handler, err)
+			continue
+		}
+		var doc string
+		for _, p := range pkgs {
+			for _, file := range p.Files {
+				if file.Doc != nil {
+					doc += file.Doc.Text()
+				}
+			}
+		}
+		if doc == "" {
+			t.Errorf("%s (%s): no package doc", f.Handler, f.Package)
+		}
+		for machine, states := range f.States {
+			for _, st := range states {
+				if !strings.Contains(doc, st) {
+					t.Errorf("%s: the package doc of %s does not name the %s state %s", f.Handler, f.Package, machine, st)
+				}
+			}
 		}
 	}
 }

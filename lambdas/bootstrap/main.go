@@ -17,10 +17,7 @@ import (
 )
 
 func main() {
-	level := slog.LevelInfo
-	if os.Getenv("LOG_LEVEL") == "debug" {
-		level = slog.LevelDebug
-	}
+	level := app.LogLevel(os.Getenv)
 	slog.SetDefault(slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})))
 
 	ctx := context.Background()

@@ -1,4 +1,4 @@
-// Package lookup is the LookUpBanLists task: it reads the ban-list index
+// Package lookup serves the unban machine's LookUpBanLists state: it reads the ban-list index
 // from S3 and says on which hosts the asked addresses are blocked.
 //
 // A "not banned" answer is only given when every known host's list is
@@ -24,8 +24,9 @@ import (
 )
 
 // DefaultFreshness is how old a host's list may be for a "not banned"
-// answer to be trusted.
-const DefaultFreshness = 3 * time.Minute
+// answer to be trusted: five scheduled refreshes at the default rate of one
+// a minute (cdk/ uses the same default).
+const DefaultFreshness = 5 * time.Minute
 
 // MaxAddresses bounds one request (what one message may ask for).
 const MaxAddresses = message.MaxAddresses
@@ -34,7 +35,7 @@ const MaxAddresses = message.MaxAddresses
 type Config struct {
 	Bucket string // BANLIST_BUCKET
 	Prefix string // BANLIST_PREFIX
-	// Freshness is the maximum age of a host's list (default 3 minutes).
+	// Freshness is the maximum age of a host's list (default DefaultFreshness).
 	Freshness time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time

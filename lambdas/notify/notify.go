@@ -1,5 +1,7 @@
 // Package notify is the task that talks to people: the one reply to the
-// asker, alerts in the SRE room, and ban notifications. Each message is
+// asker (the unban machine's ReplyToUser and ReplyFailure states), alerts
+// in the SRE room (AlertSREs, in both machines), and ban notifications
+// (AnnounceNewBans, in both). Each message is
 // recorded under a per-execution key before the task returns, so a retried
 // or redriven execution never posts the same message twice.
 package notify
@@ -41,21 +43,22 @@ type Config struct {
 
 // Handler posts the messages.
 type Handler struct {
-	cfg   Config
-	chat  Poster
-	marks Marks
-	log   *slog.Logger
+	Chat  Poster
+	Marks Marks
+	Cfg   Config
+	Log   *slog.Logger
 }
 
-// New builds a Handler.
-func New(cfg Config, chat Poster, marks Marks, log *slog.Logger) *Handler {
+// New returns a Handler with defaults filled in; log nil means
+// slog.Default().
+func New(chat Poster, marks Marks, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxBanNotices <= 0 {
 		cfg.MaxBanNotices = 10
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{cfg: cfg, chat: chat, marks: marks, log: log}
+	return &Handler{Chat: chat, Marks: marks, Cfg: cfg, Log: log}
 }
 
 // Handle posts what the input's kind asks for.
@@ -63,7 +66,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	if in.Execution == "" {
 		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "execution name missing"}
 	}
-	l := langFor(h.cfg.Locale)
+	l := langFor(h.Cfg.Locale)
 	st := in.State
 	switch in.Kind {
 	case workflow.NotifyReply, workflow.NotifyFailure:
@@ -88,7 +91,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		if _, err := h.alert(ctx, in.Execution, st, l, why); err != nil {
 			// The user has their answer; a lost alert must not fail the
 			// execution into a second reply. The log keeps it.
-			h.log.ErrorContext(ctx, "could not alert SREs", "execution", in.Execution, "error", err)
+			h.Log.ErrorContext(ctx, "could not alert SREs", "execution", in.Execution, "error", err)
 		}
 		return res, nil
 	case workflow.NotifyAlert:
@@ -108,26 +111,26 @@ func (l lang) failureText(execution string) string {
 }
 
 func (h *Handler) alert(ctx context.Context, execution string, st workflow.State, l lang, why string) (workflow.NotifyResult, error) {
-	if h.cfg.SRERoomID == "" {
+	if h.Cfg.SRERoomID == "" {
 		// Without a room the CloudWatch alarm on failed executions is the
 		// only alert; say so in the log rather than fail the execution.
-		h.log.WarnContext(ctx, "no SRE room configured; alert only logged", "execution", execution, "why", why)
+		h.Log.WarnContext(ctx, "no SRE room configured; alert only logged", "execution", execution, "why", why)
 		return workflow.NotifyResult{}, nil
 	}
-	return h.once(ctx, execution+"/alert", h.cfg.SRERoomID, l.alert(execution, st, truncate(why, 1000)))
+	return h.once(ctx, execution+"/alert", h.Cfg.SRERoomID, l.alert(execution, st, truncate(why, 1000)))
 }
 
 func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (workflow.NotifyResult, error) {
-	if h.cfg.NotifyRoomID == "" {
+	if h.Cfg.NotifyRoomID == "" {
 		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "no ban-notification room configured"}
 	}
 	var out workflow.NotifyResult
 	shown := in.NewBans
-	if len(shown) > h.cfg.MaxBanNotices {
-		shown = shown[:h.cfg.MaxBanNotices]
+	if len(shown) > h.Cfg.MaxBanNotices {
+		shown = shown[:h.Cfg.MaxBanNotices]
 	}
 	for i, b := range shown {
-		r, err := h.once(ctx, fmt.Sprintf("%s/ban-%d", in.Execution, i), h.cfg.NotifyRoomID, l.banNotice(b))
+		r, err := h.once(ctx, fmt.Sprintf("%s/ban-%d", in.Execution, i), h.Cfg.NotifyRoomID, l.banNotice(b))
 		if err != nil {
 			return out, err
 		}
@@ -139,7 +142,7 @@ func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (wo
 		for _, b := range rest {
 			entries = append(entries, b.Entry+" @ "+chatwork.Escape(b.Host))
 		}
-		r, err := h.once(ctx, in.Execution+"/ban-more", h.cfg.NotifyRoomID, fmt.Sprintf(l.moreBans, len(rest), truncate(strings.Join(entries, ", "), 2000)))
+		r, err := h.once(ctx, in.Execution+"/ban-more", h.Cfg.NotifyRoomID, fmt.Sprintf(l.moreBans, len(rest), truncate(strings.Join(entries, ", "), 2000)))
 		if err != nil {
 			return out, err
 		}
@@ -158,24 +161,24 @@ type mark struct {
 // the post: a crash in between may post twice on a retry, which is better
 // than never answering.
 func (h *Handler) once(ctx context.Context, key, roomID, text string) (workflow.NotifyResult, error) {
-	key = h.cfg.MarkPrefix + key
-	if raw, found, err := h.marks.Get(ctx, key); err != nil {
+	key = h.Cfg.MarkPrefix + key
+	if raw, found, err := h.Marks.Get(ctx, key); err != nil {
 		return workflow.NotifyResult{}, awserr.Classify(fmt.Errorf("notify: read mark %s: %w", key, err))
 	} else if found {
 		var m mark
 		_ = json.Unmarshal(raw, &m)
-		h.log.InfoContext(ctx, "already posted", "key", key, "message_id", m.MessageID)
+		h.Log.InfoContext(ctx, "already posted", "key", key, "message_id", m.MessageID)
 		return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: true}, nil
 	}
-	id, err := h.chat.PostMessage(ctx, roomID, text)
+	id, err := h.Chat.PostMessage(ctx, roomID, text)
 	if err != nil {
 		return workflow.NotifyResult{}, err
 	}
-	h.log.InfoContext(ctx, "posted", "key", key, "room_id", roomID, "message_id", id)
+	h.Log.InfoContext(ctx, "posted", "key", key, "room_id", roomID, "message_id", id)
 	raw, _ := json.Marshal(mark{RoomID: roomID, MessageID: id})
-	if err := h.marks.Put(ctx, key, raw); err != nil {
+	if err := h.Marks.Put(ctx, key, raw); err != nil {
 		// The message is out; failing now would only cause a second one.
-		h.log.ErrorContext(ctx, "could not record posted message", "key", key, "error", err)
+		h.Log.ErrorContext(ctx, "could not record posted message", "key", key, "error", err)
 	}
 	return workflow.NotifyResult{MessageIDs: []string{id}}, nil
 }

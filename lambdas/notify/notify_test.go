@@ -49,7 +49,7 @@ func setup(t *testing.T, locale string) env {
 		MaxAttempts: 4,
 	}
 	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, MarkPrefix: "replies/", MaxBanNotices: 3}
-	h := notify.New(cfg, client, notify.S3Marks{Client: s3srv.Client(), Bucket: "bucket"}, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	h := notify.New(client, notify.S3Marks{Client: s3srv.Client(), Bucket: "bucket"}, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
 }
 

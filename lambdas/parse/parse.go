@@ -1,6 +1,6 @@
-// Package parse is the ReadTheMessage task: it turns the Chatwork message
-// into an intent and the addresses to unban. The work is in shared/message;
-// this Lambda only adapts it to the state machine.
+// Package parse serves the unban machine's ReadTheMessage state: it turns
+// the Chatwork message into an intent and the addresses to unban. The work
+// is in shared/message; this Lambda only adapts it to the state machine.
 package parse
 
 import (
@@ -12,12 +12,22 @@ import (
 )
 
 // Handler has no dependencies: parsing is pure.
-type Handler struct{}
+type Handler struct {
+	Log *slog.Logger
+}
+
+// New returns a Handler; log nil means slog.Default().
+func New(log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{Log: log}
+}
 
 // Handle parses the request body.
-func (Handler) Handle(ctx context.Context, req workflow.Request) (message.Result, error) {
+func (h *Handler) Handle(ctx context.Context, req workflow.Request) (message.Result, error) {
 	r := message.Parse(req.Body)
-	slog.InfoContext(ctx, "parsed message", "room_id", req.RoomID, "message_id", req.MessageID,
+	h.Log.InfoContext(ctx, "parsed message", "room_id", req.RoomID, "message_id", req.MessageID,
 		"intent", r.Intent, "addresses", r.Addresses, "reason", r.Reason)
 	return r, nil
 }

@@ -11,7 +11,7 @@ import (
 // Through aws-lambda-go's own handler adapter, as the runtime calls it: the
 // JSON in and out is the contract with the state machine.
 func TestHandleJSON(t *testing.T) {
-	h := lambda.NewHandler(Handler{}.Handle)
+	h := lambda.NewHandler(New(nil).Handle)
 	tests := []struct {
 		in, intent string
 		addrs      []string

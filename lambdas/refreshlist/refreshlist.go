@@ -1,5 +1,6 @@
-// Package refreshlist is the RefreshList task, used by the scheduled
-// refresh workflow and after an unban:
+// Package refreshlist serves the refresh machine's RequestBanReports and
+// StoreBanLists states and, after an unban, the unban machine's
+// RequestFreshBanLists and StoreBanLists:
 //
 //   - action "request" sends the report SSM document (host/sshguard-report.sh,
 //     no parameters) to the given instances (batches of ≤ 50) or to every
@@ -47,9 +48,8 @@ const (
 
 // Defaults.
 const (
-	DefaultStepName       = ssmdoc.ReportStep
-	DefaultCommandTimeout = 2 * time.Minute
-	DefaultWorkers        = 16
+	DefaultStepName = ssmdoc.ReportStep
+	DefaultWorkers  = 16
 	// DefaultMaxNewBans bounds the new bans returned (the execution
 	// history and the ban-notice message must stay small).
 	DefaultMaxNewBans = 100
@@ -100,7 +100,7 @@ func New(ssm SSMAPI, s3 banlist.S3API, cfg Config, log *slog.Logger) *Handler {
 	if cfg.StepName == "" {
 		cfg.StepName = DefaultStepName
 	}
-	cfg.Delivery = cfg.Delivery.WithDefaults(DefaultCommandTimeout)
+	cfg.Delivery = cfg.Delivery.WithDefaults()
 	if cfg.Workers <= 0 {
 		cfg.Workers = DefaultWorkers
 	}
@@ -140,7 +140,6 @@ func (h *Handler) request(ctx context.Context, in workflow.CommandRequest) (work
 type hostResult struct {
 	instanceID string
 	stored     *banlist.PutResult
-	failReason string
 }
 
 func (h *Handler) store(ctx context.Context, ref workflow.CommandRef) (workflow.RefreshResult, error) {
@@ -250,7 +249,6 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	r := hostResult{instanceID: id}
 	fail := func(reason string) (hostResult, error) {
 		h.Log.Warn("no usable report", "instance_id", id, "command_id", aws.ToString(inv.CommandId), "reason", reason)
-		r.failReason = reason
 		return r, nil
 	}
 	if !banlist.ValidInstanceID(id) {

@@ -1,4 +1,4 @@
-// Package unban is the Unban task: it sends the unban SSM Command document
+// Package unban serves the unban machine's RemoveBlockOnHosts state: it sends the unban SSM Command document
 // (which runs host/sshguard-unban.sh with the addresses) to the hosts where
 // the lookup found a block, or to every tagged host when the lists were
 // stale.
@@ -29,9 +29,6 @@ import (
 // allowedPattern) carrying the addresses.
 const ParameterName = ssmdoc.AddressesParam
 
-// DefaultCommandTimeout is how long an unban may take on the hosts.
-const DefaultCommandTimeout = 3 * time.Minute
-
 // MaxAddresses is what one message may ask for; the document's addresses
 // parameter has the same maxItems.
 const MaxAddresses = message.MaxAddresses
@@ -55,7 +52,7 @@ func New(ssm ssmcmd.Sender, cfg Config, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	cfg.Delivery = cfg.Delivery.WithDefaults(DefaultCommandTimeout)
+	cfg.Delivery = cfg.Delivery.WithDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

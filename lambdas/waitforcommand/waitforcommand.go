@@ -1,4 +1,5 @@
-// Package waitforcommand is the WaitForCommand task: it polls the
+// Package waitforcommand serves the CheckUnbanCommand state of the unban
+// machine and the CheckReportCommand state of both machines: it polls the
 // invocations of sent SSM commands and reports each host's outcome; the
 // state machine loops (with a Wait state) while Done is false.
 //

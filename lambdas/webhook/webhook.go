@@ -49,18 +49,18 @@ type Config struct {
 
 // Handler handles one API Gateway request.
 type Handler struct {
-	cfg    Config
-	sfn    StartExecutionAPI
-	tokens TokenSource
-	log    *slog.Logger
+	SFN    StartExecutionAPI
+	Tokens TokenSource
+	Cfg    Config
+	Log    *slog.Logger
 }
 
-// New builds a Handler.
-func New(cfg Config, sfnClient StartExecutionAPI, tokens TokenSource, log *slog.Logger) *Handler {
+// New returns a Handler; log nil means slog.Default().
+func New(sfnClient StartExecutionAPI, tokens TokenSource, cfg Config, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{cfg: cfg, sfn: sfnClient, tokens: tokens, log: log}
+	return &Handler{SFN: sfnClient, Tokens: tokens, Cfg: cfg, Log: log}
 }
 
 // event is the part of a webhook body the bot reads. Ids are json.Number:
@@ -87,19 +87,19 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if status != 0 {
 		return reply(status), nil
 	}
-	tokens, err := h.tokens.Chatwork(ctx)
+	tokens, err := h.Tokens.Chatwork(ctx)
 	if err != nil {
-		h.log.ErrorContext(ctx, "cannot read chatwork secret", "error", err)
+		h.Log.ErrorContext(ctx, "cannot read chatwork secret", "error", err)
 		return reply(http.StatusInternalServerError), nil
 	}
 	v, err := signature.New(tokens.WebhookToken)
 	if err != nil {
-		h.log.ErrorContext(ctx, "webhook token in the secret is not base64")
+		h.Log.ErrorContext(ctx, "webhook token in the secret is not base64")
 		return reply(http.StatusInternalServerError), nil
 	}
 	if !v.Verify(body, signatureOf(req)) {
 		// No details: a prober learns nothing from the answer.
-		h.log.WarnContext(ctx, "rejected webhook: bad or missing signature", "source_ip", req.RequestContext.HTTP.SourceIP)
+		h.Log.WarnContext(ctx, "rejected webhook: bad or missing signature", "source_ip", req.RequestContext.HTTP.SourceIP)
 		return reply(http.StatusUnauthorized), nil
 	}
 
@@ -109,14 +109,14 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	r, why := h.accept(ev)
 	if why != "" {
-		h.log.InfoContext(ctx, "ignored webhook event", "reason", why, "type", ev.Type, "room_id", ev.Event.RoomID.String())
+		h.Log.InfoContext(ctx, "ignored webhook event", "reason", why, "type", ev.Type, "room_id", ev.Event.RoomID.String())
 		return reply(http.StatusOK), nil
 	}
 
 	input, _ := json.Marshal(map[string]workflow.Request{"request": r})
 	name := ExecutionName(r.RoomID, r.MessageID)
-	out, err := h.sfn.StartExecution(ctx, &sfn.StartExecutionInput{
-		StateMachineArn: aws.String(h.cfg.StateMachineARN),
+	out, err := h.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
+		StateMachineArn: aws.String(h.Cfg.StateMachineARN),
 		Name:            aws.String(name),
 		Input:           aws.String(string(input)),
 	})
@@ -124,13 +124,13 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	switch {
 	case errors.As(err, &exists):
 		// A redelivered webhook: the first delivery already started it.
-		h.log.InfoContext(ctx, "execution already exists", "execution", name)
+		h.Log.InfoContext(ctx, "execution already exists", "execution", name)
 	case err != nil:
 		// 500 lets Chatwork deliver again; the execution name keeps that safe.
-		h.log.ErrorContext(ctx, "cannot start execution", "execution", name, "error", err)
+		h.Log.ErrorContext(ctx, "cannot start execution", "execution", name, "error", err)
 		return reply(http.StatusInternalServerError), nil
 	default:
-		h.log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
+		h.Log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
 	}
 	return reply(http.StatusOK), nil
 }
@@ -144,7 +144,7 @@ func (h *Handler) accept(ev event) (workflow.Request, string) {
 		r.AccountID = e.FromAccountID.String()
 	case "message_created":
 		r.AccountID = e.AccountID.String()
-		if !mentionsBot(e.Body, h.cfg.BotAccountID) {
+		if !mentionsBot(e.Body, h.Cfg.BotAccountID) {
 			return r, "room message does not mention the bot"
 		}
 	default:
@@ -153,7 +153,7 @@ func (h *Handler) accept(ev event) (workflow.Request, string) {
 	switch {
 	case !numericID.MatchString(r.RoomID) || !numericID.MatchString(r.MessageID) || !numericID.MatchString(r.AccountID):
 		return r, "event lacks numeric ids"
-	case r.AccountID == h.cfg.BotAccountID:
+	case r.AccountID == h.Cfg.BotAccountID:
 		return r, "message from the bot itself"
 	case e.UpdateTime != 0:
 		return r, "edited message"
@@ -164,7 +164,7 @@ func (h *Handler) accept(ev event) (workflow.Request, string) {
 }
 
 func (h *Handler) roomAllowed(room string) bool {
-	for _, a := range h.cfg.AllowedRooms {
+	for _, a := range h.Cfg.AllowedRooms {
 		if a == "*" || a == room {
 			return true
 		}

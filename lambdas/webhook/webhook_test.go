@@ -85,7 +85,7 @@ func newHandler(t testing.TB, ep *sfnEndpoint, tokens webhook.TokenSource) *webh
 		RetryMaxAttempts: 1,
 	})
 	cfg := webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"567890123"}}
-	return webhook.New(cfg, client, tokens, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	return webhook.New(client, tokens, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 }
 
 func mention(from, room, msg, body string, update int64) string {
@@ -239,7 +239,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
 	client := sfn.New(sfn.Options{Region: "ap-northeast-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("A", "B", "")})
-	h := webhook.New(webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"*"}}, client, staticTokens{}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h := webhook.New(client, staticTokens{}, webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"*"}}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	body := mention("123456", "567890123", "1790000000000000000", "203.0.113.5", 0)
 	req := signed(body)
 	h.Handle(context.Background(), req)

@@ -134,7 +134,7 @@ type System struct {
 	Simulated   bool
 	SimulateWhy string
 
-	env       map[string]string
+	deploy    app.Deployment
 	awsCfg    aws.Config
 	sfnClient *sfn.Client
 	verifier  *signature.Verifier
@@ -235,19 +235,17 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	// The same variables cdk/ gives the functions, plus the endpoint and
-	// credentials a developer would export to point any AWS tool here.
-	s.env = map[string]string{
-		"STATE_MACHINE_ARN":  fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:unban", Region, Account),
-		"CHATWORK_SECRET_ID": secretID, "CHATWORK_API_URL": s.Chat.URL(),
-		"BOT_ACCOUNT_ID": BotAccountID, "ALLOWED_ROOMS": AskRoomID,
-		"BANLIST_BUCKET": Bucket, "BANLIST_PREFIX": "banlists",
-		"FRESHNESS_SECONDS": strconv.Itoa(int(orDefault(opts.Freshness, 5*time.Minute).Seconds())),
-		"UNBAN_DOCUMENT":    UnbanDocument, "REPORT_DOCUMENT": ReportDocument,
-		"TARGET_TAG_KEY": TagKey, "TARGET_TAG_VALUE": TagValue,
-		"COMMAND_OUTPUT_BUCKET": Bucket, "COMMAND_OUTPUT_PREFIX": "command-output", "COMMAND_TIMEOUT_SECONDS": "60",
-		"NOTIFY_ROOM_ID": NotifyRoomID, "SRE_ROOM_ID": SRERoomID, "LOCALE": opts.Locale, "REPLY_MARK_PREFIX": "replies/",
-		"S3_FORCE_PATH_STYLE": "true",
+	// The functions' variables come from the same lambdas/app.Environment
+	// cdk/ uses; only the names and endpoints are local.
+	s.deploy = app.Deployment{
+		StateMachineARN: fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:unban", Region, Account),
+		SecretID:        secretID, ChatworkAPIURL: s.Chat.URL(),
+		BotAccountID: BotAccountID, AllowedRooms: []string{AskRoomID},
+		NotifyRoomID: NotifyRoomID, SRERoomID: SRERoomID, Locale: opts.Locale,
+		Bucket: Bucket, UnbanDocument: UnbanDocument, ReportDocument: ReportDocument,
+		TagKey: TagKey, TagValue: TagValue,
+		Freshness: orDefault(opts.Freshness, app.DefaultFreshness), CommandTimeout: app.DefaultCommandTimeout,
+		S3PathStyle: true,
 	}
 	s.awsCfg, err = config.LoadDefaultConfig(ctx,
 		config.WithRegion(Region),
@@ -270,7 +268,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	}()
 	var hook lambda.Handler
 	for _, name := range app.Names {
-		h, err := app.NewHandler(ctx, name, s.getenv, s.awsCfg)
+		env := app.Environment(name, s.deploy)
+		h, err := app.NewHandler(ctx, name, func(k string) string { return env[k] }, s.awsCfg)
 		if err != nil {
 			return nil, err
 		}
@@ -287,8 +286,6 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
 	return s, nil
 }
-
-func (s *System) getenv(k string) string { return s.env[k] }
 
 func (s *System) startHosts(ctx context.Context, opts Options) error {
 	why := lab.Available()

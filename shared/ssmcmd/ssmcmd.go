@@ -99,11 +99,16 @@ const (
 	DefaultMaxErrors = "100%"
 )
 
-// WithDefaults fills the unset fields; timeout is the caller's default
-// CommandTimeout.
-func (d Delivery) WithDefaults(timeout time.Duration) Delivery {
+// DefaultCommandTimeout bounds one command on the hosts (delivery and run),
+// for the unban and the report document alike: the scripts take well under
+// a second, so a minute is generous and still short enough for a chat reply
+// (cdk/ uses the same default).
+const DefaultCommandTimeout = 60 * time.Second
+
+// WithDefaults fills the unset fields.
+func (d Delivery) WithDefaults() Delivery {
 	if d.CommandTimeout <= 0 {
-		d.CommandTimeout = timeout
+		d.CommandTimeout = DefaultCommandTimeout
 	}
 	if d.MaxConcurrency == "" {
 		d.MaxConcurrency = DefaultMaxConcurrency

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/jsii-runtime-go"
+
+	"sshguard-unban/shared/functions"
+)
+
+// newAlarms defines the alarm topic and the alarms that publish to it:
+// failed, timed-out and aborted executions of both machines, a refresh that
+// stopped running, and webhook errors.
+func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.StateMachine, fns map[string]awslambda.Function) awssns.Topic {
+	topic := newAlarmTopic(stack, cfg)
+	a := alarms{stack: stack, action: awscloudwatchactions.NewSnsAction(topic)}
+	a.executions("Unban", unban)
+	a.executions("Refresh", refresh)
+	// A broken schedule (or scheduler role) fails silently: the lists go
+	// stale and every unban falls back to all hosts. Alarm when no refresh
+	// started for three schedule periods (at least 15 minutes). Only for
+	// rate() schedules: a cron() may leave long gaps on purpose.
+	if period, ok := ratePeriodSeconds(cfg.RefreshSchedule); ok {
+		periods := math.Max(3, math.Ceil(3*period/300))
+		if periods <= 288 { // CloudWatch evaluates at most one day
+			a.add("RefreshNotRunningAlarm", "sshguard-unban: the refresh state machine has not started for "+fmt.Sprint(periods*5)+" minutes",
+				refresh.MetricStarted(fiveMinSum), awscloudwatch.TreatMissingData_BREACHING, 1,
+				awscloudwatch.ComparisonOperator_LESS_THAN_THRESHOLD, periods)
+		}
+	}
+	// Webhook errors never reach a state machine, so the alarms above would
+	// not see them.
+	a.add("WebhookErrorsAlarm", "sshguard-unban: the webhook function failed",
+		fns[functions.Webhook].MetricErrors(fiveMinSum), awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
+		awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
+	return topic
+}
+
+// newAlarmTopic is the encrypted SNS topic alarms publish to. CloudWatch can
+// publish to an encrypted topic only with a customer managed key whose
+// policy lets cloudwatch.amazonaws.com use it.
+func newAlarmTopic(stack awscdk.Stack, cfg Config) awssns.Topic {
+	topicKey := awskms.NewKey(stack, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
+		Description:       jsii.String("sshguard-unban alarm topic"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
+	// No aws:SourceAccount condition: AWS documents this statement without
+	// one for CloudWatch alarm actions, and a condition CloudWatch does not
+	// send would silently drop every alarm notification. The key serves this
+	// topic only, and publishing to the topic still needs access to it.
+	topicKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey*"),
+		Resources:  jsii.Strings("*"), // in a key policy "*" means this key
+	}), nil)
+	topic := awssns.NewTopic(stack, jsii.String("AlarmTopic"), &awssns.TopicProps{
+		DisplayName: jsii.String("sshguard-unban alarms"),
+		MasterKey:   topicKey,
+		EnforceSSL:  jsii.Bool(true),
+	})
+	if cfg.AlarmEmail != "" {
+		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
+	}
+	return topic
+}
+
+var fiveMinSum = &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
+
+// alarms adds alarms that notify one SNS action.
+type alarms struct {
+	stack  awscdk.Stack
+	action awscloudwatchactions.SnsAction
+}
+
+func (a alarms) add(id, desc string, metric awscloudwatch.Metric, missing awscloudwatch.TreatMissingData,
+	threshold float64, op awscloudwatch.ComparisonOperator, periods float64) {
+	alarm := awscloudwatch.NewAlarm(a.stack, jsii.String(id), &awscloudwatch.AlarmProps{
+		AlarmDescription:   jsii.String(desc),
+		Metric:             metric,
+		Threshold:          jsii.Number(threshold),
+		ComparisonOperator: op,
+		EvaluationPeriods:  jsii.Number(periods),
+		TreatMissingData:   missing,
+	})
+	alarm.AddAlarmAction(a.action)
+}
+
+// executions alarms on any failed, timed-out or aborted execution of sm.
+func (a alarms) executions(name string, sm awsstepfunctions.StateMachine) {
+	for _, k := range []struct {
+		kind   string
+		metric awscloudwatch.Metric
+	}{
+		{"Failed", sm.MetricFailed(fiveMinSum)},
+		{"TimedOut", sm.MetricTimedOut(fiveMinSum)},
+		{"Aborted", sm.MetricAborted(fiveMinSum)},
+	} {
+		a.add(name+"Executions"+k.kind+"Alarm",
+			fmt.Sprintf("sshguard-unban: an execution of the %s state machine %s", strings.ToLower(name), strings.ToLower(k.kind)),
+			k.metric, awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
+			awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
+	}
+}
+
+var rateRe = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
+
+// ratePeriodSeconds returns the period of a rate() schedule expression.
+func ratePeriodSeconds(expr string) (float64, bool) {
+	m := rateRe.FindStringSubmatch(expr)
+	if m == nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n <= 0 {
+		return 0, false
+	}
+	unit := map[string]float64{"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}[m[2]]
+	return float64(n) * unit, true
+}

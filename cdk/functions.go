@@ -1,0 +1,261 @@
+package main
+
+import (
+	"strings"
+	"time"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"sshguard-unban/lambdas/app"
+	"sshguard-unban/shared/functions"
+)
+
+// fnSpec sizes one function. Go on arm64 needs little memory; the larger
+// ones get more because Lambda's CPU share grows with memory and they make
+// TLS calls to several services.
+//
+// Each task function's timeout is below the TimeoutSeconds of every Task
+// state that invokes it (statemachine/*.asl.json: 30 s for parse, 60 s for
+// the others, 120 s for refresh-list's store): the function is stopped
+// cleanly by Lambda before Step Functions gives up on it, so a late
+// invocation can never write after the state machine has moved on.
+// stack_test.go checks this against the ASL files.
+type fnSpec struct {
+	handler string
+	desc    string
+	timeout float64 // seconds
+	memory  float64 // MB
+}
+
+var fnSpecs = []fnSpec{
+	// API Gateway waits at most 30 s and Chatwork wants a quick 2xx; the
+	// webhook only verifies the signature and starts an execution.
+	{functions.Webhook, "Verifies Chatwork webhooks and starts the unban state machine", 10, 256},
+	{functions.Parse, "Extracts addresses from a Chatwork message", 5, 128},
+	{functions.Lookup, "Finds which hosts' ban lists block the addresses", 30, 256},
+	{functions.Unban, "Sends the unban SSM command", 30, 256},
+	{functions.WaitForCommand, "Polls SSM command invocations and reads their output", 30, 256},
+	// Reads and writes one list per host, every minute.
+	{functions.RefreshList, "Sends the report SSM command and stores ban lists", 50, 512},
+	// Room for one bounded wait on Chatwork's rate limit.
+	{functions.Notify, "Posts replies and notices to Chatwork", 45, 256},
+}
+
+// constructID is the function's construct id, from the one table.
+func constructID(handler string) string {
+	f, ok := functions.ByHandler(handler)
+	if !ok {
+		panic("cdk: no function " + handler + " in shared/functions")
+	}
+	return f.Construct
+}
+
+// lambdaFunctions are the stack's functions and what they are built from.
+type lambdaFunctions struct {
+	byHandler map[string]awslambda.Function
+	stack     awscdk.Stack
+	cfg       Config
+	code      awslambda.Code
+	deploy    app.Deployment
+	secret    chatworkSecret
+}
+
+// newFunctions defines every task function with its own role and log
+// group, and grants each exactly what its handler calls. The webhook comes
+// later (addWebhook): it needs the unban state machine's ARN, and the
+// machine needs the task functions' ARNs.
+func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, secret chatworkSecret, docs documents) *lambdaFunctions {
+	f := &lambdaFunctions{
+		byHandler: map[string]awslambda.Function{},
+		stack:     stack,
+		cfg:       cfg,
+		// One asset for all functions: the same reproducible bootstrap binary.
+		code:   awslambda.Code_FromAsset(jsii.String(lambdaDir), nil),
+		secret: secret,
+		// The one source of every function's environment is lambdas/app;
+		// CloudFormation tokens travel through it as strings.
+		deploy: app.Deployment{
+			SecretID:       *secret.id,
+			BotAccountID:   cfg.BotAccountID,
+			AllowedRooms:   cfg.AllowedRooms,
+			NotifyRoomID:   cfg.NotifyRoomID,
+			SRERoomID:      cfg.SRERoomID,
+			Locale:         cfg.Locale,
+			Bucket:         *bucket.BucketName(),
+			UnbanDocument:  *docs.unban.Ref(),
+			ReportDocument: *docs.report.Ref(),
+			TagKey:         cfg.TargetTagKey,
+			TagValue:       cfg.TargetTagValue,
+			Freshness:      time.Duration(cfg.FreshnessSeconds) * time.Second,
+			CommandTimeout: time.Duration(cfg.CommandTimeoutSeconds) * time.Second,
+		},
+	}
+	for _, spec := range fnSpecs {
+		if spec.handler != functions.Webhook {
+			f.add(spec)
+		}
+	}
+	f.grantTasks(bucket, docs)
+	return f
+}
+
+// addWebhook defines the webhook function, which may start the unban state
+// machine and nothing else.
+func (f *lambdaFunctions) addWebhook(unban awsstepfunctions.StateMachine) {
+	f.deploy.StateMachineARN = *unban.StateMachineArn()
+	for _, spec := range fnSpecs {
+		if spec.handler == functions.Webhook {
+			f.add(spec)
+		}
+	}
+	unban.GrantStartExecution(f.byHandler[functions.Webhook])
+	f.grantSecret(functions.Webhook)
+}
+
+func (f *lambdaFunctions) add(spec fnSpec) {
+	id := constructID(spec.handler)
+	vars := map[string]*string{"LOG_LEVEL": jsii.String(f.cfg.LogLevel)}
+	for k, v := range app.Environment(spec.handler, f.deploy) {
+		vars[k] = jsii.String(v)
+	}
+	// Own role per function: no managed policies, only the statements
+	// granted below plus what CDK adds for logs and X-Ray.
+	role := awsiam.NewRole(f.stack, jsii.String(id+"Role"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Description: jsii.String("sshguard-unban " + spec.handler + " function"),
+	})
+	logGroup := awslogs.NewLogGroup(f.stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{
+		Retention: f.cfg.Retention(),
+	})
+	logGroup.GrantWrite(role)
+	fp := &awslambda.FunctionProps{
+		Description:  jsii.String(spec.desc),
+		Runtime:      awslambda.Runtime_PROVIDED_AL2023(),
+		Architecture: awslambda.Architecture_ARM_64(),
+		Handler:      jsii.String(spec.handler),
+		Code:         f.code,
+		Role:         role,
+		LogGroup:     logGroup,
+		Timeout:      awscdk.Duration_Seconds(jsii.Number(spec.timeout)),
+		MemorySize:   jsii.Number(spec.memory),
+		Tracing:      awslambda.Tracing_ACTIVE,
+		Environment:  &vars,
+	}
+	if spec.handler == functions.Webhook && f.cfg.WebhookReservedConcurrency > 0 {
+		// The webhook is the only function the internet can trigger: a
+		// flood of (even unsigned) requests then cannot take the account's
+		// whole Lambda concurrency, nor start executions faster than this
+		// many at a time.
+		fp.ReservedConcurrentExecutions = jsii.Number(float64(f.cfg.WebhookReservedConcurrency))
+	}
+	f.byHandler[spec.handler] = awslambda.NewFunction(f.stack, jsii.String(id), fp)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords do not support resource-level permissions, so AWS requires Resource \"*\" for them."),
+		AppliesTo: &[]interface{}{"Resource::*"},
+	}}, jsii.Bool(true))
+}
+
+// grantTasks gives each task function the bucket prefixes, SSM calls and
+// secret it uses, and nothing else.
+func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
+	// s3:ListBucket (no prefix condition) is granted to every function that
+	// reads objects which may not exist yet (a host's first list, a reply
+	// mark, a command's empty stdout): without it S3 answers 403 instead of
+	// 404 and the code could not tell "missing" from "denied". It reveals
+	// key names only, in this service's own bucket.
+	listBucket := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ListDataBucket"),
+		Actions:   jsii.Strings("s3:ListBucket"),
+		Resources: &[]*string{bucket.BucketArn()},
+	})
+	objects := func(sid string, actions []string, prefix string) awsiam.PolicyStatement {
+		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String(sid),
+			Actions:   jsii.Strings(actions...),
+			Resources: &[]*string{bucket.ArnForObjects(jsii.String(prefix + "*"))},
+		})
+	}
+	grant := func(handler string, stmts ...awsiam.PolicyStatement) {
+		for _, st := range stmts {
+			f.byHandler[handler].AddToRolePolicy(st)
+		}
+	}
+	grant(functions.Lookup, listBucket, objects("ReadBanLists", []string{"s3:GetObject"}, BanlistPrefix))
+	grant(functions.Unban, docs.sendCommand(docs.unban)...)
+	grant(functions.WaitForCommand, listBucket, objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix))
+	// These two read calls act on command ids, not on resources: they
+	// support no resource-level permissions.
+	grant(functions.WaitForCommand, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadCommandInvocations"),
+		Actions:   jsii.Strings("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
+		Resources: jsii.Strings("*"),
+	}))
+	grant(functions.RefreshList, docs.sendCommand(docs.report)...)
+	grant(functions.RefreshList, listBucket,
+		objects("ReadWriteBanLists", []string{"s3:GetObject", "s3:PutObject"}, BanlistPrefix),
+		objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix))
+	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", []string{"s3:GetObject", "s3:PutObject"}, ReplyMarkPrefix))
+	f.grantSecret(functions.Notify)
+
+	f.suppressObjects(functions.Lookup, BanlistPrefix)
+	f.suppressObjects(functions.WaitForCommand, CommandOutputPrefix)
+	f.suppressObjects(functions.RefreshList, BanlistPrefix, CommandOutputPrefix)
+	f.suppressObjects(functions.Notify, ReplyMarkPrefix)
+	for _, h := range []string{functions.Unban, functions.RefreshList} {
+		cdknag.NagSuppressions_AddResourceSuppressions(f.byHandler[h].Role(), &[]*cdknag.NagPackSuppression{{
+			Id:     jsii.String("AwsSolutions-IAM5"),
+			Reason: jsii.String("ssm:SendCommand on instance/* is conditioned on ssm:resourceTag/" + f.cfg.TargetTagKey + " = " + f.cfg.TargetTagValue + ", so only hosts opted in with that tag are reachable; the statement beside it names the one SSM document allowed."),
+			AppliesTo: &[]interface{}{
+				"Resource::arn:<AWS::Partition>:ec2:<AWS::Region>:<AWS::AccountId>:instance/*",
+			},
+		}}, jsii.Bool(true))
+	}
+	cdknag.NagSuppressions_AddResourceSuppressions(f.byHandler[functions.WaitForCommand].Role(), &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("ssm:ListCommandInvocations and ssm:GetCommandInvocation support no resource-level permissions (Service Authorization Reference), so Resource \"*\" is required; both are read-only."),
+		AppliesTo: &[]interface{}{"Resource::*"},
+	}}, jsii.Bool(true))
+}
+
+// grantSecret lets a function read the Chatwork secret.
+func (f *lambdaFunctions) grantSecret(handler string) {
+	fn := f.byHandler[handler]
+	f.secret.secret.GrantRead(fn, nil)
+	if f.cfg.SecretName == "" {
+		return
+	}
+	// Secret_FromSecretNameV2 grants on NAME-?????? (the random suffix
+	// Secrets Manager appends): this matches exactly that one secret.
+	cdknag.NagSuppressions_AddResourceSuppressions(fn.Role(), &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("The secret is referenced by name; \"-??????\" matches only the 6-character suffix Secrets Manager appends to that name."),
+		AppliesTo: &[]interface{}{&cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:.*-\?\?\?\?\?\?$/`)}},
+	}}, jsii.Bool(true))
+}
+
+func (f *lambdaFunctions) suppressObjects(handler string, prefixes ...string) {
+	cdknag.NagSuppressions_AddResourceSuppressions(f.byHandler[handler].Role(), &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("Object access is limited to this service's bucket and to the key prefix(es) the function works on (" + strings.Join(prefixes, ", ") + "); the object names under them (instance ids, command ids, execution names) are not known in advance."),
+		AppliesTo: objectWildcards(prefixes...),
+	}}, jsii.Bool(true))
+}
+
+// objectWildcards matches, in cdk-nag's findings, object wildcards under one
+// prefix of the data bucket: the narrowest S3 grant possible (keys contain
+// instance ids, command ids and execution names).
+func objectWildcards(prefixes ...string) *[]interface{} {
+	var out []interface{}
+	for _, p := range prefixes {
+		out = append(out, &cdknag.RegexAppliesTo{Regex: jsii.String(`/^Resource::<DataBucket[0-9A-F]{8}\.Arn>\/` + strings.TrimSuffix(p, "/") + `\/\*$/`)})
+	}
+	return &out
+}
