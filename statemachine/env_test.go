@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
-	"sshguard-unban/lambdas/app"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"sshguard-unban/lambdas/app"
+	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/s3local"
+	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnrunner"
 	"sshguard-unban/local/simhost"
 	"sshguard-unban/local/ssmfake"
@@ -131,12 +134,14 @@ func threeHosts() []hostSpec {
 }
 
 type env struct {
-	t      testing.TB
-	s3     *s3local.Server
-	ssm    *ssmfake.Server
-	chat   *chatworkfake.Server
-	bridge *taskbridge.Bridge
-	hosts  map[string]*simhost.Host // by instance id
+	t    testing.TB
+	aws  *httptest.Server // the one AWS endpoint (S3, SSM, Secrets Manager)
+	ssm  *ssmfake.Server
+	chat *chatworkfake.Server
+	// chatURL is the served Chatwork API base.
+	chatURL string
+	bridge  *taskbridge.Bridge
+	hosts   map[string]*simhost.Host // by instance id
 	// over is what every run of this env uses; tests set TaskTimeoutSeconds.
 	over sfnrunner.Overrides
 	log  *slog.Logger
@@ -152,17 +157,17 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 		e.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
 
-	var err error
-	e.s3, err = s3local.Start("", bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.s3.Close() })
+	// One endpoint for every AWS service, as an aws.Config has one
+	// BaseEndpoint (parallel tests cannot use the process-wide
+	// AWS_ENDPOINT_URL_<SERVICE> variables).
+	e.ssm = ssmfake.New()
+	secrets := secretsfake.New(map[string]string{"chatwork": `{"api_token":"` + apiToken + `","webhook_token":"d2ViaG9vaw=="}`})
+	e.aws = httptest.NewServer(awsapi.Router{SSM: e.ssm, SecretsManager: secrets, S3: s3local.New(bucket)})
+	t.Cleanup(e.aws.Close)
 
 	// The documents as cdk/ defines them (shared/ssmdoc); command output
 	// goes to S3 as in production.
-	e.ssm = ssmfake.New()
-	e.ssm.S3 = s3local.NewClient(e.s3.URL)
+	e.ssm.S3 = s3local.NewClient(e.aws.URL)
 	e.ssm.AddDocument(ssmfake.Document{Name: unbanDoc, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{
 		ssmdoc.AddressesParam: regexp.MustCompile(ssmdoc.AddressItemPattern),
 	}})
@@ -180,7 +185,9 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	t.Cleanup(e.ssm.Close)
 
 	e.chat = chatworkfake.New(apiToken)
-	t.Cleanup(e.chat.Close)
+	chatSrv := httptest.NewServer(e.chat)
+	t.Cleanup(chatSrv.Close)
+	e.chatURL = chatSrv.URL + chatworkfake.BasePath
 
 	handlers, err := buildHandlers(e)
 	if err != nil {
@@ -190,13 +197,11 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	for _, o := range opts {
 		o(e.bridge)
 	}
-	if err := e.bridge.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.bridge.Close() })
+	bridgeSrv := httptest.NewServer(e.bridge)
+	t.Cleanup(func() { bridgeSrv.Close(); e.bridge.Idle() })
 
 	e.over = sfnrunner.Overrides{
-		BridgeURL: e.bridge.URL(),
+		BridgeURL: bridgeSrv.URL,
 		// A few milliseconds instead of seconds: the fake hosts answer at
 		// once, and the loop still goes round when they do not.
 		WaitMillis:          map[string]int{"*": 3},

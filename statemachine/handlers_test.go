@@ -3,17 +3,12 @@ package statemachine_test
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 
 	"sshguard-unban/lambdas/app"
-	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/shared/functions"
 )
 
@@ -21,7 +16,7 @@ import (
 // handler's variables come from lambdas/app.Environment, as in cdk/.
 func deployment(e *env) app.Deployment {
 	return app.Deployment{
-		SecretID: "chatwork", ChatworkAPIURL: e.chat.URL(),
+		SecretID: "chatwork", ChatworkAPIURL: e.chatURL,
 		NotifyRoomID: noticeRoom, SRERoomID: sreRoom, Locale: "en",
 		Bucket: bucket, UnbanDocument: unbanDoc, ReportDocument: reportDoc,
 		TagKey: tagKey, TagValue: tagValue, S3PathStyle: true,
@@ -32,30 +27,7 @@ func deployment(e *env) app.Deployment {
 // (lambdas/app.NewHandler: environment variables and an aws.Config), by the
 // function names the definitions' Resources resolve to.
 func buildHandlers(e *env) (map[string]lambda.Handler, error) {
-	// One endpoint for every AWS service, dispatching like the real
-	// protocols do: JSON protocols by X-Amz-Target, the rest is S3. An
-	// aws.Config has one BaseEndpoint, and parallel tests cannot use the
-	// process-wide AWS_ENDPOINT_URL_<SERVICE> variables.
-	s3URL, err := url.Parse(e.s3.URL)
-	if err != nil {
-		return nil, err
-	}
-	s3proxy := httputil.NewSingleHostReverseProxy(s3URL)
-	secrets := secretsfake.New(map[string]string{"chatwork": `{"api_token":"` + apiToken + `","webhook_token":"d2ViaG9vaw=="}`})
-	aws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := r.Header.Get("X-Amz-Target")
-		switch {
-		case strings.HasPrefix(target, "AmazonSSM."):
-			e.ssm.ServeHTTP(w, r)
-		case strings.HasPrefix(target, "secretsmanager."):
-			secrets.ServeHTTP(w, r)
-		default:
-			s3proxy.ServeHTTP(w, r)
-		}
-	}))
-	e.t.Cleanup(aws.Close)
-
-	cfg := awsConfig(aws.URL)
+	cfg := awsConfig(e.aws.URL)
 	handlers := map[string]lambda.Handler{}
 	for _, fn := range functions.Substitutions() {
 		env := app.Environment(fn, deployment(e))

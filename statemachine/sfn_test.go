@@ -18,10 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
 	"sshguard-unban/lambdas/app"
+	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnfake"
 	"sshguard-unban/local/sfnrunner"
 	"sshguard-unban/local/taskbridge"
+	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/signature"
 )
 
@@ -33,11 +35,10 @@ func TestDuplicateExecution(t *testing.T) {
 	e := newEnv(t, threeHosts())
 	e.refresh("initial-refresh")
 	fake := sfnfake.New(sfnrunner.Bound{Runner: runner(t), Overrides: e.over}, sfnfake.Options{})
-	if err := fake.Start(""); err != nil {
-		t.Fatal(err)
-	}
 	defer fake.Close()
-	client := sfn.New(sfn.Options{Region: "local", BaseEndpoint: aws.String(fake.URL()), Credentials: aws.AnonymousCredentials{}})
+	sfnSrv := httptest.NewServer(fake)
+	defer sfnSrv.Close()
+	client := sfn.New(sfn.Options{Region: "local", BaseEndpoint: aws.String(sfnSrv.URL), Credentials: aws.AnonymousCredentials{}})
 	ctx := context.Background()
 
 	// Keep the execution open long enough for the duplicates to meet it.
@@ -167,21 +168,13 @@ func TestWebhookRedelivery(t *testing.T) {
 	defer fake.Close()
 	const webhookToken = "d2ViaG9vaw==" // base64, as Chatwork issues it
 	secrets := secretsfake.New(map[string]string{"chatwork": `{"api_token":"` + apiToken + `","webhook_token":"` + webhookToken + `"}`})
-	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AWSStepFunctions.") {
-			fake.ServeHTTP(w, r)
-			return
-		}
-		secrets.ServeHTTP(w, r)
-	}))
+	endpoint := httptest.NewServer(awsapi.Router{StepFunctions: fake, SecretsManager: secrets})
 	defer endpoint.Close()
 	const bot = "1234"
-	env := map[string]string{
-		"STATE_MACHINE_ARN":  "arn:aws:states:local:000000000000:stateMachine:unban",
-		"BOT_ACCOUNT_ID":     bot,
-		"ALLOWED_ROOMS":      askerRoom,
-		"CHATWORK_SECRET_ID": "chatwork",
-	}
+	env := app.Environment(functions.Webhook, app.Deployment{
+		StateMachineARN: "arn:aws:states:local:000000000000:stateMachine:unban",
+		BotAccountID:    bot, AllowedRooms: []string{askerRoom}, SecretID: "chatwork",
+	})
 	webhook, err := app.NewHandler(context.Background(), "webhook", func(k string) string { return env[k] }, awsConfig(endpoint.URL))
 	if err != nil {
 		t.Fatal(err)

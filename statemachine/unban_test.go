@@ -27,7 +27,7 @@ func (e *env) seedLists(age time.Duration) {
 	e.t.Helper()
 	ctx := context.Background()
 	then := time.Now().Add(-age).UTC()
-	store := banlist.NewStore(s3local.NewClient(e.s3.URL), banlist.Location{Bucket: bucket, Prefix: prefix}, e.log)
+	store := banlist.NewStore(s3local.NewClient(e.aws.URL), banlist.Location{Bucket: bucket, Prefix: prefix}, e.log)
 	store.Now = func() time.Time { return then }
 	var index []banlist.IndexHost
 	for id, h := range e.hosts {
@@ -55,7 +55,7 @@ func (e *env) seedLists(age time.Duration) {
 func (e *env) putEmptyIndex() {
 	e.t.Helper()
 	ix, _ := json.Marshal(banlist.Index{Version: banlist.IndexVersion, UpdatedAt: time.Now().UTC().Format(time.RFC3339), Hosts: []banlist.IndexHost{}})
-	_, err := s3local.NewClient(e.s3.URL).PutObject(context.Background(), &s3.PutObjectInput{
+	_, err := s3local.NewClient(e.aws.URL).PutObject(context.Background(), &s3.PutObjectInput{
 		Bucket: aws.String(bucket), Key: aws.String(banlist.Location{Bucket: bucket, Prefix: prefix}.IndexKey()), Body: bytes.NewReader(ix),
 	})
 	if err != nil {

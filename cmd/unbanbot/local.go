@@ -79,7 +79,7 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if sys.Simulated {
 		say("  NOTE: hosts are SIMULATED (%s). Run as root with sshguard installed for real ones.\n", sys.SimulateWhy)
 	}
-	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n\n", sys.WebhookURL, sys.AWSURL, sys.Chat.URL())
+	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n\n", sys.WebhookURL, sys.AWSURL, sys.ChatURL)
 
 	if *seed {
 		for _, h := range sys.Hosts[:2] {

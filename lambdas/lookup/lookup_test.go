@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"testing"
@@ -27,14 +28,11 @@ var now = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 const bucket = "lists"
 
-func start(t testing.TB) *s3local.Server {
+func start(t testing.TB) *httptest.Server {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
-	srv, err := s3local.Start("", bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
+	srv := httptest.NewServer(s3local.New(bucket))
+	t.Cleanup(srv.Close)
 	return srv
 }
 
@@ -44,9 +42,9 @@ type host struct {
 	entries []string
 }
 
-func store(t testing.TB, srv *s3local.Server, hosts ...host) {
+func store(t testing.TB, srv *httptest.Server, hosts ...host) {
 	t.Helper()
-	st := banlist.NewStore(srv.Client(), banlist.Location{Bucket: bucket, Prefix: "p"}, nil)
+	st := banlist.NewStore(s3local.NewClient(srv.URL), banlist.Location{Bucket: bucket, Prefix: "p"}, nil)
 	var ix []banlist.IndexHost
 	for _, h := range hosts {
 		tm := now.Add(-h.age).Format(time.RFC3339)
@@ -61,8 +59,8 @@ func store(t testing.TB, srv *s3local.Server, hosts ...host) {
 	}
 }
 
-func handler(srv *s3local.Server) *lookup.Handler {
-	return lookup.New(srv.Client(), lookup.Config{Bucket: bucket, Prefix: "p", Freshness: 3 * time.Minute,
+func handler(srv *httptest.Server) *lookup.Handler {
+	return lookup.New(s3local.NewClient(srv.URL), lookup.Config{Bucket: bucket, Prefix: "p", Freshness: 3 * time.Minute,
 		Now: func() time.Time { return now }}, nil)
 }
 
@@ -143,7 +141,7 @@ func TestLookupErrors(t *testing.T) {
 		}
 	}
 	// S3 unreachable: a transient error, so the state machine retries.
-	_ = srv.Close()
+	srv.Close()
 	_, err := h.Handle(context.Background(), workflow.LookupInput{Addresses: []string{"192.0.2.12"}})
 	if !taskerr.IsTransient(err) {
 		t.Fatalf("unreachable S3: %v, want TransientError", err)
@@ -152,7 +150,7 @@ func TestLookupErrors(t *testing.T) {
 
 func TestCorruptIndexTakesSafePath(t *testing.T) {
 	srv := start(t)
-	_, err := srv.Client().PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
+	_, err := s3local.NewClient(srv.URL).PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(bucket),
 		Key: aws.String("p/index.json"), Body: bytes.NewReader([]byte(`{"version":`))})
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +192,7 @@ func BenchmarkLookup1000x1000(b *testing.B) {
 	h := handler(srv)
 	in := workflow.LookupInput{Addresses: []string{"192.0.2.12", "2001:db8::1"}}
 	ctx := context.Background()
-	out, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/index.json")})
+	out, err := s3local.NewClient(srv.URL).HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("p/index.json")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -35,21 +36,19 @@ type env struct {
 func setup(t *testing.T, locale string) env {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
-	s3srv, err := s3local.Start("", "bucket")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s3srv.Close() })
+	s3srv := httptest.NewServer(s3local.New("bucket"))
+	t.Cleanup(s3srv.Close)
 	chat := chatworkfake.New(apiToken)
-	t.Cleanup(chat.Close)
+	chatSrv := httptest.NewServer(chat)
+	t.Cleanup(chatSrv.Close)
 	client := &chatwork.Client{
-		BaseURL:     chat.URL(),
+		BaseURL:     chatSrv.URL + chatworkfake.BasePath,
 		Token:       func(context.Context) (string, error) { return apiToken, nil },
 		Sleep:       func(context.Context, time.Duration) error { return nil },
 		MaxAttempts: 4,
 	}
 	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, MarkPrefix: "replies/", MaxBanNotices: 3}
-	h := notify.New(client, notify.S3Marks{Client: s3srv.Client(), Bucket: "bucket"}, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	h := notify.New(client, notify.S3Marks{Client: s3local.NewClient(s3srv.URL), Bucket: "bucket"}, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
 }
 

@@ -12,8 +12,8 @@ import (
 
 	"sshguard-unban/lambdas/lookup"
 	"sshguard-unban/lambdas/refreshlist"
+	"sshguard-unban/local/fakeenv"
 	"sshguard-unban/local/ssmfake"
-	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/ssmcmd"

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"sshguard-unban/lambdas/unban"
+	"sshguard-unban/local/fakeenv"
 	"sshguard-unban/local/ssmfake"
-	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"

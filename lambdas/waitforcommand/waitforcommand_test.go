@@ -11,8 +11,8 @@ import (
 
 	"sshguard-unban/lambdas/unban"
 	"sshguard-unban/lambdas/waitforcommand"
+	"sshguard-unban/local/fakeenv"
 	"sshguard-unban/local/ssmfake"
-	"sshguard-unban/local/ssmfake/fakeenv"
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/ssmcmd"

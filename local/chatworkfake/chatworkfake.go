@@ -8,7 +8,6 @@ package chatworkfake
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,7 +35,6 @@ type Server struct {
 	OnMessage func(Message)
 
 	token string
-	srv   *httptest.Server
 
 	mu          sync.Mutex
 	messages    []Message
@@ -48,18 +46,15 @@ type Server struct {
 	nextID      int64
 }
 
-// New starts the fake on 127.0.0.1, accepting only the given API token.
+// BasePath is where the API lives on the server, as in
+// https://api.chatwork.com/v2: a client's base URL is the served URL + BasePath.
+const BasePath = "/v2"
+
+// New returns the fake, accepting only the given API token. It is an
+// http.Handler: serve it with httptest.NewServer.
 func New(token string) *Server {
-	s := &Server{TokenLimit: 300, Window: 5 * time.Minute, Now: time.Now, token: token, nextID: 1790000000000000000}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	return s
+	return &Server{TokenLimit: 300, Window: 5 * time.Minute, Now: time.Now, token: token, nextID: 1790000000000000000}
 }
-
-// URL is the API base, like https://api.chatwork.com/v2.
-func (s *Server) URL() string { return s.srv.URL + "/v2" }
-
-// Close stops the server.
-func (s *Server) Close() { s.srv.Close() }
 
 // FailNext makes the next n requests fail with status (429 or 5xx).
 // Calls queue up in order.
@@ -104,7 +99,8 @@ func (s *Server) Refused() int {
 	return s.refused
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++

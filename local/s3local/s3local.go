@@ -1,6 +1,6 @@
-// Package s3local serves an in-memory S3 (gofakes3 with the s3mem backend)
-// on 127.0.0.1 for tests and the local mode, and builds aws-sdk-go-v2 S3
-// clients pointed at it.
+// Package s3local is an in-memory S3 (gofakes3 with the s3mem backend) for
+// tests and the local mode, as an http.Handler, and builds aws-sdk-go-v2 S3
+// clients pointed at wherever it is served.
 //
 // gofakes3 only stores objects correctly over plain HTTP (over HTTPS the
 // SDK's chunked trailing checksums end up inside the object), so the server
@@ -11,7 +11,6 @@ package s3local
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"time"
 
@@ -25,52 +24,27 @@ import (
 // Region is the region the clients built here sign for (gofakes3 ignores it).
 const Region = "us-east-1"
 
-// Server is a running in-memory S3 endpoint.
+// Server is an in-memory S3 endpoint, an http.Handler: serve it with
+// httptest.NewServer (tests) or any http.Server (the local mode).
 type Server struct {
-	// URL is the endpoint, e.g. "http://127.0.0.1:38111" (no trailing slash).
-	URL     string
 	Backend *s3mem.Backend
-
-	srv *http.Server
-	ln  net.Listener
+	handler http.Handler
 }
 
-// Start serves a fresh in-memory S3 on addr ("" means 127.0.0.1 on a free
-// port) and creates the given buckets.
-func Start(addr string, buckets ...string) (*Server, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
+// New returns a fresh in-memory S3 holding the given empty buckets. A bucket
+// name S3 would refuse panics: the names are the caller's constants.
+func New(buckets ...string) *Server {
 	backend := s3mem.New()
 	for _, b := range buckets {
 		if err := backend.CreateBucket(b); err != nil {
-			return nil, fmt.Errorf("s3local: create bucket %q: %w", b, err)
+			panic(fmt.Sprintf("s3local: create bucket %q: %v", b, err))
 		}
 	}
-	faker := gofakes3.New(backend, gofakes3.WithoutVersioning())
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("s3local: listen: %w", err)
-	}
-	s := &Server{
-		URL:     "http://" + ln.Addr().String(),
-		Backend: backend,
-		srv:     &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second},
-		ln:      ln,
-	}
-	go func() { _ = s.srv.Serve(ln) }() // returns ErrServerClosed on Close
-	return s, nil
+	return &Server{Backend: backend, handler: gofakes3.New(backend, gofakes3.WithoutVersioning()).Server()}
 }
 
-// CreateBucket adds a bucket to a running server.
-func (s *Server) CreateBucket(name string) error { return s.Backend.CreateBucket(name) }
-
-// Close stops the server at once, dropping open connections (Shutdown would
-// wait up to 5 s for connections that were dialled but never used).
-func (s *Server) Close() error { return s.srv.Close() }
-
-// Client returns an S3 client for this server.
-func (s *Server) Client() *s3.Client { return NewClient(s.URL) }
+// ServeHTTP serves the S3 REST API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // NewClient builds an aws-sdk-go-v2 S3 client for a gofakes3 endpoint:
 // static dummy credentials, path-style addressing, and its own plain HTTP

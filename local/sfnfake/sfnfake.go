@@ -4,8 +4,8 @@
 // works against it with BaseEndpoint set, and it executes the machines with
 // local/sfnrunner.
 //
-// Operations: StartExecution, DescribeExecution, ListExecutions,
-// StopExecution. StartExecution follows the service's naming rules: a name
+// Operations: StartExecution (what the webhook calls) and DescribeExecution
+// (what a developer's aws CLI asks about a run). StartExecution follows the service's naming rules: a name
 // already used by an open execution with the same input returns that
 // execution (the call is idempotent); a different input, or a closed
 // execution of that name, is ExecutionAlreadyExists.
@@ -18,9 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -65,9 +63,6 @@ type Fake struct {
 	runner Runner
 	opts   Options
 
-	srv *http.Server
-	url string
-
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -81,44 +76,19 @@ type record struct {
 	Execution
 	stop  context.CancelFunc
 	ended chan struct{}
-	// stopErr/stopCause are set by StopExecution.
-	stopErr, stopCause string
 }
 
-// New returns a Fake executing with r; Start it or use it as an
-// http.Handler.
+// New returns a Fake executing with r. It is an http.Handler: serve it
+// with httptest.NewServer; Close it to abort what still runs.
 func New(r Runner, opts Options) *Fake {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Fake{runner: r, opts: opts, ctx: ctx, cancel: cancel, execs: map[string]*record{}}
 }
 
-// Start serves on addr (127.0.0.1 with a free port when "").
-func (f *Fake) Start(addr string) error {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	f.url = "http://" + ln.Addr().String()
-	f.srv = &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
-	go f.srv.Serve(ln)
-	return nil
-}
-
-// URL is the endpoint for the sfn client's BaseEndpoint.
-func (f *Fake) URL() string { return f.url }
-
-// Close stops serving and aborts the executions still running.
-func (f *Fake) Close() error {
-	var err error
-	if f.srv != nil {
-		err = f.srv.Close()
-	}
+// Close aborts the executions still running and waits for them.
+func (f *Fake) Close() {
 	f.cancel()
 	f.wg.Wait()
-	return err
 }
 
 // Wait blocks until every execution started so far has ended.
@@ -184,10 +154,6 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = f.startExecution(body)
 	case "DescribeExecution":
 		out, err = f.describeExecution(body)
-	case "ListExecutions":
-		out, err = f.listExecutions(body)
-	case "StopExecution":
-		out, err = f.stopExecution(body)
 	default:
 		err = badRequest("UnknownOperationException", "operation %s is not served by sfnfake", op)
 	}
@@ -339,8 +305,7 @@ func (f *Fake) execute(ctx context.Context, rec *record) {
 	rec.Run = res
 	switch {
 	case err != nil && ctx.Err() != nil:
-		rec.Status = sfnrunner.StatusAborted
-		rec.Error, rec.Cause = rec.stopErr, rec.stopCause
+		rec.Status = sfnrunner.StatusAborted // the fake was closed
 	case err != nil:
 		rec.Status = sfnrunner.StatusFailed
 		rec.Error, rec.Cause = "States.Runtime", err.Error()
@@ -423,101 +388,6 @@ func (f *Fake) describeExecution(body []byte) (any, error) {
 		}{true}
 	}
 	return out, nil
-}
-
-func (f *Fake) listExecutions(body []byte) (any, error) {
-	var in struct {
-		StateMachineArn string `json:"stateMachineArn"`
-		StatusFilter    string `json:"statusFilter"`
-		MaxResults      int    `json:"maxResults"`
-		NextToken       string `json:"nextToken"`
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	if _, err := f.machineFor(in.StateMachineArn); err != nil {
-		return nil, err
-	}
-	if in.MaxResults <= 0 || in.MaxResults > 1000 {
-		in.MaxResults = 100
-	}
-	type item struct {
-		ExecutionArn    string `json:"executionArn"`
-		StateMachineArn string `json:"stateMachineArn"`
-		Name            string `json:"name"`
-		Status          string `json:"status"`
-		StartDate       epoch  `json:"startDate"`
-		StopDate        *epoch `json:"stopDate,omitempty"`
-	}
-	f.mu.Lock()
-	var all []item
-	for _, arn := range f.order {
-		rec := f.execs[arn]
-		if rec.StateMachineARN != in.StateMachineArn || (in.StatusFilter != "" && rec.Status != in.StatusFilter) {
-			continue
-		}
-		it := item{rec.ARN, rec.StateMachineARN, rec.Name, rec.Status, epoch(rec.Start), nil}
-		if rec.Status != "RUNNING" {
-			s := epoch(rec.Stop)
-			it.StopDate = &s
-		}
-		all = append(all, it)
-	}
-	f.mu.Unlock()
-	// Newest first, as the service lists them.
-	sort.SliceStable(all, func(i, j int) bool { return time.Time(all[i].StartDate).After(time.Time(all[j].StartDate)) })
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 || n > len(all) {
-			return nil, badRequest("InvalidToken", "Invalid Token: '%s'", in.NextToken)
-		}
-		start = n
-	}
-	end := min(start+in.MaxResults, len(all))
-	out := struct {
-		Executions []item  `json:"executions"`
-		NextToken  *string `json:"nextToken,omitempty"`
-	}{Executions: all[start:end]}
-	if out.Executions == nil {
-		out.Executions = []item{}
-	}
-	if end < len(all) {
-		t := strconv.Itoa(end)
-		out.NextToken = &t
-	}
-	return out, nil
-}
-
-func (f *Fake) stopExecution(body []byte) (any, error) {
-	var in struct {
-		ExecutionArn string `json:"executionArn"`
-		Error        string `json:"error"`
-		Cause        string `json:"cause"`
-	}
-	if err := decode(body, &in); err != nil {
-		return nil, err
-	}
-	f.mu.Lock()
-	rec, err := f.lookup(in.ExecutionArn)
-	if err != nil {
-		f.mu.Unlock()
-		return nil, err
-	}
-	running := rec.Status == "RUNNING"
-	if running {
-		rec.stopErr, rec.stopCause = in.Error, in.Cause
-	}
-	f.mu.Unlock()
-	if running {
-		rec.stop()
-		<-rec.ended
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return struct {
-		StopDate epoch `json:"stopDate"`
-	}{epoch(rec.Stop)}, nil
 }
 
 // uuid is the service's default execution name: a random UUID.

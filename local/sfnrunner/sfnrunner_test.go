@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,12 +82,10 @@ func start(t *testing.T, cfg sfnrunner.Config) (sfnrunner.Bound, *taskbridge.Bri
 		return echoOut(in), nil
 	}
 	b := taskbridge.New(map[string]lambda.Handler{"echo": lambda.NewHandler(h)})
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Close() })
+	srv := httptest.NewServer(b)
+	t.Cleanup(func() { srv.Close(); b.Idle() })
 	o := cfg.Defaults
-	o.BridgeURL = b.URL()
+	o.BridgeURL = srv.URL
 	return sfnrunner.Bound{Runner: shared, Overrides: o}, b
 }
 
@@ -280,11 +279,9 @@ func TestDefaultsAndPerRunOverrides(t *testing.T) {
 	other := taskbridge.New(map[string]lambda.Handler{"echo": lambda.NewHandler(func(ctx context.Context, in echoIn) (echoOut, error) {
 		return echoOut{Execution: in.Execution, Value: "from the other bridge"}, nil
 	})})
-	if err := other.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	o := sfnrunner.Overrides{BridgeURL: other.URL(), TaskTimeoutSeconds: map[string]float64{"Echo": 0.1}}
+	otherSrv := httptest.NewServer(other)
+	defer func() { otherSrv.Close(); other.Idle() }()
+	o := sfnrunner.Overrides{BridgeURL: otherSrv.URL, TaskTimeoutSeconds: map[string]float64{"Echo": 0.1}}
 	e, err := r.RunWith(ctx, o, "echo", "other", []byte(`{"value":"x"}`))
 	if err != nil {
 		t.Fatal(err)

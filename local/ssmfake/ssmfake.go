@@ -45,7 +45,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -202,8 +201,6 @@ type Server struct {
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
-	http      *http.Server
-	url       string
 }
 
 type injected struct {
@@ -326,36 +323,10 @@ func (s *Server) Wait(ctx context.Context, commandID string) error {
 	return nil
 }
 
-// Start serves the fake on addr ("" means 127.0.0.1 on a free port) and
-// returns its URL.
-func (s *Server) Start(addr string) (string, error) {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	s.mu.Lock()
-	s.http = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
-	s.url = "http://" + ln.Addr().String()
-	srv := s.http
-	s.mu.Unlock()
-	go func() { _ = srv.Serve(ln) }() // ErrServerClosed on Close
-	return s.url, nil
-}
-
-// Close stops running invocations, waits for their goroutines and stops the
-// listener started by Start.
+// Close stops running invocations and waits for their goroutines.
 func (s *Server) Close() {
 	s.cancel()
 	s.wg.Wait()
-	s.mu.Lock()
-	srv := s.http
-	s.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
-	}
 }
 
 // NewClient builds an aws-sdk-go-v2 SSM client for the fake at endpoint
@@ -944,11 +915,8 @@ func (s *Server) store(ctx context.Context, c *command, inv *invocation, stdout,
 	}
 }
 
-// OutputKey is the S3 key the agent writes a step's stdout/stderr to.
-func OutputKey(prefix, commandID, instanceID, step, stream string) string {
-	return outputKey(prefix, commandID, instanceID, step, stream)
-}
-
+// outputKey is the S3 key the agent writes a step's stdout/stderr to (the
+// fake's own copy of the layout, so a mistake in shared/ssmcmd shows).
 func outputKey(prefix, commandID, instanceID, step, stream string) string {
 	parts := []string{}
 	if p := strings.Trim(prefix, "/"); p != "" {

@@ -26,24 +26,21 @@ import (
 type env struct {
 	fake   *ssmfake.Server
 	client *ssm.Client
-	s3     *s3local.Server
+	s3     *s3.Client
 	url    string
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
-	s3srv, err := s3local.Start("", "out")
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3srv := httptest.NewServer(s3local.New("out"))
 	f := ssmfake.New()
-	f.S3 = s3srv.Client()
+	f.S3 = s3local.NewClient(s3srv.URL)
 	f.AddDocument(ssmfake.Document{Name: "doc", StepName: "step",
 		Parameters: map[string]*regexp.Regexp{"addresses": regexp.MustCompile(`^[0-9a-f:.]+$`)}})
 	hs := httptest.NewServer(f)
-	t.Cleanup(func() { hs.Close(); f.Close(); _ = s3srv.Close() })
-	return &env{fake: f, client: ssmfake.NewClient(hs.URL, 1), s3: s3srv, url: hs.URL}
+	t.Cleanup(func() { hs.Close(); f.Close(); s3srv.Close() })
+	return &env{fake: f, client: ssmfake.NewClient(hs.URL, 1), s3: f.S3.(*s3.Client), url: hs.URL}
 }
 
 func id(n int) string { return fmt.Sprintf("i-%017x", n) }
@@ -206,7 +203,7 @@ func TestStatusesOutputsAndTargets(t *testing.T) {
 		t.Errorf("StandardOutputUrl %q, want %q", u, wantURL)
 	}
 	// Full output in S3 at the agent's key layout.
-	obj, err := e.s3.Client().GetObject(context.Background(), &s3.GetObjectInput{
+	obj, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{
 		Bucket: aws.String("out"), Key: aws.String("pfx/" + cmd + "/" + big + "/awsrunShellScript/step/stdout")})
 	if err != nil {
 		t.Fatal(err)

@@ -281,7 +281,7 @@ func alertsFor(s *System, execution string) []chatworkfake.Message {
 
 func hostList(t *testing.T, ctx context.Context, s *System, h *Host) *banlist.HostList {
 	t.Helper()
-	l, _, err := banlist.ReadHost(ctx, s.S3.Client(), banlists, h.InstanceID)
+	l, _, err := banlist.ReadHost(ctx, s.S3Client(), banlists, h.InstanceID)
 	if err != nil {
 		t.Fatalf("read the stored list of %s: %v", h.Name, err)
 	}
@@ -290,7 +290,7 @@ func hostList(t *testing.T, ctx context.Context, s *System, h *Host) *banlist.Ho
 
 func index(t *testing.T, ctx context.Context, s *System) map[string]banlist.IndexHost {
 	t.Helper()
-	ix, _, err := banlist.ReadIndex(ctx, s.S3.Client(), banlists)
+	ix, _, err := banlist.ReadIndex(ctx, s.S3Client(), banlists)
 	if err != nil {
 		t.Fatalf("read the index: %v", err)
 	}

@@ -21,10 +21,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
+	"net/http/httptest"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -38,12 +36,14 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
 	"sshguard-unban/host/lab"
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/local/apigw"
+	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/secretsfake"
@@ -130,6 +130,7 @@ type System struct {
 	S3         *s3local.Server
 	WebhookURL string
 	AWSURL     string
+	ChatURL    string // the Chatwork API base
 	// Simulated is true when the hosts are simulated, with the reason.
 	Simulated   bool
 	SimulateWhy string
@@ -142,7 +143,7 @@ type System struct {
 	// checks no log line carries them.
 	apiToken, webhookToken string
 	runner                 *sfnrunner.Runner
-	servers                []*http.Server
+	servers                []*httptest.Server
 	nextMsg                atomic.Int64
 	closeOnce              sync.Once
 }
@@ -172,21 +173,20 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		return nil, err
 	}
 
-	// S3, Secrets Manager, SSM and Step Functions behind one AWS endpoint.
-	if s.S3, err = s3local.Start("", Bucket); err != nil {
-		return nil, err
-	}
+	// S3, Secrets Manager, SSM and Step Functions behind one AWS endpoint
+	// (served below, once the Step Functions fake exists).
+	s.S3 = s3local.New(Bucket)
 	secretJSON, _ := json.Marshal(map[string]string{"api_token": apiToken, "webhook_token": webhookToken})
 	secretsSrv := secretsfake.New(map[string]string{secretID: string(secretJSON)})
 	s.SSM = ssmfake.New()
 	s.SSM.Region = Region
-	s.SSM.S3 = s.S3.Client()
 	s.SSM.Log = logger.With("component", "ssm")
 	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{ssmdoc.AddressesParam: addressPattern}})
 	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 
 	s.Chat = chatworkfake.New(apiToken)
 	s.Chat.OnMessage = opts.OnMessage
+	s.ChatURL = s.serve(s.Chat) + chatworkfake.BasePath
 
 	if err := s.startHosts(ctx, opts); err != nil {
 		return nil, err
@@ -196,16 +196,14 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	// files); its tasks call the bridge, which serves the handlers over the
 	// Lambda Invoke API.
 	s.Bridge = taskbridge.New(nil)
-	if err := s.Bridge.Start(""); err != nil {
-		return nil, err
-	}
+	bridgeURL := s.serve(s.Bridge)
 	wait, retry := orDefault(opts.Wait, 200*time.Millisecond), orDefault(opts.RetryInterval, 200*time.Millisecond)
 	s.runner, err = sfnrunner.Start(ctx, sfnrunner.Config{
 		Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
 		Substitutions: statemachine.LocalSubstitutions(Region, Account),
 		Region:        Region, Account: Account,
 		Defaults: sfnrunner.Overrides{
-			BridgeURL:           s.Bridge.URL(),
+			BridgeURL:           bridgeURL,
 			WaitMillis:          map[string]int{"*": int(wait.Milliseconds())},
 			RetryIntervalMillis: map[string]int{"*": int(retry.Milliseconds())},
 		},
@@ -216,30 +214,14 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	}
 	s.SFN = sfnfake.New(s.runner, sfnfake.Options{})
 
-	mux := http.NewServeMux()
-	s3proxy := httputil.NewSingleHostReverseProxy(mustURL(s.S3.URL))
-	mux.Handle("/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		target := r.Header.Get("X-Amz-Target")
-		switch {
-		case strings.HasPrefix(target, "AmazonSSM."):
-			s.SSM.ServeHTTP(w, r)
-		case strings.HasPrefix(target, "AWSStepFunctions."):
-			s.SFN.ServeHTTP(w, r)
-		case strings.HasPrefix(target, "secretsmanager."):
-			secretsSrv.ServeHTTP(w, r)
-		default: // S3's REST protocol has no target header
-			s3proxy.ServeHTTP(w, r)
-		}
-	}))
-	if s.AWSURL, err = s.serve(mux); err != nil {
-		return nil, err
-	}
+	s.AWSURL = s.serve(awsapi.Router{SSM: s.SSM, StepFunctions: s.SFN, SecretsManager: secretsSrv, S3: s.S3})
+	s.SSM.S3 = s.S3Client()
 
 	// The functions' variables come from the same lambdas/app.Environment
 	// cdk/ uses; only the names and endpoints are local.
 	s.deploy = app.Deployment{
 		StateMachineARN: fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:unban", Region, Account),
-		SecretID:        secretID, ChatworkAPIURL: s.Chat.URL(),
+		SecretID:        secretID, ChatworkAPIURL: s.ChatURL,
 		BotAccountID: BotAccountID, AllowedRooms: []string{AskRoomID},
 		NotifyRoomID: NotifyRoomID, SRERoomID: SRERoomID, Locale: opts.Locale,
 		Bucket: Bucket, UnbanDocument: UnbanDocument, ReportDocument: ReportDocument,
@@ -279,10 +261,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		}
 		s.Bridge.Handle(name, h)
 	}
-	if s.WebhookURL, err = s.serve(apigw.Handler(hook)); err != nil {
-		return nil, err
-	}
-	s.WebhookURL += "/chatwork"
+	s.WebhookURL = s.serve(apigw.Handler(hook)) + "/chatwork"
 	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
 	return s, nil
 }
@@ -487,7 +466,7 @@ func (s *System) Close() {
 			s.runner.Close()
 		}
 		if s.Bridge != nil {
-			s.Bridge.Close()
+			s.Bridge.Idle()
 		}
 		if s.SSM != nil {
 			s.SSM.Close()
@@ -497,25 +476,18 @@ func (s *System) Close() {
 				h.lab.Close()
 			}
 		}
-		if s.Chat != nil {
-			s.Chat.Close()
-		}
-		if s.S3 != nil {
-			s.S3.Close()
-		}
 	})
 }
 
-func (s *System) serve(h http.Handler) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+// serve serves a fake on 127.0.0.1 until Close, the same way the tests do.
+func (s *System) serve(h http.Handler) string {
+	srv := httptest.NewServer(h)
 	s.servers = append(s.servers, srv)
-	go srv.Serve(ln)
-	return "http://" + ln.Addr().String(), nil
+	return srv.URL
 }
+
+// S3Client is an S3 client for the local endpoint.
+func (s *System) S3Client() *s3.Client { return s3local.NewClient(s.AWSURL) }
 
 func randomToken() string {
 	b := make([]byte, 24)
@@ -523,14 +495,6 @@ func randomToken() string {
 		panic(errors.New("system: no randomness"))
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func mustURL(s string) *url.URL {
-	u, err := url.Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return u
 }
 
 func orDefault(d, def time.Duration) time.Duration {

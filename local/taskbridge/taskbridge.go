@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -87,9 +86,6 @@ type Bridge struct {
 	// running after the Task state has timed out.
 	FunctionTimeout time.Duration
 
-	srv      *http.Server
-	ln       net.Listener
-	url      string
 	mu       sync.Mutex
 	handlers map[string]*function
 	faults   map[string][]*Fault
@@ -115,7 +111,9 @@ func (f *function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
 	return bytes.Clone(out), err
 }
 
-// New returns a bridge serving handlers by function name; Start it.
+// New returns a bridge serving handlers by function name. It is an
+// http.Handler: serve it with httptest.NewServer, and call Idle after
+// closing the server (a timed-out call may still be running).
 func New(handlers map[string]lambda.Handler) *Bridge {
 	b := &Bridge{handlers: map[string]*function{}, faults: map[string][]*Fault{}}
 	for name, h := range handlers {
@@ -129,37 +127,6 @@ func (b *Bridge) Handle(name string, h lambda.Handler) {
 	b.mu.Lock()
 	b.handlers[name] = &function{h: h}
 	b.mu.Unlock()
-}
-
-// Start listens on 127.0.0.1 (a free port when addr is "") and serves in
-// the background.
-func (b *Bridge) Start(addr string) error {
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	b.ln = ln
-	b.url = "http://" + ln.Addr().String()
-	b.srv = &http.Server{Handler: b, ReadHeaderTimeout: 10 * time.Second}
-	go b.srv.Serve(ln)
-	return nil
-}
-
-// URL is the base URL to give sfnrunner.Config.BridgeURL (or a Lambda
-// client's BaseEndpoint).
-func (b *Bridge) URL() string { return b.url }
-
-// Close stops serving after the calls in flight (late ones included) end.
-func (b *Bridge) Close() error {
-	if b.srv == nil {
-		return nil
-	}
-	err := b.srv.Close()
-	b.inflight.Wait()
-	return err
 }
 
 // Idle waits until no call is in flight: a call held by a Delay fault may

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -84,16 +85,13 @@ func invoke(t *testing.T, url, function, payload string) response {
 func TestErrorsLikeTheLambdaService(t *testing.T) {
 	b := taskbridge.New(map[string]lambda.Handler{"fn": lambda.NewHandler(handler)})
 	b.FunctionTimeout = 50 * time.Millisecond
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	url := serve(t, b)
 
-	if r := invoke(t, b.URL(), "fn", `{"mode":"ok"}`); r.status != 200 || r.fnError != "" || string(r.body) != `{"got":"ok"}` {
+	if r := invoke(t, url, "fn", `{"mode":"ok"}`); r.status != 200 || r.fnError != "" || string(r.body) != `{"got":"ok"}` {
 		t.Errorf("ok: %+v %s", r, r.body)
 	}
 	// Qualified names and ARNs address the same function.
-	if r := invoke(t, b.URL(), "arn:aws:lambda:local:000000000000:function:fn:live", `{"mode":"ok"}`); r.status != 200 || r.fnError != "" {
+	if r := invoke(t, url, "arn:aws:lambda:local:000000000000:function:fn:live", `{"mode":"ok"}`); r.status != 200 || r.fnError != "" {
 		t.Errorf("arn: %+v", r)
 	}
 	for mode, want := range map[string]string{
@@ -106,25 +104,22 @@ func TestErrorsLikeTheLambdaService(t *testing.T) {
 		// handler would have returned.
 		"deadline": "Sandbox.Timedout",
 	} {
-		r := invoke(t, b.URL(), "fn", fmt.Sprintf(`{"mode":%q}`, mode))
+		r := invoke(t, url, "fn", fmt.Sprintf(`{"mode":%q}`, mode))
 		if r.status != 200 || r.fnError != "Unhandled" || r.errType != want {
 			t.Errorf("%s: %+v, want errorType %s", mode, r, want)
 		}
 	}
-	if r := invoke(t, b.URL(), "fn", `not json`); r.fnError == "" {
+	if r := invoke(t, url, "fn", `not json`); r.fnError == "" {
 		t.Errorf("bad payload accepted: %+v", r)
 	}
-	if r := invoke(t, b.URL(), "nope", `{}`); r.status != 404 {
+	if r := invoke(t, url, "nope", `{}`); r.status != 404 {
 		t.Errorf("unknown function: %+v", r)
 	}
 }
 
 func TestFaults(t *testing.T) {
 	b := taskbridge.New(map[string]lambda.Handler{"fn": lambda.NewHandler(handler)})
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	url := serve(t, b)
 
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Transient, Times: 2})
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Permanent, Times: 1})
@@ -132,7 +127,7 @@ func TestFaults(t *testing.T) {
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Delay, Delay: 100 * time.Millisecond, Times: 1})
 	var got []string
 	for range 6 {
-		r := invoke(t, b.URL(), "fn", `{"mode":"ok"}`)
+		r := invoke(t, url, "fn", `{"mode":"ok"}`)
 		switch {
 		case r.fnError != "":
 			got = append(got, r.errType)
@@ -154,32 +149,29 @@ func TestFaults(t *testing.T) {
 	// Times <= 0: every call until cleared.
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Permanent, ErrorType: "Chosen", Message: "m"})
 	for range 3 {
-		if r := invoke(t, b.URL(), "fn", `{}`); r.errType != "Chosen" || r.errorMsg != "m" {
+		if r := invoke(t, url, "fn", `{}`); r.errType != "Chosen" || r.errorMsg != "m" {
 			t.Fatalf("%+v", r)
 		}
 	}
 	b.ClearFaults()
-	if r := invoke(t, b.URL(), "fn", `{"mode":"x"}`); r.fnError != "" {
+	if r := invoke(t, url, "fn", `{"mode":"x"}`); r.fnError != "" {
 		t.Errorf("fault not cleared: %+v", r)
 	}
 }
 
 func TestFaultMatch(t *testing.T) {
 	b := taskbridge.New(map[string]lambda.Handler{"fn": lambda.NewHandler(handler)})
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	url := serve(t, b)
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Permanent, Times: 1, Match: func(in []byte) bool {
 		return bytes.Contains(in, []byte(`"b"`))
 	}})
-	if r := invoke(t, b.URL(), "fn", `{"mode":"a"}`); r.fnError != "" {
+	if r := invoke(t, url, "fn", `{"mode":"a"}`); r.fnError != "" {
 		t.Errorf("unmatched call failed: %+v", r)
 	}
-	if r := invoke(t, b.URL(), "fn", `{"mode":"b"}`); r.errType != "errorString" {
+	if r := invoke(t, url, "fn", `{"mode":"b"}`); r.errType != "errorString" {
 		t.Errorf("matched call: %+v", r)
 	}
-	if r := invoke(t, b.URL(), "fn", `{"mode":"b"}`); r.fnError != "" {
+	if r := invoke(t, url, "fn", `{"mode":"b"}`); r.fnError != "" {
 		t.Errorf("fault used up, call failed: %+v", r)
 	}
 }
@@ -189,17 +181,14 @@ func TestFaultMatch(t *testing.T) {
 // results.
 func TestConcurrentCalls(t *testing.T) {
 	b := taskbridge.New(map[string]lambda.Handler{"fn": lambda.NewHandler(handler)})
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	url := serve(t, b)
 	var wg sync.WaitGroup
 	for i := range 40 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			mode := fmt.Sprintf("m%03d-%s", i, strings.Repeat("x", i*50))
-			r := invoke(t, b.URL(), "fn", fmt.Sprintf(`{"mode":%q}`, mode))
+			r := invoke(t, url, "fn", fmt.Sprintf(`{"mode":%q}`, mode))
 			var o out
 			if err := json.Unmarshal(r.body, &o); err != nil || o.Got != mode {
 				t.Errorf("call %d got %.40s (%v)", i, r.body, err)
@@ -212,16 +201,22 @@ func TestConcurrentCalls(t *testing.T) {
 func TestFunctionTimeoutCoversDelay(t *testing.T) {
 	b := taskbridge.New(map[string]lambda.Handler{"fn": lambda.NewHandler(handler)})
 	b.FunctionTimeout = 50 * time.Millisecond
-	if err := b.Start(""); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	url := serve(t, b)
 	b.Inject("fn", taskbridge.Fault{Kind: taskbridge.Delay, Delay: time.Second, Times: 1})
 	start := time.Now()
-	if r := invoke(t, b.URL(), "fn", `{"mode":"ok"}`); r.errType != "Sandbox.Timedout" || time.Since(start) > 500*time.Millisecond {
+	if r := invoke(t, url, "fn", `{"mode":"ok"}`); r.errType != "Sandbox.Timedout" || time.Since(start) > 500*time.Millisecond {
 		t.Errorf("%+v after %v", r, time.Since(start))
 	}
 	if c := b.Calls("fn"); len(c) != 1 || c[0].Error != "Sandbox.Timedout" {
 		t.Errorf("calls %+v", c)
 	}
+}
+
+// serve serves the bridge with httptest for the test's lifetime; at the end
+// it waits for calls still running past their timeout.
+func serve(t *testing.T, b *taskbridge.Bridge) string {
+	t.Helper()
+	srv := httptest.NewServer(b)
+	t.Cleanup(func() { srv.Close(); b.Idle() })
+	return srv.URL
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync"
@@ -130,15 +131,13 @@ func TestAppendMatches(t *testing.T) {
 	}
 }
 
-func newStore(t *testing.T) (*banlist.Store, *s3local.Server) {
+func newStore(t *testing.T) (*banlist.Store, *s3.Client) {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
-	srv, err := s3local.Start("", "lists")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Close() })
-	return banlist.NewStore(srv.Client(), banlist.Location{Bucket: "lists", Prefix: "sshguard/"}, nil), srv
+	srv := httptest.NewServer(s3local.New("lists"))
+	t.Cleanup(srv.Close)
+	client := s3local.NewClient(srv.URL)
+	return banlist.NewStore(client, banlist.Location{Bucket: "lists", Prefix: "sshguard/"}, nil), client
 }
 
 func TestPutHost(t *testing.T) {
@@ -170,15 +169,15 @@ func TestPutHost(t *testing.T) {
 	if err != nil || r.Written || !r.Superseded || r.Stored.CommandID != "c2" {
 		t.Fatalf("older: %+v %v", r, err)
 	}
-	got, _, err := banlist.ReadHost(ctx, srv.Client(), st.Location, "i-0a")
+	got, _, err := banlist.ReadHost(ctx, srv, st.Location, "i-0a")
 	if err != nil || got.CommandID != "c2" || got.StoredAt != "2025-01-01T00:05:00Z" || len(got.Report.Entries) != 3 {
 		t.Fatalf("stored: %+v %v", got, err)
 	}
 	// Layout: PREFIX/hosts/ID.json and nothing written for the index yet.
-	if _, err := srv.Client().HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("lists"), Key: aws.String("sshguard/hosts/i-0a.json")}); err != nil {
+	if _, err := srv.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("lists"), Key: aws.String("sshguard/hosts/i-0a.json")}); err != nil {
 		t.Fatalf("host object key: %v", err)
 	}
-	if _, _, err := banlist.ReadIndex(ctx, srv.Client(), st.Location); !errors.Is(err, banlist.ErrNotFound) {
+	if _, _, err := banlist.ReadIndex(ctx, srv, st.Location); !errors.Is(err, banlist.ErrNotFound) {
 		t.Fatalf("missing index: %v", err)
 	}
 	if _, err := st.PutHost(ctx, hostList("../x", "2025-01-01T00:00:00Z")); err == nil {
@@ -209,7 +208,7 @@ func TestConcurrentIndexUpdates(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	ix, _, err := banlist.ReadIndex(ctx, srv.Client(), st.Location)
+	ix, _, err := banlist.ReadIndex(ctx, srv, st.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +235,7 @@ func TestIndexMergeKeepsNewerAndForgets(t *testing.T) {
 	if err := st.UpdateIndex(ctx, []banlist.IndexHost{older}, forget); err != nil {
 		t.Fatal(err)
 	}
-	ix, _, err := banlist.ReadIndex(ctx, srv.Client(), st.Location)
+	ix, _, err := banlist.ReadIndex(ctx, srv, st.Location)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,11 +244,11 @@ func TestIndexMergeKeepsNewerAndForgets(t *testing.T) {
 	}
 
 	// A stale ETag is refused by the store (the conflict the loop retries on).
-	_, etag, _ := banlist.ReadIndex(ctx, srv.Client(), st.Location)
+	_, etag, _ := banlist.ReadIndex(ctx, srv, st.Location)
 	if err := st.UpdateIndex(ctx, []banlist.IndexHost{banlist.NewIndexHost(hostList("i-c", "2025-01-01T00:10:00Z"))}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lists"), Key: aws.String(st.IndexKey()),
+	_, err = srv.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lists"), Key: aws.String(st.IndexKey()),
 		Body: bytes.NewReader([]byte("{}")), IfMatch: aws.String(etag)})
 	if err == nil {
 		t.Fatal("write with a stale ETag succeeded")
@@ -259,19 +258,19 @@ func TestIndexMergeKeepsNewerAndForgets(t *testing.T) {
 func TestCorruptIndexIsReplaced(t *testing.T) {
 	st, srv := newStore(t)
 	ctx := context.Background()
-	_, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lists"), Key: aws.String(st.IndexKey()),
+	_, err := srv.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("lists"), Key: aws.String(st.IndexKey()),
 		Body: bytes.NewReader([]byte("not json"))})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var corrupt *banlist.CorruptError
-	if _, _, err := banlist.ReadIndex(ctx, srv.Client(), st.Location); !errors.As(err, &corrupt) {
+	if _, _, err := banlist.ReadIndex(ctx, srv, st.Location); !errors.As(err, &corrupt) {
 		t.Fatalf("read corrupt: %v", err)
 	}
 	if err := st.UpdateIndex(ctx, []banlist.IndexHost{banlist.NewIndexHost(hostList("i-a", "2025-01-01T00:10:00Z", "192.0.2.1"))}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	ix, _, err := banlist.ReadIndex(ctx, srv.Client(), st.Location)
+	ix, _, err := banlist.ReadIndex(ctx, srv, st.Location)
 	if err != nil || len(ix.Hosts) != 1 {
 		t.Fatalf("%+v %v", ix, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -17,9 +18,11 @@ const token = "test-api-token"
 
 func newClient(t *testing.T, fake *chatworkfake.Server) (*chatwork.Client, *[]time.Duration) {
 	t.Helper()
+	srv := httptest.NewServer(fake)
+	t.Cleanup(srv.Close)
 	var slept []time.Duration
 	c := &chatwork.Client{
-		BaseURL: fake.URL(),
+		BaseURL: srv.URL + chatworkfake.BasePath,
 		Token:   func(context.Context) (string, error) { return token, nil },
 		Sleep: func(_ context.Context, d time.Duration) error {
 			slept = append(slept, d)
@@ -31,7 +34,6 @@ func newClient(t *testing.T, fake *chatworkfake.Server) (*chatwork.Client, *[]ti
 
 func TestPostMessage(t *testing.T) {
 	fake := chatworkfake.New(token)
-	t.Cleanup(fake.Close)
 	c, _ := newClient(t, fake)
 	body := "[rp aid=1 to=2-3]こんにちは & 203.0.113.5\n2 行目 +%="
 	id, err := c.PostMessage(context.Background(), "567890123", body)
@@ -68,7 +70,6 @@ func TestRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := chatworkfake.New(token)
-			t.Cleanup(fake.Close)
 			for _, s := range tt.inject {
 				fake.FailNext(s, 1)
 			}
@@ -101,7 +102,6 @@ func TestRetries(t *testing.T) {
 // A 429 waits until x-ratelimit-reset, not a guess.
 func TestRateLimitWaitsForReset(t *testing.T) {
 	fake := chatworkfake.New(token)
-	t.Cleanup(fake.Close)
 	now := time.Unix(1_800_000_000, 0)
 	fake.Now = func() time.Time { return now }
 	fake.TokenLimit = 1 // the second request in the window is refused
@@ -132,7 +132,6 @@ func TestRateLimitWaitsForReset(t *testing.T) {
 
 func TestWrongTokenIsPermanent(t *testing.T) {
 	fake := chatworkfake.New("other")
-	t.Cleanup(fake.Close)
 	c, _ := newClient(t, fake)
 	_, err := c.PostMessage(context.Background(), "1", "x")
 	var apiErr *chatwork.APIError

@@ -1,7 +1,7 @@
 // Package fakeenv starts the fakes the task Lambdas are tested against: an
-// in-memory S3 (s3local) and the SSM fake (ssmfake) served over HTTP, with
-// real aws-sdk-go-v2 clients pointed at them and the two documents
-// registered. It is a test helper (like net/http/httptest).
+// in-memory S3 (s3local) and the SSM fake (ssmfake) behind one local AWS
+// endpoint (awsapi), with real aws-sdk-go-v2 clients pointed at it and the
+// two documents registered. It is a test helper (like net/http/httptest).
 package fakeenv
 
 import (
@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/shared/ssmdoc"
@@ -38,12 +39,13 @@ var AddressPattern = regexp.MustCompile(ssmdoc.AddressItemPattern)
 // MaxAddresses is the document's maxItems for addresses.
 const MaxAddresses = ssmdoc.MaxAddresses
 
-// Env is a running set of fakes.
+// Env is a running set of fakes, served by httptest behind one endpoint
+// (local/awsapi), with the real SDK clients pointed at it.
 type Env struct {
 	S3        *s3local.Server
 	S3Client  *s3.Client
 	SSM       *ssmfake.Server
-	SSMServer *httptest.Server
+	Server    *httptest.Server // the one AWS endpoint
 	SSMClient *ssm.Client
 }
 
@@ -52,30 +54,26 @@ type Env struct {
 func Start(t testing.TB) *Env {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
-	s3srv, err := s3local.Start("", ListBucket, OutputBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s3fake := s3local.New(ListBucket, OutputBucket)
 	fake := ssmfake.New()
-	fake.S3 = s3srv.Client()
 	fake.AddDocument(ssmfake.Document{
 		Name: UnbanDocument, StepName: UnbanStep,
 		Parameters: map[string]*regexp.Regexp{"addresses": AddressPattern},
 		MaxItems:   map[string]int{"addresses": MaxAddresses},
 	})
 	fake.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: ReportStep})
-	hs := httptest.NewServer(fake)
+	hs := httptest.NewServer(awsapi.Router{SSM: fake, S3: s3fake})
+	fake.S3 = s3local.NewClient(hs.URL)
 	e := &Env{
-		S3:        s3srv,
-		S3Client:  s3srv.Client(),
+		S3:        s3fake,
+		S3Client:  s3local.NewClient(hs.URL),
 		SSM:       fake,
-		SSMServer: hs,
+		Server:    hs,
 		SSMClient: ssmfake.NewClient(hs.URL, 1),
 	}
 	t.Cleanup(func() {
 		hs.Close()
 		fake.Close()
-		_ = s3srv.Close()
 	})
 	return e
 }
