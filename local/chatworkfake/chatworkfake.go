@@ -1,7 +1,8 @@
 // Package chatworkfake is a local stand-in for the Chatwork REST API v2: it
 // checks the token header and form encoding like the real service, records
-// every message, enforces the per-token rate limit with the real headers, and
-// can inject 429 and 5xx answers. Tests and the local mode point the
+// every message, enforces the real limits (300 requests per 5 minutes per
+// token, with the x-ratelimit-* headers; 10 posts per 10 seconds per room,
+// answered 429 with Chatwork's message), and can inject 429 and 5xx answers. Tests and the local mode point the
 // production client at it.
 package chatworkfake
 
@@ -28,6 +29,13 @@ type Server struct {
 	// TokenLimit requests per Window per token (Chatwork: 300 per 5 minutes).
 	TokenLimit int
 	Window     time.Duration
+	// RoomLimit posts per RoomWindow in one room (Chatwork: 10 per 10
+	// seconds, messages and tasks together), a sliding window.
+	RoomLimit  int
+	RoomWindow time.Duration
+	// Latency, if non-nil, is each request's service time (outside the
+	// fake's lock, so requests overlap as they do against the real API).
+	Latency func() time.Duration
 	// Now is the fake's clock (tests move it).
 	Now func() time.Time
 	// OnMessage, if set, is called for each posted or edited message (the
@@ -41,6 +49,7 @@ type Server struct {
 	inject      []int
 	windowStart time.Time
 	used        int
+	posts       map[string][]time.Time // room → recent post times
 	requests    int
 	refused     int
 	nextID      int64
@@ -53,7 +62,8 @@ const BasePath = "/v2"
 // New returns the fake, accepting only the given API token. It is an
 // http.Handler: serve it with httptest.NewServer.
 func New(token string) *Server {
-	return &Server{TokenLimit: 300, Window: 5 * time.Minute, Now: time.Now, token: token, nextID: 1790000000000000000}
+	return &Server{TokenLimit: 300, Window: 5 * time.Minute, RoomLimit: 10, RoomWindow: 10 * time.Second,
+		Now: time.Now, token: token, nextID: 1790000000000000000, posts: map[string][]time.Time{}}
 }
 
 // FailNext makes the next n requests fail with status (429 or 5xx).
@@ -91,16 +101,24 @@ func (s *Server) Requests() int {
 	return s.requests
 }
 
-// Refused counts requests refused by the rate limit itself (not injected
-// failures): a client that respects the limit keeps this at zero.
+// Refused counts requests refused by a rate limit itself, the token's or a
+// room's (not injected failures): a client that respects the limits keeps
+// this at zero.
 func (s *Server) Refused() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refused
 }
 
+// RoomLimitMessage is the error Chatwork answers (HTTP 429) when a room's
+// posting limit is exceeded.
+const RoomLimitMessage = "Rate limit for message posting per room exceeded."
+
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.Latency != nil {
+		time.Sleep(s.Latency())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.requests++
@@ -153,6 +171,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	room := parts[2]
 	switch {
 	case len(parts) == 4 && r.Method == http.MethodPost:
+		if !s.roomAllows(room, now) {
+			s.refused++
+			writeErr(w, http.StatusTooManyRequests, RoomLimitMessage)
+			return
+		}
 		id := strconv.FormatInt(s.nextID, 10)
 		s.nextID++
 		m := Message{RoomID: room, MessageID: id, Body: body, Time: now}
@@ -172,6 +195,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
 	}
+}
+
+// roomAllows records a post in room at now unless RoomLimit posts happened
+// within the last RoomWindow.
+func (s *Server) roomAllows(room string, now time.Time) bool {
+	recent := s.posts[room][:0]
+	for _, t := range s.posts[room] {
+		if now.Sub(t) < s.RoomWindow {
+			recent = append(recent, t)
+		}
+	}
+	if s.RoomLimit > 0 && len(recent) >= s.RoomLimit {
+		s.posts[room] = recent
+		return false
+	}
+	s.posts[room] = append(recent, now)
+	return true
 }
 
 func (s *Server) notify(m Message) {

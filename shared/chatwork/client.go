@@ -21,6 +21,14 @@ import (
 // DefaultBaseURL is the production API.
 const DefaultBaseURL = "https://api.chatwork.com/v2"
 
+// Chatwork's posting limit per room: RoomLimit posts (messages and tasks)
+// per RoomWindow. Senders that may post in bursts merge their messages to
+// stay under it.
+const (
+	RoomLimit  = 10
+	RoomWindow = 10 * time.Second
+)
+
 // TokenFunc returns the API token; it is called per request so the token is
 // read from the secret cache, never stored in configuration.
 type TokenFunc func(ctx context.Context) (string, error)
@@ -119,6 +127,11 @@ func (c *Client) try(ctx context.Context, method, path string, form url.Values, 
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 
 	switch {
+	case resp.StatusCode == http.StatusTooManyRequests && strings.Contains(string(raw), "per room"):
+		// The room's posting limit (10 posts per 10 seconds), not the
+		// token's: the x-ratelimit-* headers say nothing about it, and it
+		// clears about 10 s after the room's oldest recent post.
+		return "", RoomWindow + rand.N(time.Second), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "room posting limit"})
 	case resp.StatusCode == http.StatusTooManyRequests:
 		return "", c.untilReset(resp.Header, attempt), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "rate limited"})
 	case resp.StatusCode >= 500:

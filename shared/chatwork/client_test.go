@@ -3,6 +3,7 @@ package chatwork_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -149,5 +150,39 @@ func TestEscape(t *testing.T) {
 	}
 	if got := chatwork.Info("T[", "a\n"); got != "[info][title]T［[/title]a[/info]" {
 		t.Fatalf("Info = %q", got)
+	}
+}
+
+// An office asks at once: the 11th post within 10 seconds in one room is
+// refused by Chatwork's per-room limit (which the x-ratelimit-* headers do
+// not describe). The client waits the room's window out and posts it.
+func TestRoomPostingLimit(t *testing.T) {
+	fake := chatworkfake.New(token)
+	now := time.Unix(1_800_000_000, 0)
+	fake.Now = func() time.Time { return now }
+	c, slept := newClient(t, fake)
+	c.Sleep = func(_ context.Context, d time.Duration) error {
+		*slept = append(*slept, d)
+		now = now.Add(d)
+		return nil
+	}
+	for i := range 11 {
+		if _, err := c.PostMessage(context.Background(), "567890123", fmt.Sprintf("reply %d", i)); err != nil {
+			t.Fatalf("post %d: %v", i, err)
+		}
+		now = now.Add(100 * time.Millisecond)
+	}
+	if n := len(fake.RoomMessages("567890123")); n != 11 {
+		t.Fatalf("%d messages posted, want 11", n)
+	}
+	if fake.Refused() != 1 {
+		t.Errorf("%d refusals, want exactly the 11th post's first try", fake.Refused())
+	}
+	if len(*slept) != 1 || (*slept)[0] < chatwork.RoomWindow || (*slept)[0] > chatwork.RoomWindow+time.Second {
+		t.Errorf("waits %v, want one of the room window (10 s) plus jitter", *slept)
+	}
+	// Another room is not held back by this one.
+	if _, err := c.PostMessage(context.Background(), "567890124", "elsewhere"); err != nil {
+		t.Fatal(err)
 	}
 }
