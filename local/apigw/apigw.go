@@ -13,16 +13,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-lambda-go/lambda"
+
+	"sshguard-unban/local/lambdapool"
 )
 
 // MaxBody mirrors API Gateway's payload limit (10 MB) so oversized bodies
 // reach the handler's own check like in AWS.
 const MaxBody = 10 << 20
 
-// Handler adapts a Lambda handler to net/http. The event and the answer
-// cross as JSON, as between API Gateway and Lambda.
-func Handler(h lambda.Handler) http.Handler {
+// Handler adapts a Lambda function to net/http. The event and the answer
+// cross as JSON, as between API Gateway and Lambda; concurrent requests run
+// on the pool's instances.
+func Handler(h *lambdapool.Pool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
 		if err != nil || len(body) > MaxBody {

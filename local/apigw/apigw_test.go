@@ -9,14 +9,16 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
+
+	"sshguard-unban/local/lambdapool"
 )
 
 func TestAdapter(t *testing.T) {
 	var got events.APIGatewayV2HTTPRequest
-	srv := httptest.NewServer(Handler(lambda.NewHandler(func(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	srv := httptest.NewServer(Handler(lambdapool.Single(lambda.NewHandler(func(_ context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		got = req
 		return events.APIGatewayV2HTTPResponse{StatusCode: 401, Body: "Unauthorized"}, nil
-	})))
+	}))))
 	defer srv.Close()
 	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/chatwork?chatwork_webhook_signature=abc", strings.NewReader("exact\nbytes "))
 	req.Header.Set("X-ChatWorkWebhookSignature", "sig")

@@ -20,7 +20,9 @@
 //   where <overrides> is {"bridge_url": "http://127.0.0.1:N",
 //      "wait_ms": {"*": 0, "<state>": 5}, "retry_interval_ms": {"*": 0},
 //      "task_timeout_seconds": {"*": 1, "<state>": 2},
-//      "execution_timeout_seconds": 0}; a run's overrides replace the
+//      "execution_timeout_seconds": 0,
+//      "latency": {"transition_ms": [p50, p95], "wait_overshoot_ms": [p50, p95], "seed": N}};
+//   a run's overrides replace the
 //   defaults field by field. Overrides are per run so that one process (one
 //   ~0.4 s start) serves many isolated test environments.
 //
@@ -140,9 +142,35 @@ function functionName(resource) {
   return m ? m[1] : resource;
 }
 
-function invoker(bridgeURL, fn, execution) {
+// The latency model (local/latency): Standard Step Functions persists every
+// state it enters, which costs time the interpreter does not spend. Each
+// Task call first pays for the states entered since the previous call (the
+// event log counts them), then the bridge adds the Lambda side.
+function makeRng(seed) {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  // A log-normal with the given median and 95th percentile (as Go's
+  // latency.Dist), from a Box-Muller normal.
+  return ([p50, p95]) => {
+    if (!p50) return 0;
+    const z = Math.sqrt(-2 * Math.log(1 - uniform())) * Math.cos(2 * Math.PI * uniform());
+    const sigma = p95 > p50 ? (Math.log(p95) - Math.log(p50)) / 1.6448536269514722 : 0;
+    return Math.exp(Math.log(p50) + sigma * z);
+  };
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function invoker(bridgeURL, fn, execution, pay) {
   const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations`;
   return async (input) => {
+    await pay();
     let res;
     let body;
     try {
@@ -206,12 +234,31 @@ async function run(req) {
     },
     StateMachine: { Id: `arn:aws:states:${region}:${account}:stateMachine:${req.machine}`, Name: req.machine },
   };
+  const lat = o.latency;
+  const sample = lat ? makeRng(lat.seed ?? 1) : null;
+  let unpaid = 0; // states entered since the last Task call
+  const pay = async () => {
+    if (!sample) return;
+    let ms = 0;
+    for (; unpaid > 0; unpaid--) ms += sample(lat.transition_ms ?? [0, 0]);
+    if (ms > 0) await sleep(ms);
+  };
   const handlers = {};
-  for (const [stateName, fn] of Object.entries(m.tasks)) handlers[stateName] = invoker(o.bridge_url, fn, name);
+  for (const [stateName, fn] of Object.entries(m.tasks)) handlers[stateName] = invoker(o.bridge_url, fn, name, pay);
+  let waits = expand(m.definition, 'Wait', o.wait_ms);
+  if (sample && !o.wait_ms) {
+    // The definition's own Seconds, ending a little late as in AWS.
+    waits = {};
+    forEachState(m.definition, (stateName, state) => {
+      if (state.Type === 'Wait' && typeof state.Seconds === 'number') {
+        waits[stateName] = state.Seconds * 1000 + sample(lat.wait_overshoot_ms ?? [0, 0]);
+      }
+    });
+  }
   const execution = variant(m, o).run(req.input ?? {}, {
     overrides: {
       taskResourceLocalHandlers: handlers,
-      waitTimeOverrides: expand(m.definition, 'Wait', o.wait_ms),
+      waitTimeOverrides: waits,
       retryIntervalOverrides: expand(m.definition, null, o.retry_interval_ms),
     },
     context,
@@ -222,6 +269,7 @@ async function run(req) {
   const counting = (async () => {
     for await (const ev of execution.eventLogs) {
       if (ev.type === 'StateEntered') {
+        unpaid++;
         result.transitions++;
         result.states.push(ev.state.name);
       } else if (ev.type === 'StateRetried') {

@@ -83,6 +83,19 @@ type Overrides struct {
 	// ExecutionTimeoutSeconds, when > 0, replaces the machine's top-level
 	// TimeoutSeconds.
 	ExecutionTimeoutSeconds float64 `json:"execution_timeout_seconds,omitempty"`
+	// Latency, if set, charges Standard Step Functions' own time: a
+	// transition per state entered (paid before the next Task call) and,
+	// when WaitMillis is unset, the definition's Wait seconds plus an
+	// overshoot.
+	Latency *Latency `json:"latency,omitempty"`
+}
+
+// Latency is the Step Functions part of a latency model, as [p50, p95]
+// milliseconds of a log-normal (local/latency.Dist).
+type Latency struct {
+	TransitionMillis    [2]float64 `json:"transition_ms"`
+	WaitOvershootMillis [2]float64 `json:"wait_overshoot_ms"`
+	Seed                uint32     `json:"seed"`
 }
 
 // Execution is the outcome of one run.

@@ -6,8 +6,9 @@
 // and response shapes follow the SDK's request/response snapshots for
 // service/ssm v1.82.1.
 //
-// Served operations: SendCommand, ListCommandInvocations and
-// GetCommandInvocation. Anything else answers UnknownOperationException.
+// Served operations: SendCommand, ListCommandInvocations,
+// GetCommandInvocation and DescribeInstanceInformation. Anything else
+// answers UnknownOperationException.
 //
 // It does not verify SigV4 signatures; it only requires an Authorization
 // header, so an unsigned request fails the way it would in AWS.
@@ -58,6 +59,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"sshguard-unban/local/latency"
 )
 
 // Runner executes a document's step on one instance. The local mode plugs in
@@ -115,6 +118,13 @@ type Fault struct {
 	TimeOut bool
 	// Fail forces exit code 1 (Failed), keeping the runner's output.
 	Fail bool
+	// Disconnected: the agent lost its connection (a stopped host, a
+	// network fault). DescribeInstanceInformation says ConnectionLost, and
+	// invocations stay Pending until the agent is back (SetFault clears
+	// it: it then runs them, as a reconnecting agent does) or the command's
+	// delivery timeout ends them TimedOut / "Delivery Timed Out". Unlike the
+	// other faults, it is read live, not when the command is sent.
+	Disconnected bool
 }
 
 // Instance is a managed node.
@@ -188,6 +198,13 @@ type Server struct {
 	// ListCommandInvocations / GetCommandInvocation calls per command, as
 	// the real service is eventually consistent right after SendCommand.
 	HiddenPolls int
+	// Latency, if set, applies a production latency model (local/latency):
+	// API call times, invocations invisible for a while after SendCommand,
+	// delivery to the agent, the agent's start-up, the output upload and
+	// the status propagation.
+	Latency *latency.Profile
+	// Sampler draws the latencies (default: seeded with 1).
+	Sampler *latency.Sampler
 	// Log receives one line per request and per finished invocation
 	// (default: discard).
 	Log *slog.Logger
@@ -221,6 +238,7 @@ type command struct {
 	maxErrors  int
 	errors     int
 	reads      int // ListCommandInvocations/GetCommandInvocation calls (HiddenPolls)
+	visibleAt  time.Time
 	order      []string
 	inv        map[string]*invocation
 	instanceID []string
@@ -367,6 +385,13 @@ func (s *Server) logger() *slog.Logger {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	op := strings.TrimPrefix(target, "AmazonSSM.")
+	if s.Latency != nil {
+		d := s.Latency.SSMReadCall
+		if op == "SendCommand" {
+			d = s.Latency.SSMSendCommand
+		}
+		s.sampler().Sleep(d)
+	}
 	resp, aerr := s.serve(r, target, op)
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-Requestid", newUUID())
@@ -434,6 +459,12 @@ func (s *Server) serve(r *http.Request, target, op string) (any, *apiError) {
 			return nil, e
 		}
 		return s.getInvocation(&in)
+	case "DescribeInstanceInformation":
+		var in describeInstancesInput
+		if e := decode(&in); e != nil {
+			return nil, e
+		}
+		return s.describeInstances(&in)
 	default:
 		return nil, errf(http.StatusBadRequest, "UnknownOperationException", "operation %s is not served by ssmfake", op)
 	}
@@ -700,6 +731,9 @@ func (s *Server) sendCommand(in *sendCommandInput) (any, *apiError) {
 		s.wg.Add(1)
 		go s.run(c, inv, inst.Runner)
 	}
+	if s.Latency != nil {
+		c.visibleAt = now.Add(s.sampler().Sample(s.Latency.SSMInvocationVisible))
+	}
 	s.commands[c.id] = c
 	tg := map[string][]string{}
 	for _, t := range in.Targets {
@@ -821,8 +855,16 @@ func (s *Server) run(c *command, inv *invocation, runner Runner) {
 		s.finish(c, inv, "Failed", "Undeliverable", -1, "", "")
 		return
 	}
+	s.mu.Unlock()
+	if !s.deliver(c, inv, deliver.C) {
+		return
+	}
+	s.mu.Lock()
 	inv.status, inv.details, inv.start = "InProgress", "In Progress", time.Now()
 	s.mu.Unlock()
+	if s.Latency != nil {
+		s.sampler().Sleep(s.Latency.AgentPreExec)
+	}
 
 	if inv.fault.TimeOut {
 		s.finish(c, inv, "TimedOut", "Execution Timed Out", -1, "", "")
@@ -862,13 +904,58 @@ func (s *Server) run(c *command, inv *invocation, runner Runner) {
 	if inv.fault.Fail && code == 0 {
 		code = 1
 	}
+	if s.Latency != nil && c.bucket != "" {
+		s.sampler().Sleep(s.Latency.S3Upload)
+	}
 	s.store(s.ctx, c, inv, stdout, stderr)
+	if s.Latency != nil {
+		// The agent's reply reaches the API a moment after the script
+		// ended: until then reads still see InProgress.
+		s.sampler().Sleep(s.Latency.SSMStatusPropagation)
+	}
 	status, details := "Success", "Success"
 	if code != 0 {
 		status, details = "Failed", "Failed"
 	}
 	log.Debug("ssmfake invocation finished", "command_id", c.id, "instance_id", inv.instance, "status", status, "exit_code", code)
 	s.finish(c, inv, status, details, int32(code), string(stdout), string(stderr))
+}
+
+// deliver waits until the agent has the command: at once, after the
+// modelled delivery time, or, for a disconnected agent, once it is back.
+// It ends the invocation and returns false on the delivery timeout.
+func (s *Server) deliver(c *command, inv *invocation, timeout <-chan time.Time) bool {
+	for {
+		s.mu.Lock()
+		in := s.instances[inv.instance]
+		down := in != nil && in.Fault.Disconnected
+		s.mu.Unlock()
+		if !down {
+			break
+		}
+		select {
+		case <-timeout:
+			s.finish(c, inv, "TimedOut", "Delivery Timed Out", -1, "", "")
+			return false
+		case <-s.ctx.Done():
+			s.finish(c, inv, "Cancelled", "Cancelled", -1, "", "")
+			return false
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if s.Latency != nil {
+		s.sampler().Sleep(s.Latency.SSMDelivery)
+	}
+	return true
+}
+
+func (s *Server) sampler() *latency.Sampler {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Sampler == nil {
+		s.Sampler = latency.NewSampler(1)
+	}
+	return s.Sampler
 }
 
 func execTimeout(params map[string][]string, def time.Duration) time.Duration {
@@ -953,7 +1040,7 @@ func (inv *invocation) visible(now time.Time) (status, details string) {
 
 func (s *Server) hidden(c *command) bool {
 	c.reads++
-	return c.reads <= s.HiddenPolls
+	return c.reads <= s.HiddenPolls || time.Now().Before(c.visibleAt)
 }
 
 func (s *Server) listInvocations(in *listInvocationsInput) (any, *apiError) {
@@ -1157,6 +1244,87 @@ func truncateOutput(stdout, stderr string, capacity int) string {
 	}
 	n := avail - len(pluginOutTrunc)
 	return stdout[:n-len(stderr)] + pluginOutTrunc + title + stderr
+}
+
+// ---- managed instances ----
+
+type describeInstancesInput struct {
+	Filters []struct {
+		Key    string   `json:"Key"`
+		Values []string `json:"Values"`
+	} `json:"Filters"`
+	MaxResults *int32 `json:"MaxResults"`
+	NextToken  string `json:"NextToken"`
+}
+
+type instanceInfoOut struct {
+	InstanceId       string  `json:"InstanceId"`
+	PingStatus       string  `json:"PingStatus"`
+	LastPingDateTime float64 `json:"LastPingDateTime"`
+	ComputerName     string  `json:"ComputerName,omitempty"`
+	PlatformType     string  `json:"PlatformType"`
+	ResourceType     string  `json:"ResourceType"`
+	AgentVersion     string  `json:"AgentVersion"`
+}
+
+// describeInstances is DescribeInstanceInformation: every registered
+// instance with its PingStatus (Online, or ConnectionLost while its agent is
+// Disconnected), filtered by "tag:KEY", "InstanceIds" or "PingStatus".
+func (s *Server) describeInstances(in *describeInstancesInput) (any, *apiError) {
+	pageSize := 50
+	if in.MaxResults != nil {
+		pageSize = int(*in.MaxResults)
+		if pageSize < 5 || pageSize > 50 {
+			return nil, errf(http.StatusBadRequest, "ValidationException", "Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50", pageSize)
+		}
+	}
+	start := 0
+	if in.NextToken != "" {
+		n, err := strconv.Atoi(in.NextToken)
+		if err != nil || n < 0 {
+			return nil, errf(http.StatusBadRequest, "InvalidNextToken", "The specified token isn't valid.")
+		}
+		start = n
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	var all []instanceInfoOut
+	for _, id := range s.sortedInstanceIDs() {
+		inst := s.instances[id]
+		ping := "Online"
+		if inst.Fault.Disconnected || inst.Fault.Offline {
+			ping = "ConnectionLost"
+		}
+		keep := true
+		for _, f := range in.Filters {
+			switch {
+			case strings.HasPrefix(f.Key, "tag:"):
+				v, ok := inst.Tags[strings.TrimPrefix(f.Key, "tag:")]
+				keep = keep && ok && slices.Contains(f.Values, v)
+			case f.Key == "InstanceIds":
+				keep = keep && slices.Contains(f.Values, id)
+			case f.Key == "PingStatus":
+				keep = keep && slices.Contains(f.Values, ping)
+			default:
+				return nil, errf(http.StatusBadRequest, "InvalidInstanceInformationFilterValue", "unsupported filter key %q", f.Key)
+			}
+		}
+		if keep {
+			all = append(all, instanceInfoOut{InstanceId: id, PingStatus: ping, LastPingDateTime: epoch(now),
+				ComputerName: inst.Name, PlatformType: "Linux", ResourceType: "EC2Instance", AgentVersion: "3.3.3572.0"})
+		}
+	}
+	start = min(start, len(all))
+	end := min(start+pageSize, len(all))
+	out := struct {
+		InstanceInformationList []instanceInfoOut `json:"InstanceInformationList"`
+		NextToken               string            `json:"NextToken,omitempty"`
+	}{InstanceInformationList: append([]instanceInfoOut{}, all[start:end]...)}
+	if end < len(all) {
+		out.NextToken = strconv.Itoa(end)
+	}
+	return out, nil
 }
 
 // ---- helpers ----

@@ -311,3 +311,61 @@ func TestProtocol(t *testing.T) {
 		})
 	}
 }
+
+// A host whose agent lost its connection (a stopped instance): SSM reports
+// it ConnectionLost, its invocation stays Pending, and the agent runs it
+// when it is back, as a reconnecting agent does; a host that stays away
+// ends "Delivery Timed Out" at the command's timeout.
+func TestDisconnectedAgent(t *testing.T) {
+	e := newEnv(t)
+	tags := map[string]string{"role": "web"}
+	up := e.add(1, ssmfake.Canned{Stdout: "ran"}, ssmfake.Fault{}, tags)
+	down := e.add(2, ssmfake.Canned{Stdout: "ran late"}, ssmfake.Fault{Disconnected: true}, tags)
+	gone := e.add(3, ssmfake.Canned{Stdout: "never"}, ssmfake.Fault{Disconnected: true}, tags)
+
+	info, err := e.client.DescribeInstanceInformation(context.Background(), &ssm.DescribeInstanceInformationInput{
+		Filters: []types.InstanceInformationStringFilter{{Key: aws.String("tag:role"), Values: []string{"web"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := map[string]types.PingStatus{}
+	for _, i := range info.InstanceInformationList {
+		ping[aws.ToString(i.InstanceId)] = i.PingStatus
+	}
+	if ping[up] != types.PingStatusOnline || ping[down] != types.PingStatusConnectionLost || len(ping) != 3 {
+		t.Fatalf("ping statuses %v", ping)
+	}
+
+	cmd := e.send(t, &ssm.SendCommandInput{Targets: []types.Target{{Key: aws.String("tag:role"), Values: []string{"web"}}}, TimeoutSeconds: aws.Int32(30)})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		st := map[string]types.CommandInvocationStatus{}
+		for _, inv := range e.list(t, cmd) {
+			st[aws.ToString(inv.InstanceId)] = inv.Status
+		}
+		if st[up] == types.CommandInvocationStatusSuccess {
+			if st[down] != types.CommandInvocationStatusPending || st[gone] != types.CommandInvocationStatusPending {
+				t.Fatalf("disconnected hosts: %v, want Pending", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the connected host never finished: %v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.fake.SetFault(down, ssmfake.Fault{}) // back online
+	for {
+		out, err := e.client.GetCommandInvocation(context.Background(), &ssm.GetCommandInvocationInput{CommandId: aws.String(cmd), InstanceId: aws.String(down)})
+		if err == nil && out.Status == types.CommandInvocationStatusSuccess {
+			if aws.ToString(out.StandardOutputContent) != "ran late" {
+				t.Fatalf("output %q", aws.ToString(out.StandardOutputContent))
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the reconnected host never ran the command: %v %v", out, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

@@ -45,6 +45,8 @@ import (
 	"sshguard-unban/local/apigw"
 	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/lambdapool"
+	"sshguard-unban/local/latency"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnfake"
@@ -52,6 +54,7 @@ import (
 	"sshguard-unban/local/simhost"
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
+	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/signature"
 	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/statemachine"
@@ -103,6 +106,11 @@ type Options struct {
 	Wait                  time.Duration // every Wait state (default 200 ms)
 	RetryInterval         time.Duration // every Retry delay (default 200 ms)
 	Freshness             time.Duration // ban-list freshness bound (default 5 min)
+	// Latency, if set, makes every local endpoint take the time the model
+	// gives its production counterpart (local/latency), and the state
+	// machines use their own Wait and Retry settings (Wait and
+	// RetryInterval are then ignored).
+	Latency *latency.Profile
 	// OnMessage sees every Chatwork message the bot posts or edits.
 	OnMessage func(chatworkfake.Message)
 	// Log receives the components' structured logs (default: discarded).
@@ -184,8 +192,20 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{ssmdoc.AddressesParam: addressPattern}})
 	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 
+	sampler := latency.NewSampler(uint64(time.Now().UnixNano()))
+	lat := func(d func(latency.Profile) latency.Dist) latency.Dist {
+		if opts.Latency == nil {
+			return latency.Dist{}
+		}
+		return d(*opts.Latency)
+	}
+	s.SSM.Latency, s.SSM.Sampler = opts.Latency, sampler
+
 	s.Chat = chatworkfake.New(apiToken)
 	s.Chat.OnMessage = opts.OnMessage
+	if opts.Latency != nil {
+		s.Chat.Latency = sampler.Func(opts.Latency.ChatworkPost)
+	}
 	s.ChatURL = s.serve(s.Chat) + chatworkfake.BasePath
 
 	if err := s.startHosts(ctx, opts); err != nil {
@@ -196,25 +216,34 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	// files); its tasks call the bridge, which serves the handlers over the
 	// Lambda Invoke API.
 	s.Bridge = taskbridge.New(nil)
+	s.Bridge.Latency, s.Bridge.Sampler = opts.Latency, sampler
 	bridgeURL := s.serve(s.Bridge)
-	wait, retry := orDefault(opts.Wait, 200*time.Millisecond), orDefault(opts.RetryInterval, 200*time.Millisecond)
+	defaults := sfnrunner.Overrides{BridgeURL: bridgeURL}
+	if opts.Latency != nil {
+		defaults.Latency = opts.Latency.StepFunctions(uint32(time.Now().UnixNano()))
+	} else {
+		wait, retry := orDefault(opts.Wait, 200*time.Millisecond), orDefault(opts.RetryInterval, 200*time.Millisecond)
+		defaults.WaitMillis = map[string]int{"*": int(wait.Milliseconds())}
+		defaults.RetryIntervalMillis = map[string]int{"*": int(retry.Milliseconds())}
+	}
 	s.runner, err = sfnrunner.Start(ctx, sfnrunner.Config{
 		Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
 		Substitutions: statemachine.LocalSubstitutions(Region, Account),
 		Region:        Region, Account: Account,
-		Defaults: sfnrunner.Overrides{
-			BridgeURL:           bridgeURL,
-			WaitMillis:          map[string]int{"*": int(wait.Milliseconds())},
-			RetryIntervalMillis: map[string]int{"*": int(retry.Milliseconds())},
-		},
-		Stderr: logOut,
+		Defaults:      defaults,
+		Stderr:        logOut,
 	})
 	if err != nil {
 		return nil, err
 	}
 	s.SFN = sfnfake.New(s.runner, sfnfake.Options{})
 
-	s.AWSURL = s.serve(awsapi.Router{SSM: s.SSM, StepFunctions: s.SFN, SecretsManager: secretsSrv, S3: s.S3})
+	s.AWSURL = s.serve(awsapi.Router{
+		SSM:            s.SSM,
+		StepFunctions:  sampler.Delay(s.SFN, lat(func(p latency.Profile) latency.Dist { return p.SFNStartExecution })),
+		SecretsManager: secretsSrv,
+		S3:             sampler.Delay(s.S3, lat(func(p latency.Profile) latency.Dist { return p.S3Call })),
+	})
 	s.SSM.S3 = s.S3Client()
 
 	// The functions' variables come from the same lambdas/app.Environment
@@ -248,20 +277,23 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			slog.SetDefault(prev)
 		}
 	}()
-	var hook lambda.Handler
+	var hook *lambdapool.Pool
 	for _, name := range app.Names {
 		env := app.Environment(name, s.deploy)
-		h, err := app.NewHandler(ctx, name, func(k string) string { return env[k] }, s.awsCfg)
-		if err != nil {
+		build := func() (lambda.Handler, error) {
+			return app.NewHandler(ctx, name, func(k string) string { return env[k] }, s.awsCfg)
+		}
+		if _, err := build(); err != nil { // fail at start on a bad environment, as Lambda's init does
 			return nil, err
 		}
-		if name == "webhook" {
-			hook = h
+		if name == functions.Webhook {
+			hook = lambdapool.New(build)
 			continue
 		}
-		s.Bridge.Handle(name, h)
+		// Each concurrent call gets its own instance, as Lambda scales out.
+		s.Bridge.HandleFactory(name, build)
 	}
-	s.WebhookURL = s.serve(apigw.Handler(hook)) + "/chatwork"
+	s.WebhookURL = s.serve(sampler.Delay(apigw.Handler(hook), lat(func(p latency.Profile) latency.Dist { return p.APIGateway }))) + "/chatwork"
 	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
 	return s, nil
 }

@@ -13,7 +13,6 @@
 package taskbridge
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +25,8 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
+	"sshguard-unban/local/lambdapool"
+	"sshguard-unban/local/latency"
 	"sshguard-unban/shared/taskerr"
 )
 
@@ -85,47 +86,72 @@ type Bridge struct {
 	// environment). The caller going away cancels nothing: a Lambda keeps
 	// running after the Task state has timed out.
 	FunctionTimeout time.Duration
+	// Latency, if set, applies a production latency model (local/latency)
+	// to every call: the Invoke round trip, the Task state's own overhead,
+	// and a cold start for each new instance of a function.
+	Latency *latency.Profile
+	Sampler *latency.Sampler // default: seeded with 2
 
 	mu       sync.Mutex
-	handlers map[string]*function
+	handlers map[string]*lambdapool.Pool
 	faults   map[string][]*Fault
 	calls    []Call
 	inflight sync.WaitGroup
 }
 
-// function is one served handler. Its calls run one at a time, like the
-// events of one Lambda instance: a handler built by lambda.NewHandler is not
-// safe for concurrent use (its output buffer comes from a pool and goes
-// back to it when Invoke returns, while the caller still reads the bytes).
-type function struct {
-	mu sync.Mutex
-	h  lambda.Handler
+// invoke runs the handler on one instance of the function (lambdapool),
+// after the modelled Invoke and cold-start time.
+func (b *Bridge) invoke(ctx context.Context, f *lambdapool.Pool, payload []byte) ([]byte, error) {
+	in, err := f.Acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Release(in)
+	if p := b.Latency; p != nil {
+		s := b.sampler()
+		d := s.Sample(p.LambdaInvoke) + s.Sample(p.SFNTaskOverhead)
+		if !in.Warm {
+			d += s.Sample(p.LambdaColdStart)
+		}
+		time.Sleep(d)
+	}
+	return invoke(ctx, in, payload)
 }
 
-// invoke runs the handler and copies its output before the next call may
-// reuse the buffer.
-func (f *function) invoke(ctx context.Context, payload []byte) ([]byte, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	out, err := invoke(ctx, f.h, payload)
-	return bytes.Clone(out), err
+func (b *Bridge) sampler() *latency.Sampler {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.Sampler == nil {
+		b.Sampler = latency.NewSampler(2)
+	}
+	return b.Sampler
 }
 
 // New returns a bridge serving handlers by function name. It is an
 // http.Handler: serve it with httptest.NewServer, and call Idle after
 // closing the server (a timed-out call may still be running).
 func New(handlers map[string]lambda.Handler) *Bridge {
-	b := &Bridge{handlers: map[string]*function{}, faults: map[string][]*Fault{}}
+	b := &Bridge{handlers: map[string]*lambdapool.Pool{}, faults: map[string][]*Fault{}}
 	for name, h := range handlers {
-		b.handlers[name] = &function{h: h}
+		b.handlers[name] = lambdapool.Single(h)
 	}
 	return b
 }
 
-// Handle adds or replaces the handler of a function.
+// Handle adds or replaces a function served by one instance: its calls
+// queue for it.
 func (b *Bridge) Handle(name string, h lambda.Handler) {
 	b.mu.Lock()
-	b.handlers[name] = &function{h: h}
+	b.handlers[name] = lambdapool.Single(h)
+	b.mu.Unlock()
+}
+
+// HandleFactory adds or replaces a function that scales out like Lambda:
+// each call that finds no idle instance gets a new one from factory (a cold
+// start under a latency model).
+func (b *Bridge) HandleFactory(name string, factory func() (lambda.Handler, error)) {
+	b.mu.Lock()
+	b.handlers[name] = lambdapool.New(factory)
 	b.mu.Unlock()
 }
 
@@ -280,7 +306,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.inflight.Add(1)
 	go func() {
 		defer b.inflight.Done()
-		out, err := h.invoke(ctx, payload)
+		out, err := b.invoke(ctx, h, payload)
 		done <- result{out, err}
 	}()
 	var res result
@@ -305,7 +331,7 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // invoke runs the handler, turning a panic into an error the way the Lambda
 // runtime reports it (the function fails, the caller sees an error).
-func invoke(ctx context.Context, h lambda.Handler, payload []byte) (out []byte, err error) {
+func invoke(ctx context.Context, h *lambdapool.Instance, payload []byte) (out []byte, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			if pe, ok := p.(error); ok {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -219,4 +220,52 @@ func serve(t *testing.T, b *taskbridge.Bridge) string {
 	srv := httptest.NewServer(b)
 	t.Cleanup(func() { srv.Close(); b.Idle() })
 	return srv.URL
+}
+
+// Concurrent calls of a function with a factory run side by side on new
+// instances, as Lambda scales out (a notify waiting for a merged reply must
+// not hold up the others); a function with one instance serves them in turn.
+func TestInstancesScaleOut(t *testing.T) {
+	var running, peak, made atomic.Int32
+	slow := func(ctx context.Context, i in) (out, error) {
+		n := running.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(50 * time.Millisecond)
+		running.Add(-1)
+		return out{Got: i.Mode}, nil
+	}
+	for _, tc := range []struct {
+		name    string
+		factory bool
+		want    int32
+	}{{"factory", true, 4}, {"single instance", false, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			running.Store(0)
+			peak.Store(0)
+			made.Store(0)
+			b := taskbridge.New(nil)
+			if tc.factory {
+				b.HandleFactory("fn", func() (lambda.Handler, error) { made.Add(1); return lambda.NewHandler(slow), nil })
+			} else {
+				b.Handle("fn", lambda.NewHandler(slow))
+			}
+			url := serve(t, b)
+			var wg sync.WaitGroup
+			for range 4 {
+				wg.Go(func() {
+					if r := invoke(t, url, "fn", `{"mode":"x"}`); r.fnError != "" || string(r.body) != `{"got":"x"}` {
+						t.Errorf("call: %+v", r)
+					}
+				})
+			}
+			wg.Wait()
+			if peak.Load() != tc.want {
+				t.Errorf("%d calls ran at once, want %d", peak.Load(), tc.want)
+			}
+			if tc.factory && made.Load() != 4 {
+				t.Errorf("%d instances made, want 4", made.Load())
+			}
+		})
+	}
 }
