@@ -13,13 +13,23 @@
 //     with ReasonAmbiguous rather than guessed (octal or decimal?).
 //   - A host prefix (/32, /128, /255.255.255.255) is one host, as sshguard
 //     writes it; any shorter prefix is refused with ReasonCIDR.
-//   - The name after [To:] or [rp] ends at "さん" (Japanese clients) or else
-//     at the end of the line or the next tag (English clients write the bare
-//     name), and is never searched.
+//   - An address is a token that net/netip parses strictly, with no ASCII
+//     letter, digit or "_" touching it (Japanese text and punctuation are
+//     fine neighbours: "192.0.2.33です"); nothing else is. This holds in the
+//     names after [To:] and [rp] too: English clients write a bare name and
+//     people go on typing on its line ("[To:1]unbanbot 203.0.113.5"), so a
+//     name cannot be told from the request and is searched like any text.
+//     Names with digits and dots ("v1.2.3", "web1.2", "Taro 2.0") hold no
+//     such token; a name that is an address ("10.0.0.1 さん") reads as one.
+//   - Tags and their attributes are dropped before the search, so markup
+//     ids (account and message ids, qtmeta times) never become addresses.
 //   - An IPv6 address whose normal form has no decimal digit ("dead::beef")
 //     is taken for a word, not an address; "::" is still refused.
 //   - A zone is dropped from a global address; link-local ones are refused.
-//   - Thanks are looked for in the sender's own words only, not in quotes.
+//   - Thanks are looked for in the sender's own words only, not in quotes
+//     nor in the names after [To:] and [rp].
+//   - A quote is a [qt] and its matching [/qt] (quotes nest); a [qt] that is
+//     never closed quotes nothing, as Chatwork then shows it as typed.
 package message
 
 import (
@@ -86,11 +96,11 @@ func Parse(body string) Result {
 	doc := stripMarkup(strings.ToValidUTF8(body, "\uFFFD"))
 
 	var c collector
-	c.scan(foldStops(norm.NFKC.String(doc.search)))
+	c.scan(foldStops(norm.NFKC.String(doc.text)))
 
 	res := Result{Intent: IntentHelp, Addresses: []string{}}
 	if len(c.items) == 0 {
-		if saysThanks(norm.NFKC.String(doc.own)) {
+		if saysThanks(norm.NFKC.String(doc.outside(false))) {
 			res.Intent = IntentThanks
 		}
 		return res

@@ -19,6 +19,11 @@ const (
 	qtOpen  = "[qt][qtmeta aid=1234567 time=1732400000]"
 	qtClose = "[/qt]"
 
+	// notify's banNotice today (lambdas/notify/text.go), in both languages.
+	banJa      = "[info][title]sshguard がアドレスをブロックしました[/title]ホスト: web-1 (i-0123456789abcdef0)\nアドレス: 192.0.2.10\n時刻: 2026-11-25 13:40:00 JST\n自分のアドレスなら、このメッセージを引用してボットにメンションすると解除できます。[/info]"
+	banEn      = "[info][title]sshguard blocked an address[/title]Host: web-1 (i-0123456789abcdef0)\nAddress: 192.0.2.10\nTime: 2026-11-25 04:40:00 UTC\nIf this is your address, quote this message and mention me to unblock it.[/info]"
+	banRangeJa = "[info][title]sshguard がアドレスをブロックしました[/title]ホスト: web-1 (i-0123456789abcdef0)\nアドレス範囲: 198.51.100.0/24\n時刻: 2026-11-25 13:40:00 JST\nこの範囲に自分のアドレスが含まれる場合は、自分のアドレスを書いてボットにメンションしてください。[/info]"
+
 	sshguardLog = `Nov 25 13:40:00 web-1 sshguard[1234]: Blocking "192.0.2.12/32" for 120 secs (3 attacks in 5 secs, after 1 abuses over 5 secs.)`
 )
 
@@ -62,6 +67,76 @@ var parseCases = []parseCase{
 	{"reply in Japanese spelling", "[返信 aid=1234567 to=567890123-1790000000000000000]unbanbot さん\n198.51.100.7", unban("198.51.100.7")},
 	{"upper-case tag", "[TO:1234567]unbanbot さん\n203.0.113.5", unban("203.0.113.5")},
 	{"english sentence", toEn + "Hi, I got blocked. My IP is 203.0.113.5. Could you unban it?", unban("203.0.113.5")},
+
+	// Addresses on the mention or reply line (issue 14, item 1). English
+	// clients write the bare name and people go on typing on that line;
+	// Japanese clients end the name with さん; people type tags by hand.
+	{"english client, same line", "[To:1000001]unbanbot 203.0.113.5", unban("203.0.113.5")},
+	{"typed tag, space, text after", "[To:1000001] 203.0.113.5 please", unban("203.0.113.5")},
+	{"typed tag, address glued", "[To:1000001]203.0.113.5", unban("203.0.113.5")},
+	{"english reply, same line", "[rp aid=1000001 to=2000001-55] まだ駄目です 192.0.2.62", unban("192.0.2.62")},
+	{"english client, sentence on the line", "[To:1000001]unbanbot please unban 203.0.113.5, thanks", unban("203.0.113.5")},
+	{"english reply to the bot", "[rp aid=1000001 to=2000001-55]unbanbot 192.0.2.62 still blocked", unban("192.0.2.62")},
+	{"japanese reply, same line", "[rp aid=1000001 to=2000001-55]unbanbot さん 192.0.2.62 お願いします", unban("192.0.2.62")},
+	{"address glued to honorific", "[To:1000001]unbanbot さん203.0.113.5", unban("203.0.113.5")},
+	{"honorific glued to name", "[To:1000001]unbanbotさん 203.0.113.5です", unban("203.0.113.5")},
+	{"japanese name, address glued", "[To:1000002]山田 太郎さん192.0.2.7 を解除してください", unban("192.0.2.7")},
+	{"mention line, full-width", "[To:1000001]unbanbot ２０３．０．１１３．５", unban("203.0.113.5")},
+	{"mention line, ideographic space", "[To:1000001]unbanbot\u3000２０３．０．１１３．５です", unban("203.0.113.5")},
+	{"mention line, kana-mode dots", "[To:1000001]unbanbot １９２。１６８。０。１０", unban("192.168.0.10")},
+	{"mention line, /32", "[To:1000001]unbanbot 203.0.113.5/32", unban("203.0.113.5")},
+	{"mention line, /128", "[To:1000001]unbanbot 2001:db8::5/128", unban("2001:db8::5")},
+	{"mention line, full-width /32", "[To:1000001]unbanbot ２０３．０．１１３．５／３２", unban("203.0.113.5")},
+	{"mention line, /31 stays a range", "[To:1000001]unbanbot 203.0.113.4/31", refused(unban(), "203.0.113.4/31", ReasonCIDR)},
+	{"mention line, /127 stays a range", "[To:1000001]unbanbot 2001:db8::4/127", refused(unban(), "2001:db8::4/127", ReasonCIDR)},
+	{"mention line, IPv6", "[To:1000001]unbanbot 2001:db8::1 です", unban("2001:db8::1")},
+	{"mention line, refusal", "[To:1000001]unbanbot 127.0.0.1", refused(unban(), "127.0.0.1", ReasonLoopback)},
+	{"mention line, hostname", "[To:1000001]unbanbot 192.0.2.1.nip.io", help},
+	{"several To, english", "[To:1000001]unbanbot[To:1000002]Taro Yamada 203.0.113.5", unban("203.0.113.5")},
+	{"several To, japanese, same line", "[To:1000001]unbanbot さん[To:1000002]山田 太郎さん 203.0.113.5 です", unban("203.0.113.5")},
+	{"several To, one a line", "[To:1000002]Taro Yamada\n[To:1000001]unbanbot 203.0.113.5", unban("203.0.113.5")},
+	{"reply and To", "[rp aid=1000002 to=2000001-55]Taro さん\n[To:1000001]unbanbot 203.0.113.5", unban("203.0.113.5")},
+	{"reply and To, one line", "[rp aid=1000002 to=2000001-55]Taro[To:1000001]unbanbot 203.0.113.5 198.51.100.7", unban("203.0.113.5", "198.51.100.7")},
+	{"address before the mention", "203.0.113.5 [To:1000001]unbanbot", unban("203.0.113.5")},
+	{"addresses on several lines", "[To:1000001]unbanbot 203.0.113.5\n198.51.100.7\nそれと 2001:db8::9", unban("203.0.113.5", "198.51.100.7", "2001:db8::9")},
+
+	// Names with digits and dots are not addresses: only a token that
+	// parses strictly as one is.
+	{"name with a dot and a digit", "[To:1000002]user.name2 [To:1000001]unbanbot 203.0.113.5", unban("203.0.113.5")},
+	{"name like a version", "[To:1000002]v1.2.3 さん 203.0.113.5", unban("203.0.113.5")},
+	{"name like a version, bare", "[To:1000002]v1.2.3\nこんにちは", help},
+	{"name like a version, four parts", "[To:1000002]v1.2.3.4 さん\nこんにちは", help},
+	{"name with a version number", "[To:1000002]Taro 2.0 203.0.113.5", unban("203.0.113.5")},
+	{"name with a dotted number", "[To:1000002]web1.2 さん\nこんにちは", help},
+	{"name with a three-part number", "[To:1000002]sshguard 2.4.2 さん\nこんにちは", help},
+	{"name with a time", "[To:1000002]Taro 10:30 さん\nこんにちは", help},
+	{"name glued to an address", "[To:1000002]web1.2.3.4.5\nこんにちは", help},
+
+	// Markup ids are never addresses, wherever they sit.
+	{"ids after a mention", "[To:1000001]unbanbot 1000001 2000001-55", help},
+	{"id glued after a tag", "[To:1000001]1000001", help},
+	{"reply ids", "[rp aid=1000001 to=2000001-1790000000000000000]", help},
+	{"quote meta ids", "[To:1000001]unbanbot [qt][qtmeta aid=1000001 time=1732400000]こんにちは[/qt]", help},
+	{"preview attributes", "[To:1000001]unbanbot [preview id=192.0.2.1 ht=480]", help},
+	{"task attributes", "[To:1000001]unbanbot [task aid=1000001 st=open lt=1732400000]ログを見る[/task]", help},
+	{"tag split address", "[To:1000001]unbanbot 192.0.2[hr].1", help},
+
+	// The bot's ban notification (notify's banNotice) quoted, replied to,
+	// or pasted, from every client.
+	{"ban notice quoted, japanese", to + qtOpen + banJa + qtClose, unban("192.0.2.10")},
+	{"ban notice quoted, english client", "[To:1000001]unbanbot " + qtOpen + banEn + qtClose + "please", unban("192.0.2.10")},
+	{"ban notice quoted, text first", "[To:1000001]unbanbot これです " + qtOpen + banJa + qtClose, unban("192.0.2.10")},
+	{"reply to the ban notice", "[rp aid=1000001 to=2000001-55]unbanbot さん\n" + qtOpen + banJa + qtClose + "\n解除お願いします", unban("192.0.2.10")},
+	{"reply to the ban notice, english", "[rp aid=1000001 to=2000001-55]unbanbot " + qtOpen + banEn + qtClose, unban("192.0.2.10")},
+	{"ban notice and another address", "[To:1000001]unbanbot 198.51.100.7 も " + qtOpen + banJa + qtClose, unban("198.51.100.7", "192.0.2.10")},
+	{"range notice quoted", to + qtOpen + banRangeJa + qtClose, refused(unban(), "198.51.100.0/24", ReasonCIDR)},
+	{"range notice and own address", "[To:1000001]unbanbot 198.51.100.7 " + qtOpen + banRangeJa + qtClose, refused(unban("198.51.100.7"), "198.51.100.0/24", ReasonCIDR)},
+	{"ban summary quoted", to + qtOpen + "[info][title]sshguard がアドレスをブロックしました[/title]ほかに 2 件のブロックがありました（192.0.2.13, 192.0.2.14）。[/info]" + qtClose, unban("192.0.2.13", "192.0.2.14")},
+	{"ban notice pasted", "[To:1000001]unbanbot " + banEn, unban("192.0.2.10")},
+	{"address in info", "[To:1000001]unbanbot [info]203.0.113.5[/info]", unban("203.0.113.5")},
+	{"address in info title", "[To:1000001]unbanbot [info][title]203.0.113.5[/title]お願いします[/info]", unban("203.0.113.5")},
+	{"address in code", "[To:1000001]unbanbot [code]203.0.113.5[/code]", unban("203.0.113.5")},
+	{"address in code, mobile line breaks", "[To:1000001]unbanbot さん\r\n[code]\r\n203.0.113.5\r\n[/code]", unban("203.0.113.5")},
 
 	// Japanese text and punctuation around addresses.
 	{"particle", to + "192.0.2.33です", unban("192.0.2.33")},
@@ -196,9 +271,11 @@ var parseCases = []parseCase{
 	{"hex words", to + "dead::beef cafe::", help},
 	{"nine groups", to + "1:2:3:4:5:6:7:8:9", help},
 	{"leading zero beyond 255", to + "192.168.001.300", help},
-	{"name with an address", "[To:1234567]192.0.2.1 さん\nこんにちは", help},
-	{"bare name with an address", "[To:1234567]gw 192.0.2.1\nこんにちは", help},
-	{"reply name with an address", "[rp aid=1234567 to=567890123-1790000000000000000]10.0.0.1 さん\n", help},
+	// Names are searched like any text (issue 14): a name that is an
+	// address reads as one, a name that merely has digits and dots does not.
+	{"name with an address", "[To:1234567]192.0.2.1 さん\nこんにちは", unban("192.0.2.1")},
+	{"bare name with an address", "[To:1234567]gw 192.0.2.1\nこんにちは", unban("192.0.2.1")},
+	{"reply name with an address", "[rp aid=1234567 to=567890123-1790000000000000000]10.0.0.1 さん\n", unban("10.0.0.1")},
 	{"attachment name", to + "[download:12345]192.0.2.1.log (1.2 KB)[/download]", help},
 	{"prefix too long is punctuation", to + "192.0.2.1/99", unban("192.0.2.1")},
 	{"URL", to + "http://192.0.2.1/index.html を見て", unban("192.0.2.1")},
@@ -218,6 +295,11 @@ var parseCases = []parseCase{
 	{"thanks only in the quote", to + qtOpen + "ありがとう" + qtClose, help},
 	{"thanks after a quote", to + qtOpen + "解除しました" + qtClose + "ありがとう", thanks},
 	{"thanks in a name", "[To:1234567]ty さん\n使い方", help},
+	{"thanks after an unclosed quote", to + "[qt]ありがとう", thanks},
+	{"thanks after a stray closing", to + "[qt]x[/qt][/qt]ありがとう", thanks},
+	{"thanks beside a quote in an unclosed one", to + "[qt]ありがとう[qt]x[/qt]", thanks},
+	{"thanks in a nested quote", to + "[qt]a[qt]ありがとう[/qt]b[/qt]", help},
+	{"thanks between nested quotes", to + "[qt]a[qt]b[/qt]ありがとう[/qt]", help},
 	{"help en", toEn + "how do I use this?", help},
 
 	// Broken markup.
