@@ -207,6 +207,9 @@ var parseCases = []parseCase{
 	{"link-local v4", to + "169.254.169.254", refused(unban(), "169.254.169.254", ReasonLinkLocal)},
 	{"link-local v6", to + "fe80::1", refused(unban(), "fe80::1", ReasonLinkLocal)},
 	{"link-local with zone", to + "fe80::1%eth0", refused(unban(), "fe80::1%eth0", ReasonLinkLocal)},
+	{"link-local, longest zone", to + "fe80::1%" + strings.Repeat("z", maxZone), refused(unban(), "fe80::1%"+strings.Repeat("z", maxZone), ReasonLinkLocal)},
+	{"link-local, zone too long", to + "fe80::1%" + strings.Repeat("z", maxZone+1), refused(unban(), "fe80::1", ReasonLinkLocal)},
+	{"global, zone too long", to + "2001:db8::1%" + strings.Repeat("z", 1000), unban("2001:db8::1")},
 	{"broadcast", to + "255.255.255.255", refused(unban(), "255.255.255.255", ReasonBroadcast)},
 	{"leading zeros", to + "192.168.001.010", refused(unban(), "192.168.001.010", ReasonAmbiguous)},
 	{"leading zeros with port", to + "010.0.0.1:22", refused(unban(), "010.0.0.1", ReasonAmbiguous)},
@@ -376,12 +379,17 @@ func TestLarge(t *testing.T) {
 		"quotes":        strings.Repeat("[qt]", 16000) + "192.0.2.1",
 		"stops":         strings.Repeat("1。", 32768),
 		"thanks-ish":    strings.Repeat("tyx", 22000),
+		"long zones":    largeLongZones(),
+		"long refusals": largeLongRefusals(),
 	}
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {
 			r := Parse(body)
 			if len(r.Addresses) > MaxAddresses || len(r.Refused) > MaxRefusals {
 				t.Errorf("got %d addresses, %d refusals", len(r.Addresses), len(r.Refused))
+			}
+			if n := len(js(r)); n > maxResultJSON {
+				t.Errorf("result is %d bytes of JSON: %s", n, js(r))
 			}
 		})
 	}
@@ -394,6 +402,28 @@ func TestLarge(t *testing.T) {
 	if r := Parse(bodies["quotes"]); !reflect.DeepEqual(r, unban("192.0.2.1")) {
 		t.Errorf("deep quotes: got %s", js(r))
 	}
+}
+
+// maxResultJSON bounds the size of a Result in JSON, which travels through
+// Step Functions in every state of an execution.
+const maxResultJSON = 4096
+
+// largeLongRefusals is distinct refusals whose text is as long as a
+// refusal's text can be: an embedded IPv4, the longest zone, a prefix.
+func largeLongRefusals() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 65536; i++ {
+		fmt.Fprintf(&b, "fe80:0000:0000:0000:0000:%04x:255.255.255.255%%%s/120 ", i&0xffff, strings.Repeat("z", maxZone))
+	}
+	return b.String()
+}
+
+func largeLongZones() string {
+	var b strings.Builder
+	for i := 1; b.Len() < 65536; i++ {
+		fmt.Fprintf(&b, "fe80::%x%%%s ", i, strings.Repeat("z", 1000))
+	}
+	return b.String()
 }
 
 func largeDistinct() string {

@@ -146,10 +146,10 @@ func (c *collector) candidate(s string, x, y, b int) (next int, ok bool) {
 	end := y
 	if !ambiguous && addr.Is6() && end < len(s) && s[end] == '%' {
 		z := end + 1
-		for z < len(s) && (isWord(s[z]) || s[z] == '-') {
+		for z < len(s) && (isWord(s[z]) || s[z] == '-') && z-end <= maxZone {
 			z++
 		}
-		if z > end+1 {
+		if z > end+1 && (z == len(s) || !isWord(s[z]) && s[z] != '-') {
 			// The zone names an interface on the user's machine; it
 			// never matters to the firewall.
 			end = z
@@ -193,6 +193,11 @@ func (c *collector) candidate(s string, x, y, b int) (next int, ok bool) {
 	c.add("addr\x00"+n, item{text: text, addr: n})
 	return next, true
 }
+
+// maxZone bounds the zone after "%" (interface names have at most 15
+// bytes on Linux), so that the text of a refusal stays short: a longer one
+// is left out of the address.
+const maxZone = 32
 
 // boundedLeft reports whether an address may start at s[x]: what precedes
 // it (past any dots) is not part of a word, except that "IP192.0.2.1" is
