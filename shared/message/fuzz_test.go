@@ -2,6 +2,7 @@ package message
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -33,7 +34,12 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, ref := range r.Refused {
-			if ref.Reason == ReasonTooMany {
+			if ref.Reason == ReasonOverLimit {
+				// An address like the accepted ones, just one too many.
+				again := Parse(ref.Text)
+				if len(again.Addresses) != 1 || len(again.Refused) != 0 || slices.Contains(r.Addresses, again.Addresses[0]) {
+					t.Errorf("refusal %+v parses back as %s", ref, js(again))
+				}
 				continue
 			}
 			again := Parse(ref.Text)
@@ -57,8 +63,14 @@ func checkResult(t *testing.T, body string, r Result) {
 	if len(r.Addresses) > MaxAddresses {
 		t.Errorf("Parse(%q): %d addresses", body, len(r.Addresses))
 	}
-	if len(r.Refused) > MaxRefusals {
-		t.Errorf("Parse(%q): %d refusals", body, len(r.Refused))
+	if len(r.Addresses)+len(r.Refused) > MaxListed {
+		t.Errorf("Parse(%q): %d addresses and %d refusals", body, len(r.Addresses), len(r.Refused))
+	}
+	if r.Dropped < 0 || r.Dropped > 0 && len(r.Addresses)+len(r.Refused) != MaxListed {
+		t.Errorf("Parse(%q): dropped %d with %d addresses and %d refusals", body, r.Dropped, len(r.Addresses), len(r.Refused))
+	}
+	if n := len(js(r)); n > maxResultJSON {
+		t.Errorf("Parse(%q): %d bytes of JSON", body, n)
 	}
 	if r.Intent != IntentUnban && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
 		t.Errorf("Parse(%q): intent %s with findings: %s", body, r.Intent, js(r))
@@ -69,10 +81,7 @@ func checkResult(t *testing.T, body string, r Result) {
 	if (r.Reason == "") != (len(r.Refused) == 0) {
 		t.Errorf("Parse(%q): reason %q with %d refusals", body, r.Reason, len(r.Refused))
 	}
-	if r.Reason == ReasonTooMany && len(r.Addresses) != 0 {
-		t.Errorf("Parse(%q): too_many with addresses %q", body, r.Addresses)
-	}
-	if r.Reason != "" && r.Reason != ReasonTooMany && r.Reason != r.Refused[0].Reason {
+	if r.Reason != "" && r.Reason != r.Refused[0].Reason {
 		t.Errorf("Parse(%q): reason %q, first refusal %q", body, r.Reason, r.Refused[0].Reason)
 	}
 	seen := map[string]bool{}
@@ -95,8 +104,12 @@ func checkResult(t *testing.T, body string, r Result) {
 	}
 	for _, ref := range r.Refused {
 		switch ref.Reason {
+		case ReasonOverLimit:
+			if len(r.Addresses) != MaxAddresses {
+				t.Errorf("Parse(%q): %s with %d addresses", body, ref.Reason, len(r.Addresses))
+			}
 		case ReasonCIDR, ReasonUnspecified, ReasonLoopback, ReasonMulticast, ReasonLinkLocal,
-			ReasonBroadcast, ReasonTooMany, ReasonAmbiguous:
+			ReasonBroadcast, ReasonAmbiguous:
 		default:
 			t.Errorf("Parse(%q): unknown reason %q", body, ref.Reason)
 		}

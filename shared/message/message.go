@@ -26,6 +26,10 @@
 //   - An IPv6 address whose normal form has no decimal digit ("dead::beef")
 //     is taken for a word, not an address; "::" is still refused.
 //   - A zone is dropped from a global address; link-local ones are refused.
+//   - Every address is answered: the first MaxAddresses are accepted, later
+//     ones are refused with ReasonOverLimit (the sender sends them again),
+//     and Refused lists the refusals in order up to MaxListed things in all;
+//     Dropped counts the rest, so the reply can say "and N more".
 //   - Thanks are looked for in the sender's own words only, not in quotes
 //     nor in the names after [To:] and [rp].
 //   - A quote is a [qt] and its matching [/qt] (quotes nest); a [qt] that is
@@ -63,7 +67,17 @@ const (
 	ReasonMulticast   = "multicast"
 	ReasonLinkLocal   = "link_local"
 	ReasonBroadcast   = "broadcast" // 255.255.255.255
-	ReasonTooMany     = "too_many"  // more than MaxAddresses distinct addresses
+
+	// ReasonOverLimit is an address after the first MaxAddresses ones:
+	// those are unbanned, this one is listed so that the reply can tell
+	// the sender to send it again.
+	ReasonOverLimit = "over_limit"
+
+	// ReasonTooMany is no longer returned: Parse accepts the first
+	// MaxAddresses addresses and refuses the next with ReasonOverLimit.
+	//
+	// Deprecated: kept until lambdas/notify stops reading it.
+	ReasonTooMany = "too_many"
 
 	// ReasonAmbiguous is an IPv4 address written with a leading zero in an
 	// octet ("192.168.001.010"). inet_aton and friends read such octets as
@@ -75,17 +89,20 @@ const (
 // MaxAddresses is how many distinct addresses one message may ask for.
 const MaxAddresses = 5
 
-// MaxRefusals caps Result.Refused: a 64 KiB body full of junk must still
-// give a small Result (it travels through Step Functions, whose payloads are
-// limited). Refusals beyond the cap are dropped; Reason is unaffected.
-const MaxRefusals = 10
+// MaxListed bounds Addresses and Refused together: a 64 KiB body full of
+// junk must still give a small Result (it travels through Step Functions,
+// whose payloads are limited), yet every address of a long list pasted by
+// a person should be answered. Refused holds the first
+// MaxListed-len(Addresses) refusals; Dropped counts the rest.
+const MaxListed = 20
 
 // Result is what Parse found.
 type Result struct {
 	Intent    Intent    `json:"intent"`
-	Addresses []string  `json:"addresses"`         // normalized, distinct, in order of appearance; never nil (empty slice)
-	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance, at most MaxRefusals
-	Reason    string    `json:"reason,omitempty"`  // set when something was refused: "too_many" if too many, else the first refusal's reason
+	Addresses []string  `json:"addresses"`         // normalized, distinct, the first MaxAddresses found; never nil (empty slice)
+	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance; with Addresses at most MaxListed
+	Dropped   int       `json:"dropped,omitempty"` // distinct refusals found past those in Refused ("and N more")
+	Reason    string    `json:"reason,omitempty"`  // the first refusal's reason, when something was refused
 }
 
 // Parse reads a Chatwork message body. It never panics and runs in time
@@ -99,7 +116,7 @@ func Parse(body string) Result {
 	c.scan(foldStops(norm.NFKC.String(doc.text)))
 
 	res := Result{Intent: IntentHelp, Addresses: []string{}}
-	if len(c.items) == 0 {
+	if len(c.addrs) == 0 && c.nRefused == 0 {
 		if saysThanks(norm.NFKC.String(doc.outside(false))) {
 			res.Intent = IntentThanks
 		}
@@ -107,28 +124,10 @@ func Parse(body string) Result {
 	}
 
 	res.Intent = IntentUnban
-	tooMany := c.nAddr > MaxAddresses
-	refuse := func(text, reason string) {
-		if len(res.Refused) < MaxRefusals {
-			res.Refused = append(res.Refused, Refusal{Text: text, Reason: reason})
-		}
-	}
-	for _, it := range c.items {
-		switch {
-		case it.reason != "":
-			refuse(it.text, it.reason)
-		case tooMany:
-			// The bot does nothing rather than pick five: it cannot
-			// know which ones the user cares about.
-			refuse(it.text, ReasonTooMany)
-		default:
-			res.Addresses = append(res.Addresses, it.addr)
-		}
-	}
-	switch {
-	case tooMany:
-		res.Reason = ReasonTooMany
-	case len(res.Refused) > 0:
+	res.Addresses = append(res.Addresses, c.addrs...)
+	if c.nRefused > 0 {
+		res.Refused = c.refused[:min(len(c.refused), MaxListed-len(c.addrs))]
+		res.Dropped = c.nRefused - len(res.Refused)
 		res.Reason = res.Refused[0].Reason
 	}
 	return res

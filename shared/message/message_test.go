@@ -230,25 +230,20 @@ var parseCases = []parseCase{
 	{"IPv6 duplicates", to + "2001:db8::1 2001:DB8:0::1 2001:db8:0:0:0:0:0:1", unban("2001:db8::1")},
 	{"five", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5", unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")},
 	{"five and a duplicate", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.1", unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5")},
-	{"six", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6", Result{
-		Intent:    IntentUnban,
-		Addresses: []string{},
-		Refused: []Refusal{
-			{"192.0.2.1", ReasonTooMany}, {"192.0.2.2", ReasonTooMany}, {"192.0.2.3", ReasonTooMany},
-			{"192.0.2.4", ReasonTooMany}, {"192.0.2.5", ReasonTooMany}, {"192.0.2.6", ReasonTooMany},
-		},
-		Reason: ReasonTooMany,
-	}},
-	{"six with an earlier refusal", to + "127.0.0.1 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6", Result{
-		Intent:    IntentUnban,
-		Addresses: []string{},
-		Refused: []Refusal{
-			{"127.0.0.1", ReasonLoopback},
-			{"192.0.2.1", ReasonTooMany}, {"192.0.2.2", ReasonTooMany}, {"192.0.2.3", ReasonTooMany},
-			{"192.0.2.4", ReasonTooMany}, {"192.0.2.5", ReasonTooMany}, {"192.0.2.6", ReasonTooMany},
-		},
-		Reason: ReasonTooMany,
-	}},
+	// Issue 14, item 2: the first five are unbanned, every further one is
+	// listed as refused (these two used to refuse all six as too_many).
+	{"six", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"), "192.0.2.6", ReasonOverLimit)},
+	{"six with an earlier refusal", to + "127.0.0.1 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"), "127.0.0.1", ReasonLoopback, "192.0.2.6", ReasonOverLimit)},
+	{"issue 14 example", to + "192.0.2.200 、VPNだと 198.51.100.20 です。あと 203.0.113.9 も", unban("192.0.2.200", "198.51.100.20", "203.0.113.9")},
+	{"issue 14 example, english client", "[To:1000001]unbanbot 192.0.2.200 、VPNだと 198.51.100.20 です。あと 203.0.113.9 も", unban("192.0.2.200", "198.51.100.20", "203.0.113.9")},
+	{"over the limit, in order with refusals", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6 127.0.0.1 2001:db8::7",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"), "192.0.2.6", ReasonOverLimit, "127.0.0.1", ReasonLoopback, "2001:db8::7", ReasonOverLimit)},
+	{"over the limit, duplicates once", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6 ::ffff:192.0.2.6 192.0.2.6/32 192.0.2.1",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"), "192.0.2.6", ReasonOverLimit)},
+	{"over the limit, as typed", to + "192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 １９２．０．２．６／３２",
+		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"), "192.0.2.6/32", ReasonOverLimit)},
 	{"refusals do not count toward the limit", to + "127.0.0.1 ::1 0.0.0.0 224.0.0.1 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5",
 		refused(unban("192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"),
 			"127.0.0.1", ReasonLoopback, "::1", ReasonLoopback, "0.0.0.0", ReasonUnspecified, "224.0.0.1", ReasonMulticast)},
@@ -347,18 +342,45 @@ func TestResultJSON(t *testing.T) {
 	}
 }
 
-func TestMaxRefusals(t *testing.T) {
-	var b strings.Builder
-	b.WriteString(to)
-	for i := range 30 {
-		fmt.Fprintf(&b, "127.0.0.%d ", i+1)
+// TestMaxListed: a list pasted by a person is answered in full up to
+// MaxListed things; past that, Dropped says how many more there were.
+func TestMaxListed(t *testing.T) {
+	list := func(addrs ...string) string { return to + strings.Join(addrs, " ") }
+	seq := func(format string, from, n int) []string {
+		var out []string
+		for i := from; i < from+n; i++ {
+			out = append(out, fmt.Sprintf(format, i))
+		}
+		return out
 	}
-	got := Parse(b.String())
-	if len(got.Refused) != MaxRefusals || got.Reason != ReasonLoopback || got.Intent != IntentUnban {
-		t.Errorf("got %s", js(got))
-	}
-	if got.Refused[0].Text != "127.0.0.1" {
-		t.Errorf("first refusal %q, want the first one typed", got.Refused[0].Text)
+	for _, tc := range []struct {
+		name                      string
+		body                      string
+		addrs, refused, overLimit int
+		dropped                   int
+		first, reason             string
+	}{
+		{"30 loopback", list(seq("127.0.0.%d", 1, 30)...), 0, MaxListed, 0, 30 - MaxListed, "127.0.0.1", ReasonLoopback},
+		{"20 addresses", list(seq("192.0.2.%d", 1, 20)...), MaxAddresses, 15, 15, 0, "192.0.2.6", ReasonOverLimit},
+		{"21 addresses", list(seq("192.0.2.%d", 1, 21)...), MaxAddresses, 15, 15, 1, "192.0.2.6", ReasonOverLimit},
+		{"2 addresses, 18 refusals", list(append(seq("192.0.2.%d", 1, 2), seq("127.0.0.%d", 1, 18)...)...), 2, 18, 0, 0, "127.0.0.1", ReasonLoopback},
+		{"2 addresses, 19 refusals", list(append(seq("192.0.2.%d", 1, 2), seq("127.0.0.%d", 1, 19)...)...), 2, 18, 0, 1, "127.0.0.1", ReasonLoopback},
+		// Junk first does not hide the address after it.
+		{"25 refusals, then an address", list(append(seq("127.0.0.%d", 1, 25), "203.0.113.5")...), 1, MaxListed - 1, 0, 25 - (MaxListed - 1), "127.0.0.1", ReasonLoopback},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Parse(tc.body)
+			overLimit := 0
+			for _, r := range got.Refused {
+				if r.Reason == ReasonOverLimit {
+					overLimit++
+				}
+			}
+			if got.Intent != IntentUnban || len(got.Addresses) != tc.addrs || len(got.Refused) != tc.refused ||
+				overLimit != tc.overLimit || got.Dropped != tc.dropped || got.Reason != tc.reason || got.Refused[0].Text != tc.first {
+				t.Errorf("got %s", js(got))
+			}
+		})
 	}
 }
 
@@ -385,7 +407,7 @@ func TestLarge(t *testing.T) {
 	for name, body := range bodies {
 		t.Run(name, func(t *testing.T) {
 			r := Parse(body)
-			if len(r.Addresses) > MaxAddresses || len(r.Refused) > MaxRefusals {
+			if len(r.Addresses) > MaxAddresses || len(r.Addresses)+len(r.Refused) > MaxListed {
 				t.Errorf("got %d addresses, %d refusals", len(r.Addresses), len(r.Refused))
 			}
 			if n := len(js(r)); n > maxResultJSON {
@@ -396,8 +418,12 @@ func TestLarge(t *testing.T) {
 	if r := Parse(bodies["addresses"]); !reflect.DeepEqual(r, unban("192.0.2.1")) {
 		t.Errorf("repeated address: got %s", js(r))
 	}
-	if r := Parse(bodies["distinct"]); r.Reason != ReasonTooMany || len(r.Addresses) != 0 {
-		t.Errorf("distinct addresses: got %s", js(r))
+	// Every distinct address is counted: the first five taken, the rest
+	// refused or dropped (this used to refuse all as too_many).
+	n := strings.Count(bodies["distinct"], "\n")
+	if r := Parse(bodies["distinct"]); r.Reason != ReasonOverLimit || len(r.Addresses) != MaxAddresses ||
+		r.Addresses[0] != "10.0.0.0" || len(r.Refused) != MaxListed-MaxAddresses || r.Dropped != n-MaxListed {
+		t.Errorf("%d distinct addresses: got %s", n, js(r))
 	}
 	if r := Parse(bodies["quotes"]); !reflect.DeepEqual(r, unban("192.0.2.1")) {
 		t.Errorf("deep quotes: got %s", js(r))

@@ -15,11 +15,16 @@ type item struct {
 	reason string
 }
 
-// collector gathers items in order of appearance, each distinct one once.
+// collector gathers what scan finds, each distinct thing once: the first
+// MaxAddresses addresses, then, in order of appearance, up to MaxListed
+// refusals (later addresses are refused with ReasonOverLimit), and a count
+// of the refusals past those. Its size is bounded whatever the text; only
+// seen grows, by one key per distinct thing, to count each once.
 type collector struct {
-	items []item
-	seen  map[string]bool
-	nAddr int // accepted items
+	addrs    []string
+	refused  []Refusal
+	nRefused int // distinct refusals, listed or not
+	seen     map[string]bool
 }
 
 func (c *collector) add(key string, it item) {
@@ -30,9 +35,16 @@ func (c *collector) add(key string, it item) {
 		return
 	}
 	c.seen[key] = true
-	c.items = append(c.items, it)
 	if it.reason == "" {
-		c.nAddr++
+		if len(c.addrs) < MaxAddresses {
+			c.addrs = append(c.addrs, it.addr)
+			return
+		}
+		it.reason = ReasonOverLimit
+	}
+	c.nRefused++
+	if len(c.refused) < MaxListed {
+		c.refused = append(c.refused, Refusal{Text: it.text, Reason: it.reason})
 	}
 }
 
