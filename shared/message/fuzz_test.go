@@ -118,3 +118,30 @@ func checkResult(t *testing.T, body string, r Result) {
 		}
 	}
 }
+
+func FuzzMentionsBot(f *testing.F) {
+	for _, tc := range mentionCases {
+		f.Add(tc.body)
+	}
+	for _, tc := range parseCases {
+		f.Add(tc.body)
+	}
+	mention := "[To:" + bot + "]"
+	f.Fuzz(func(t *testing.T, body string) {
+		if MentionsBot(body, bot) && !strings.Contains(body, bot) {
+			t.Errorf("MentionsBot(%q): true without the id", body)
+		}
+		// Nothing after a mention at the end can close a quote around it.
+		if !MentionsBot(body+mention, bot) {
+			t.Errorf("MentionsBot(%q + %q) = false", body, mention)
+		}
+		// In a quote that body cannot close or reopen early, nothing is
+		// a mention.
+		low := strings.ToLower(body)
+		if !strings.Contains(low, "[/") && !strings.Contains(low, "[qt") {
+			if q := "[qt]" + body + mention + body + "[/qt]"; MentionsBot(q, bot) {
+				t.Errorf("MentionsBot(%q) = true", q)
+			}
+		}
+	})
+}

@@ -15,10 +15,19 @@ type stripped struct {
 	quotes []span
 	// names are the names after [To:] and [rp], sorted and disjoint.
 	names []span
+	// mentions are the [To:] and [rp] tags, in order.
+	mentions []mention
 }
 
 // span is text[from:to].
 type span struct{ from, to int }
+
+// mention is a [To:ID] or [rp aid=ID …] tag: at is where its "\n" is in
+// stripped.text, id the account id.
+type mention struct {
+	at int
+	id string
+}
 
 // outside returns text without the quotes and, unless withNames, without
 // the names: the sender's own words.
@@ -70,7 +79,7 @@ type tagKind struct {
 	form      tagForm
 	closable  bool // [/name] exists
 	quote     bool // content is someone else's words
-	name      bool // followed by a person's name: [To:]Name さん
+	name      bool // a mention, followed by a person's name: [To:]Name さん
 	skipToEnd bool // content is not text: [download:1]file.txt (1 KB)[/download]
 }
 
@@ -105,7 +114,8 @@ const maxTagLen = 160
 type tag struct {
 	kind    tagKind
 	closing bool
-	end     int // index just after "]"
+	end     int    // index just after "]"
+	id      string // account id of a mention: [To:ID], [rp aid=ID …]; "" if none
 }
 
 // parseTag reads a known tag at s[i] == '['.
@@ -160,7 +170,11 @@ func parseTag(s string, i int) (tag, bool) {
 			d++
 		}
 		if d > k+1 && d < lim && s[d] == ']' {
-			return tag{kind: kind, end: d + 1}, true
+			t := tag{kind: kind, end: d + 1}
+			if kind.name {
+				t.id = s[k+1 : d]
+			}
+			return t, true
 		}
 	case formAttrs:
 		if s[k] == ']' {
@@ -172,13 +186,35 @@ func parseTag(s string, i int) (tag, bool) {
 		for d := k + 1; d < lim; d++ {
 			switch s[d] {
 			case ']':
-				return tag{kind: kind, end: d + 1}, true
+				t := tag{kind: kind, end: d + 1}
+				if kind.name {
+					t.id = attr(s[k+1:d], "aid")
+				}
+				return t, true
 			case '[', '\n':
 				return tag{}, false
 			}
 		}
 	}
 	return tag{}, false
+}
+
+// attr returns the digits of the attribute name=DIGITS in a tag's
+// space-separated attributes, or "".
+func attr(attrs, name string) string {
+	for _, f := range strings.Fields(attrs) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || !strings.EqualFold(k, name) || v == "" {
+			continue
+		}
+		for i := 0; i < len(v); i++ {
+			if !isDigit(v[i]) {
+				return ""
+			}
+		}
+		return v
+	}
+	return ""
 }
 
 // honorific ends the name Chatwork writes after [To:] and [rp] in Japanese
@@ -252,6 +288,7 @@ func stripMarkup(s string) stripped {
 		case t.kind.quote:
 			opens = append(opens, at)
 		case t.kind.name:
+			d.mentions = append(d.mentions, mention{at: at, id: t.id})
 			if e := skipName(s, i); e > i {
 				from := text.Len()
 				text.WriteString(s[i:e])
