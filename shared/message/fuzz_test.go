@@ -2,6 +2,7 @@ package message
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -24,6 +25,25 @@ func FuzzParse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		r := Parse(body)
 		checkResult(t, body, r)
+
+		// Words against the unban, on a line of their own after the
+		// body, change the intent and nothing else.
+		for _, words := range []string{"\nブロックしたままにしてください", "\nDo not unban."} {
+			want := r
+			want.Intent = IntentKeep
+			if got := Parse(body + words); !reflect.DeepEqual(got, want) {
+				t.Errorf("Parse(%q + %q) = %s, want %s", body, words, js(got), js(want))
+			}
+		}
+		// Quoted, the same text has the same addresses and never says
+		// keep or thanks.
+		if !strings.Contains(body, "[") {
+			q := qtOpen + body + qtClose
+			got := Parse(q)
+			if !slices.Equal(got.Addresses, r.Addresses) || got.Intent == IntentKeep || got.Intent == IntentThanks {
+				t.Errorf("Parse(%q) = %s, unquoted %s", q, js(got), js(r))
+			}
+		}
 
 		// What Parse returns reads back as itself: the addresses as
 		// the same addresses, each refusal as the same refusal.
@@ -53,7 +73,7 @@ func FuzzParse(f *testing.F) {
 func checkResult(t *testing.T, body string, r Result) {
 	t.Helper()
 	switch r.Intent {
-	case IntentUnban, IntentThanks, IntentHelp:
+	case IntentUnban, IntentKeep, IntentThanks, IntentHelp:
 	default:
 		t.Fatalf("Parse(%q): intent %q", body, r.Intent)
 	}
@@ -72,7 +92,7 @@ func checkResult(t *testing.T, body string, r Result) {
 	if n := len(js(r)); n > maxResultJSON {
 		t.Errorf("Parse(%q): %d bytes of JSON", body, n)
 	}
-	if r.Intent != IntentUnban && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
+	if (r.Intent == IntentThanks || r.Intent == IntentHelp) && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
 		t.Errorf("Parse(%q): intent %s with findings: %s", body, r.Intent, js(r))
 	}
 	if r.Intent == IntentUnban && len(r.Addresses) == 0 && len(r.Refused) == 0 {

@@ -32,6 +32,9 @@
 //     Dropped counts the rest, so the reply can say "and N more".
 //   - Thanks are looked for in the sender's own words only, not in quotes
 //     nor in the names after [To:] and [rp].
+//   - Words that ask to keep the block, in the sender's own words (quotes
+//     excluded, names included), make the intent IntentKeep whatever else
+//     the message holds: see keepRules for the phrases and the grammar.
 //   - A quote is a [qt] and its matching [/qt] (quotes nest); a [qt] that is
 //     never closed quotes nothing, as Chatwork then shows it as typed.
 package message
@@ -45,10 +48,15 @@ import (
 // Intent is what the sender wants from the bot.
 type Intent string
 
-// IntentUnban: some address or refusal was found. IntentThanks: none, and
-// the sender's own words thank the bot. IntentHelp: anything else.
+// IntentKeep: the sender's own words ask to keep the block ("ブロックしたまま
+// にしてください", "do not unban"); Addresses and Refused hold what was found,
+// so that the reply can say which blocks were left in place, and nothing
+// is unbanned. IntentUnban: otherwise, some address or refusal was found.
+// IntentThanks: none, and the sender's own words thank the bot.
+// IntentHelp: anything else.
 const (
 	IntentUnban  Intent = "unban"
+	IntentKeep   Intent = "keep"
 	IntentThanks Intent = "thanks"
 	IntentHelp   Intent = "help"
 )
@@ -116,14 +124,20 @@ func Parse(body string) Result {
 	c.scan(foldStops(norm.NFKC.String(doc.text)))
 
 	res := Result{Intent: IntentHelp, Addresses: []string{}}
-	if len(c.addrs) == 0 && c.nRefused == 0 {
-		if saysThanks(norm.NFKC.String(doc.outside(false))) {
-			res.Intent = IntentThanks
-		}
+	found := len(c.addrs) > 0 || c.nRefused > 0
+	switch {
+	case saysKeep(norm.NFKC.String(doc.outside(true))):
+		// Names are part of the sender's words here: an English
+		// client's line "[To:1]unbanbot keep it blocked" must count.
+		res.Intent = IntentKeep
+	case found:
+		res.Intent = IntentUnban
+	case saysThanks(norm.NFKC.String(doc.outside(false))):
+		res.Intent = IntentThanks
+	}
+	if !found {
 		return res
 	}
-
-	res.Intent = IntentUnban
 	res.Addresses = append(res.Addresses, c.addrs...)
 	if c.nRefused > 0 {
 		res.Refused = c.refused[:min(len(c.refused), MaxListed-len(c.addrs))]

@@ -34,6 +34,13 @@ func unban(addrs ...string) Result {
 	return Result{Intent: IntentUnban, Addresses: addrs}
 }
 
+// keep is Parse's answer to words that ask to keep the block.
+func keep(addrs ...string) Result {
+	r := unban(addrs...)
+	r.Intent = IntentKeep
+	return r
+}
+
 func refused(r Result, pairs ...string) Result {
 	for i := 0; i+1 < len(pairs); i += 2 {
 		r.Refused = append(r.Refused, Refusal{Text: pairs[i], Reason: pairs[i+1]})
@@ -277,6 +284,102 @@ var parseCases = []parseCase{
 	{"attachment name", to + "[download:12345]192.0.2.1.log (1.2 KB)[/download]", help},
 	{"prefix too long is punctuation", to + "192.0.2.1/99", unban("192.0.2.1")},
 	{"URL", to + "http://192.0.2.1/index.html を見て", unban("192.0.2.1")},
+
+	// Words against the unban (issue 11, item 6): the asker's own words
+	// ask to keep the block, so nothing is unbanned; the addresses found
+	// are kept for the reply.
+	{"issue 11 example", to + qtOpen + banJa + qtClose + "これ攻撃ですよね？ブロックしたままにしてください", keep("192.0.2.10")},
+	{"issue 11 example, english client", "[To:1000001]unbanbot " + qtOpen + banJa + qtClose + "これ攻撃ですよね？ブロックしたままにしてください", keep("192.0.2.10")},
+	{"reply to the ban notice, keep", "[rp aid=1000001 to=2000001-55]unbanbot さん\nこれ攻撃ですよね？ブロックしたままにしてください", keep()},
+	{"keep, text before the quote", to + "ブロックしたままで。" + qtOpen + banJa + qtClose, keep("192.0.2.10")},
+	{"keep, bare", to + "192.0.2.10 はブロックしたまま", keep("192.0.2.10")},
+	{"keep, ままで", to + "192.0.2.10 はブロックしたままでお願いします", keep("192.0.2.10")},
+	{"keep, ままでいい", to + "192.0.2.10 はブロックしたままでいいです", keep("192.0.2.10")},
+	{"keep, ままで大丈夫", to + "192.0.2.10 はブロックしたままで大丈夫です", keep("192.0.2.10")},
+	{"keep, しておいて", to + "192.0.2.10 はブロックしたままにしておいてください", keep("192.0.2.10")},
+	{"keep, しといて", to + "192.0.2.10 ブロックしたままにしといて", keep("192.0.2.10")},
+	{"keep, のまま", to + "192.0.2.10 はブロックのままでお願いします", keep("192.0.2.10")},
+	{"keep, passive with a request form", to + "192.0.2.10 はブロックされたままにしておいてください", keep("192.0.2.10")},
+	{"keep, 維持", to + "192.0.2.10 のブロックを維持", keep("192.0.2.10")},
+	{"keep, 維持して", to + "192.0.2.10 のブロックを維持してください", keep("192.0.2.10")},
+	{"keep, 維持で", to + "192.0.2.10 はブロック維持で", keep("192.0.2.10")},
+	{"keep, 継続", to + "192.0.2.10 はブロック継続でお願いします", keep("192.0.2.10")},
+	{"keep, 解除しないで", to + "192.0.2.10 は解除しないで", keep("192.0.2.10")},
+	{"keep, 解除しないでください", to + "192.0.2.10 はまだ解除しないでください", keep("192.0.2.10")},
+	{"keep, ブロック解除しないで", to + "192.0.2.10 をブロック解除しないでください", keep("192.0.2.10")},
+	{"keep, 解除は", to + "192.0.2.10 の解除はしないでください", keep("192.0.2.10")},
+	{"keep, 解除不要", to + "192.0.2.10 は解除不要です", keep("192.0.2.10")},
+	{"keep, 解除は不要", to + "192.0.2.10 の解除は不要です", keep("192.0.2.10")},
+	{"keep, 必要ありません", to + "192.0.2.10 は解除の必要はありません", keep("192.0.2.10")},
+	{"keep, しなくていい", to + "192.0.2.10 は解除しなくていいです", keep("192.0.2.10")},
+	{"keep, しなくても大丈夫", to + "192.0.2.10 は解除しなくても大丈夫です", keep("192.0.2.10")},
+	{"keep, block it", to + "192.0.2.10 は攻撃なのでブロックしてください", keep("192.0.2.10")},
+	{"keep, ブロックし続けて", to + "192.0.2.10 はブロックし続けてください", keep("192.0.2.10")},
+	{"keep, unbanしないで", to + "192.0.2.10 は unban しないで", keep("192.0.2.10")},
+	{"keep, half-width kana", to + "192.0.2.10 はﾌﾞﾛｯｸしたままにしてください", keep("192.0.2.10")},
+	{"keep, full-width", to + "１９２．０．２．１０ は解除しないでください", keep("192.0.2.10")},
+	{"keep, no address", to + "ブロックしたままにしてください", keep()},
+	{"keep beats thanks", to + "ありがとう、ブロックしたままでいいです", keep()},
+	{"keep with a refusal", to + "192.0.2.0/24 は解除しないで", refused(keep(), "192.0.2.0/24", ReasonCIDR)},
+	{"keep it blocked", to + "192.0.2.10 is an attacker, keep it blocked", keep("192.0.2.10")},
+	{"keep blocked", toEn + "Keep blocked: 192.0.2.10", keep("192.0.2.10")},
+	{"keep, upper case", toEn + "KEEP IT BLOCKED 192.0.2.10", keep("192.0.2.10")},
+	{"keep the address blocked", toEn + "please keep 192.0.2.10 blocked", keep("192.0.2.10")},
+	{"keep this one blocked", toEn + "keep this one blocked " + qtOpen + banEn + qtClose, keep("192.0.2.10")},
+	{"keep the ban", toEn + "keep the ban on 192.0.2.10", keep("192.0.2.10")},
+	{"leave it blocked", toEn + "192.0.2.10: leave it blocked", keep("192.0.2.10")},
+	{"leave them banned", toEn + "leave them banned 192.0.2.10 192.0.2.11", keep("192.0.2.10", "192.0.2.11")},
+	{"do not unblock", toEn + "do not unblock 192.0.2.10", keep("192.0.2.10")},
+	{"don't unblock", toEn + "don't unblock 192.0.2.10", keep("192.0.2.10")},
+	{"don't unban, phone apostrophe", toEn + "Don\u2019t unban 192.0.2.10", keep("192.0.2.10")},
+	{"dont unban", toEn + "dont unban 192.0.2.10 pls", keep("192.0.2.10")},
+	{"do NOT unban", toEn + "Do NOT unban 192.0.2.10", keep("192.0.2.10")},
+	{"no need to unban", toEn + "no need to unban 192.0.2.10", keep("192.0.2.10")},
+	{"unban not needed", toEn + "192.0.2.10 unban is not needed", keep("192.0.2.10")},
+	{"keep, english client, same line", "[To:1000001]unbanbot keep it blocked " + qtOpen + banEn + qtClose, keep("192.0.2.10")},
+	{"keep, english client, after the address", "[To:1000001]unbanbot 203.0.113.5 do not unban, it's an attacker", keep("203.0.113.5")},
+	{"keep, english reply, same line", "[rp aid=1000001 to=2000001-55]unbanbot leave it blocked", keep()},
+	{"keep after a clause with a negation", toEn + "I don't know who this is, keep it blocked 192.0.2.10", keep("192.0.2.10")},
+
+	// Not words against the unban: requests and complaints that it is
+	// still blocked.
+	{"unban request", to + "192.0.2.10 を解除してください", unban("192.0.2.10")},
+	{"still blocked, passive", to + "192.0.2.10 がブロックされたままです、解除お願いします", unban("192.0.2.10")},
+	{"still blocked, troubled", to + "192.0.2.10 がブロックされたままで困っています", unban("192.0.2.10")},
+	{"still blocked, so", to + "ブロックされたままなので 192.0.2.10 を解除して", unban("192.0.2.10")},
+	{"still blocked, has stayed", to + "192.0.2.10 がブロックされたままになっています", unban("192.0.2.10")},
+	{"still blocked, terse passive", to + "192.0.2.10 ブロックされたまま。", unban("192.0.2.10")},
+	{"still blocked, active です", to + "sshguard が 192.0.2.10 をブロックしたままです", unban("192.0.2.10")},
+	{"do not leave it blocked", to + "192.0.2.10 をブロックしたままにしないでください", unban("192.0.2.10")},
+	{"do not want it kept", to + "192.0.2.10 をブロックしたままにしてほしくないです", unban("192.0.2.10")},
+	{"block ongoing", to + "192.0.2.10 はブロック継続中です", unban("192.0.2.10")},
+	{"block goes on, so unban", to + "ブロックを継続しているので 192.0.2.10 を解除して", unban("192.0.2.10")},
+	{"block duration", to + "ブロック継続時間はどれくらいですか？ 192.0.2.10", unban("192.0.2.10")},
+	{"unblock it, katakana", to + "192.0.2.10 をアンブロックしてください", unban("192.0.2.10")},
+	{"it keeps blocking", to + "192.0.2.10 をブロックし続けています", unban("192.0.2.10")},
+	{"not unbanned, passive", to + "192.0.2.10 が解除されないです", unban("192.0.2.10")},
+	{"cannot unban", to + "192.0.2.10 が解除できません", unban("192.0.2.10")},
+	{"unless unbanned", to + "192.0.2.10 を解除しないと仕事になりません", unban("192.0.2.10")},
+	{"why not unbanned", to + "なぜ 192.0.2.10 を解除しないのですか", unban("192.0.2.10")},
+	{"does not unban", to + "何度やっても 192.0.2.10 を解除しないです", unban("192.0.2.10")},
+	{"won't it unban by itself", to + "192.0.2.10 は自動で解除しないでしょうか", unban("192.0.2.10")},
+	{"unban needed", to + "192.0.2.10 の解除が必要です", unban("192.0.2.10")},
+	{"re-block", to + "192.0.2.10 を解除して、再ブロックされないようにしてください", unban("192.0.2.10")},
+	{"don't keep it blocked", toEn + "please don't keep 192.0.2.10 blocked", unban("192.0.2.10")},
+	{"why keep it blocked", toEn + "why do you keep it blocked? 192.0.2.10", unban("192.0.2.10")},
+	{"don't want it kept blocked", toEn + "I don't want you to keep it blocked, 192.0.2.10 is me", unban("192.0.2.10")},
+	{"I keep getting blocked", toEn + "I keep getting blocked from 192.0.2.10", unban("192.0.2.10")},
+	{"it keeps blocking me", toEn + "it keeps blocking me, 192.0.2.10", unban("192.0.2.10")},
+	{"keep it unblocked", toEn + "please keep 192.0.2.10 unblocked", unban("192.0.2.10")},
+	{"why don't you unban", toEn + "why don't you unban 192.0.2.10?", unban("192.0.2.10")},
+	{"unban is needed", toEn + "192.0.2.10 unban is needed", unban("192.0.2.10")},
+	{"unblocking", toEn + "192.0.2.10 unblock please, I need to keep working", unban("192.0.2.10")},
+	{"keep words only quoted", to + qtOpen + "解除しないでください" + qtClose + "192.0.2.10 を解除してください", unban("192.0.2.10")},
+	{"keep words only quoted, english", toEn + qtOpen + "keep it blocked" + qtClose + "I am 192.0.2.10, please unban", unban("192.0.2.10")},
+	{"keep words in a nested quote", to + qtOpen + "a" + qtOpen + "ブロックしたままにしてください" + qtClose + "b" + qtClose + "192.0.2.10", unban("192.0.2.10")},
+	{"bot result pasted", to + "[info][title]ブロック解除の結果[/title]・web-1 (i-0123456789abcdef0): 192.0.2.10 のブロックを解除しました\n今すぐ接続を試してください。\n解除後しばらく（ブロック時間の最大 1.5 倍）、sshguard はこのアドレスを再ブロックしません。その間に SSH の鍵や設定を確認してください。認証の失敗が続くと、次は 2 倍の時間ブロックされます。[/info]", unban("192.0.2.10")},
+	{"bot result pasted, english", toEn + "[info][title]Unblock result[/title]・web-1 (i-0123456789abcdef0): unblocked 192.0.2.10\nPlease try to connect now.\nFor a while (up to 1.5 × the block time) sshguard will not block this address again: use it to check your SSH key and settings. If failures go on, the next block lasts twice as long.[/info]", unban("192.0.2.10")},
+	{"bot help pasted", to + "ブロックされた IP アドレスを書いてメンションしてください（例: 203.0.113.5）。ボットが投稿したブロック通知を引用してメンションしても解除できます。", unban("203.0.113.5")},
 
 	// Thanks and help.
 	{"thanks ja", to + "ありがとうございます！", thanks},
