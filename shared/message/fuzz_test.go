@@ -19,6 +19,15 @@ func FuzzParse(f *testing.F) {
 		"[qt][qtmeta aid=1 time=2][info][title]x[/title]::ffff:192.0.2.5/128 fe80::1%eth0/64[/info][/qt]",
 		"１９２。１６８。００１。０１０／２４",
 		"[To:1]a さん[To:2]b\n[download:3]c[/download][code]10.0.0.1:22[/code][hr]ty",
+		// Names that run into the request, and names that look like numbers.
+		"[To:1]a 1.2.3.4[To:2]b さん5.6.7.8[rp aid=3 to=4-5]v1.2.3 web1.2 Taro 2.0 2001:db8::1/128",
+		"[To:1000001]unbanbot\u3000２０３．０．１１３．５／３２です[To:1000002]user.name2",
+		// Over the limit, duplicates in other forms, refusals between.
+		"1.1.1.1 1.1.1.2 1.1.1.3 1.1.1.4 1.1.1.5 1.1.1.6 ::ffff:1.1.1.6 127.0.0.1 1.1.1.7/32 fe80::1%" + strings.Repeat("z", 40),
+		// Quote tags paired, nested, unclosed, stray, around mentions and keep words.
+		"[qt][To:1000001][qt]解除しないで[/qt][/qt][/qt][qt]keep it blocked[To:1000001]192.0.2.1",
+		"[rp aid=1000001 to=1-2]x don't keep it blocked [qt]ブロックしたままにしてください[/qt] ブロックされたままです",
+		"ブロックしたままにしないでほしくないアンブロックしてください解除しないでしょうかブロック継続中",
 	} {
 		f.Add(s)
 	}
@@ -146,6 +155,7 @@ func FuzzMentionsBot(f *testing.F) {
 	for _, tc := range parseCases {
 		f.Add(tc.body)
 	}
+	f.Add("[qt][qt][/qt][To:1000001][/QT][返信 aid=1000001 to=1-2][rp to=1-2 aid=1000001][toall][/qt]")
 	mention := "[To:" + bot + "]"
 	f.Fuzz(func(t *testing.T, body string) {
 		if MentionsBot(body, bot) && !strings.Contains(body, bot) {

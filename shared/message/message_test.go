@@ -443,6 +443,19 @@ func TestResultJSON(t *testing.T) {
 	if want := `{"intent":"unban","addresses":["203.0.113.5"],"refused":[{"text":"192.0.2.0/24","reason":"cidr"}],"reason":"cidr"}`; got != want {
 		t.Errorf("got %s, want %s", got, want)
 	}
+	got = js(Parse(to + "203.0.113.5 は解除しないで"))
+	if want := `{"intent":"keep","addresses":["203.0.113.5"]}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	var b strings.Builder
+	for i := range MaxListed + 2 {
+		fmt.Fprintf(&b, "192.0.2.%d ", i+1)
+	}
+	got = js(Parse(b.String()))
+	if !strings.HasPrefix(got, `{"intent":"unban","addresses":["192.0.2.1","192.0.2.2","192.0.2.3","192.0.2.4","192.0.2.5"],"refused":[{"text":"192.0.2.6","reason":"over_limit"},`) ||
+		!strings.HasSuffix(got, `{"text":"192.0.2.20","reason":"over_limit"}],"dropped":2,"reason":"over_limit"}`) {
+		t.Errorf("got %s", got)
+	}
 }
 
 // TestMaxListed: a list pasted by a person is answered in full up to
