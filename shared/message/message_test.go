@@ -518,6 +518,9 @@ func TestLarge(t *testing.T) {
 		"stops":         strings.Repeat("1。", 32768),
 		"thanks-ish":    strings.Repeat("tyx", 22000),
 		"long zones":    largeLongZones(),
+		"keep matches":  strings.Repeat("ブロック継続中 ", 5000),
+		"keep clauses":  strings.Repeat("don't keep it blocked ", 3000),
+		"keep words":    strings.Repeat("keep ", 13000) + "blocked",
 		"long refusals": largeLongRefusals(),
 	}
 	for name, body := range bodies {
