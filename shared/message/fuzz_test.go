@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -172,6 +173,28 @@ func FuzzMentionsBot(f *testing.F) {
 			if q := "[qt]" + body + mention + body + "[/qt]"; MentionsBot(q, bot) {
 				t.Errorf("MentionsBot(%q) = true", q)
 			}
+		}
+	})
+}
+
+// FuzzMarkupIDs: account ids, message ids and quote times inside tags never
+// change what Parse finds, whatever their digits, so none becomes an
+// address, a refusal or a word.
+func FuzzMarkupIDs(f *testing.F) {
+	f.Add("203.0.113.5", uint64(1000001), uint64(1732400000))
+	f.Add(" 1.2.3", uint64(4), uint64(5))
+	f.Add(".", uint64(192), uint64(168))
+	f.Add("::", uint64(2001), uint64(1))
+	f.Add("[To:1]x さん[qt]a[/qt]ありがとう", uint64(1790000000000000000), uint64(567890123))
+	f.Fuzz(func(t *testing.T, body string, id, tm uint64) {
+		wrap := func(id, tm string) string {
+			return "[To:" + id + "]" + body + "[rp aid=" + id + " to=" + tm + "-" + id + "]" + body +
+				"[qt][qtmeta aid=" + id + " time=" + tm + "]" + body + "[/qt][piconname:" + id + "]" + body +
+				"[task aid=" + id + " st=open lt=" + tm + "]" + body + "[/task]"
+		}
+		a, b := wrap(strconv.FormatUint(id, 10), strconv.FormatUint(tm, 10)), wrap("1", "2")
+		if ra, rb := Parse(a), Parse(b); !reflect.DeepEqual(ra, rb) {
+			t.Errorf("Parse(%q) = %s\nParse(%q) = %s", a, js(ra), b, js(rb))
 		}
 	})
 }

@@ -94,7 +94,8 @@ const (
 	ReasonAmbiguous = "ambiguous"
 )
 
-// MaxAddresses is how many distinct addresses one message may ask for.
+// MaxAddresses is how many distinct addresses one message may ask for;
+// later ones are refused with ReasonOverLimit.
 const MaxAddresses = 5
 
 // MaxListed bounds Addresses and Refused together: a 64 KiB body full of

@@ -105,6 +105,11 @@ var parseCases = []parseCase{
 	{"reply and To", "[rp aid=1000002 to=2000001-55]Taro さん\n[To:1000001]unbanbot 203.0.113.5", unban("203.0.113.5")},
 	{"reply and To, one line", "[rp aid=1000002 to=2000001-55]Taro[To:1000001]unbanbot 203.0.113.5 198.51.100.7", unban("203.0.113.5", "198.51.100.7")},
 	{"address before the mention", "203.0.113.5 [To:1000001]unbanbot", unban("203.0.113.5")},
+	{"mobile, honorific glued, next line", "[To:1000001]unbanbotさん\n203.0.113.5", unban("203.0.113.5")},
+	{"mobile reply, honorific glued", "[rp aid=1000001 to=2000001-55]unbanbotさん 203.0.113.5 です", unban("203.0.113.5")},
+	{"mobile, CRLF", "[To:1000001]unbanbot さん\r\n203.0.113.5\r\n", unban("203.0.113.5")},
+	{"typed tags in a row, no names", "[To:1000001][To:1000002] 203.0.113.5", unban("203.0.113.5")},
+	{"typed reply tag, address glued", "[rp aid=1000001 to=2000001-55]203.0.113.5", unban("203.0.113.5")},
 	{"addresses on several lines", "[To:1000001]unbanbot 203.0.113.5\n198.51.100.7\nそれと 2001:db8::9", unban("203.0.113.5", "198.51.100.7", "2001:db8::9")},
 
 	// Names with digits and dots are not addresses: only a token that
