@@ -122,22 +122,26 @@ const maxClause = 200
 
 // negatedClause reports whether the clause that before ends in holds a
 // negation or "why": "please don't keep it blocked", "why do you keep it
-// blocked", "I don't want you to keep it blocked".
+// blocked", "I don't want you to keep it blocked". A clause ends at
+// punctuation or at a conjunction, so that "I'm not sure who this is, so
+// keep it blocked" still asks to keep.
 func negatedClause(before string) bool {
 	if len(before) > maxClause {
 		before = before[len(before)-maxClause:]
 	}
 	if k := strings.LastIndexAny(before, ",;!?\n、。"); k >= 0 {
-		before = before[k:]
+		before = before[k+1:]
 	}
 	// A sentence ends at ". ", not at the dots of an address.
 	if k := strings.LastIndex(before, ". "); k >= 0 {
-		before = before[k:]
+		before = before[k+1:]
 	}
-	for _, w := range strings.Fields(before) {
-		w = strings.Trim(w, `"'()`)
-		switch {
-		case w == "not", w == "no", w == "never", w == "stop", w == "why", w == "dont", w == "cant", w == "wont", w == "cannot",
+	words := strings.Fields(before)
+	for i := len(words) - 1; i >= 0; i-- {
+		switch w := strings.Trim(words[i], `"'()`); {
+		case w == "so", w == "and", w == "but", w == "then", w == "or":
+			return false
+		case w == "not", w == "never", w == "stop", w == "why", w == "dont", w == "cant", w == "wont", w == "cannot",
 			strings.HasSuffix(w, "n't"):
 			return true
 		}

@@ -344,6 +344,9 @@ var parseCases = []parseCase{
 	{"keep, english client, same line", "[To:1000001]unbanbot keep it blocked " + qtOpen + banEn + qtClose, keep("192.0.2.10")},
 	{"keep, english client, after the address", "[To:1000001]unbanbot 203.0.113.5 do not unban, it's an attacker", keep("203.0.113.5")},
 	{"keep, english reply, same line", "[rp aid=1000001 to=2000001-55]unbanbot leave it blocked", keep()},
+	{"keep after a negation and so", toEn + "I'm not sure who 192.0.2.10 is so keep it blocked", keep("192.0.2.10")},
+	{"keep after no idea", toEn + "no idea who 192.0.2.10 is, please keep it blocked", keep("192.0.2.10")},
+	{"keep after a sentence with a negation", toEn + "That is not me. Keep 192.0.2.10 blocked", keep("192.0.2.10")},
 	{"keep after a clause with a negation", toEn + "I don't know who this is, keep it blocked 192.0.2.10", keep("192.0.2.10")},
 
 	// Not words against the unban: requests and complaints that it is
@@ -371,6 +374,8 @@ var parseCases = []parseCase{
 	{"unban needed", to + "192.0.2.10 の解除が必要です", unban("192.0.2.10")},
 	{"re-block", to + "192.0.2.10 を解除して、再ブロックされないようにしてください", unban("192.0.2.10")},
 	{"don't keep it blocked", toEn + "please don't keep 192.0.2.10 blocked", unban("192.0.2.10")},
+	{"please do not keep it blocked", toEn + "please do not keep it blocked, 192.0.2.10 is mine", unban("192.0.2.10")},
+	{"stop keeping it", toEn + "stop and never leave it blocked like that 192.0.2.10", unban("192.0.2.10")},
 	{"why keep it blocked", toEn + "why do you keep it blocked? 192.0.2.10", unban("192.0.2.10")},
 	{"don't want it kept blocked", toEn + "I don't want you to keep it blocked, 192.0.2.10 is me", unban("192.0.2.10")},
 	{"I keep getting blocked", toEn + "I keep getting blocked from 192.0.2.10", unban("192.0.2.10")},
