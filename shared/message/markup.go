@@ -4,15 +4,66 @@ import "strings"
 
 // stripped is a message body with the Chatwork markup taken out.
 type stripped struct {
-	// search is every piece of text that may hold an address: the
-	// sender's words and the content of quotes, info boxes, titles and
-	// code blocks. Tags, the names after [To:]/[rp] and attachment names
-	// are left out. Each removed piece becomes "\n", so text on either
-	// side of a tag never joins into one token.
-	search string
-	// own is search without quoted text: what the sender said, used to
-	// tell a thanks from a request for help.
-	own string
+	// text is every piece of text that may hold an address: the
+	// sender's words, the names after [To:]/[rp], and the content of
+	// quotes, info boxes, titles and code blocks. Tags and attachment
+	// names are left out. Each tag becomes "\n", so text on either side
+	// of a tag never joins into one token.
+	text string
+	// quotes are the outermost quoted parts of text ([qt]…[/qt] with
+	// both tags found), sorted and disjoint.
+	quotes []span
+	// names are the names after [To:] and [rp], sorted and disjoint.
+	names []span
+	// mentions are the [To:] and [rp] tags, in order.
+	mentions []mention
+}
+
+// span is text[from:to].
+type span struct{ from, to int }
+
+// mention is a [To:ID] or [rp aid=ID …] tag: at is where its "\n" is in
+// stripped.text, id the account id.
+type mention struct {
+	at int
+	id string
+}
+
+// outside returns text without the quotes and, unless withNames, without
+// the names: the sender's own words.
+func (d stripped) outside(withNames bool) string {
+	cuts := d.quotes
+	if !withNames {
+		cuts = mergeSpans(d.quotes, d.names)
+	}
+	if len(cuts) == 0 {
+		return d.text
+	}
+	var b strings.Builder
+	b.Grow(len(d.text))
+	done := 0
+	for _, c := range cuts {
+		if c.from > done {
+			b.WriteString(d.text[done:c.from])
+		}
+		done = max(done, c.to)
+	}
+	b.WriteString(d.text[done:])
+	return b.String()
+}
+
+// mergeSpans merges two sorted lists of spans into one sorted list; spans
+// may overlap (a name inside a quote), which outside copes with.
+func mergeSpans(a, b []span) []span {
+	out := make([]span, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0].from <= b[0].from {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
 }
 
 // tagForm is the shape of a tag's opening form.
@@ -28,7 +79,7 @@ type tagKind struct {
 	form      tagForm
 	closable  bool // [/name] exists
 	quote     bool // content is someone else's words
-	name      bool // followed by a person's name: [To:]Name さん
+	name      bool // a mention, followed by a person's name: [To:]Name さん
 	skipToEnd bool // content is not text: [download:1]file.txt (1 KB)[/download]
 }
 
@@ -63,7 +114,8 @@ const maxTagLen = 160
 type tag struct {
 	kind    tagKind
 	closing bool
-	end     int // index just after "]"
+	end     int    // index just after "]"
+	id      string // account id of a mention: [To:ID], [rp aid=ID …]; "" if none
 }
 
 // parseTag reads a known tag at s[i] == '['.
@@ -118,7 +170,11 @@ func parseTag(s string, i int) (tag, bool) {
 			d++
 		}
 		if d > k+1 && d < lim && s[d] == ']' {
-			return tag{kind: kind, end: d + 1}, true
+			t := tag{kind: kind, end: d + 1}
+			if kind.name {
+				t.id = s[k+1 : d]
+			}
+			return t, true
 		}
 	case formAttrs:
 		if s[k] == ']' {
@@ -130,7 +186,11 @@ func parseTag(s string, i int) (tag, bool) {
 		for d := k + 1; d < lim; d++ {
 			switch s[d] {
 			case ']':
-				return tag{kind: kind, end: d + 1}, true
+				t := tag{kind: kind, end: d + 1}
+				if kind.name {
+					t.id = attr(s[k+1:d], "aid")
+				}
+				return t, true
 			case '[', '\n':
 				return tag{}, false
 			}
@@ -139,12 +199,35 @@ func parseTag(s string, i int) (tag, bool) {
 	return tag{}, false
 }
 
+// attr returns the digits of the attribute name=DIGITS in a tag's
+// space-separated attributes, or "".
+func attr(attrs, name string) string {
+	for _, f := range strings.Fields(attrs) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || !strings.EqualFold(k, name) || v == "" {
+			continue
+		}
+		for i := 0; i < len(v); i++ {
+			if !isDigit(v[i]) {
+				return ""
+			}
+		}
+		return v
+	}
+	return ""
+}
+
 // honorific ends the name Chatwork writes after [To:] and [rp] in Japanese
-// ("[To:123]山田 太郎さん"). English clients write the bare name, which then
-// runs to the end of the line.
+// ("[To:123]山田 太郎さん"). English clients write the bare name
+// ("[To:123]unbanbot"), and people go on typing on the same line, so
+// without さん nothing tells where the name ends.
 const honorific = "さん"
 
-// skipName returns where the name that starts at s[i] ends.
+// skipName returns where the name that starts at s[i] ends: after さん, or
+// else at the end of the line or the next tag. The name is kept out of the
+// words a thanks is looked for in ("[To:1]ty さん"), but it is searched for
+// addresses like any text, because a bare name may run on into the request
+// ("[To:1]unbanbot 203.0.113.5").
 func skipName(s string, i int) int {
 	end := len(s)
 	if k := strings.IndexAny(s[i:], "\n["); k >= 0 {
@@ -161,44 +244,57 @@ const downloadEnd = "[/download]"
 // stripMarkup takes the Chatwork markup out of s. It is linear: every byte
 // is copied or skipped once, tags are looked for at most maxTagLen bytes
 // ahead, and the search for [/download] only moves forward.
+//
+// A [qt] quotes only up to its own [/qt] (the last unmatched [qt] before
+// it, so quotes nest). A [qt] never closed quotes nothing, and a stray
+// [/qt] closes nothing: Chatwork pairs the tags, and the text of an
+// unpaired one is shown as typed.
 func stripMarkup(s string) stripped {
-	var search, own strings.Builder
-	search.Grow(len(s))
-	own.Grow(len(s))
-	depth := 0 // of [qt] nesting
-	emit := func(t string) {
-		search.WriteString(t)
-		if depth == 0 {
-			own.WriteString(t)
-		}
-	}
+	var d stripped
+	var text strings.Builder
+	text.Grow(len(s))
+	var opens []int       // text offsets of the [qt] not closed yet
 	nextDownloadEnd := -2 // -2: not looked for yet; -1: none left
 	i := 0
 	for i < len(s) {
 		k := strings.IndexByte(s[i:], '[')
 		if k < 0 {
-			emit(s[i:])
+			text.WriteString(s[i:])
 			break
 		}
-		emit(s[i : i+k])
+		text.WriteString(s[i : i+k])
 		i += k
 		t, ok := parseTag(s, i)
 		if !ok {
-			emit("[")
+			text.WriteByte('[')
 			i++
 			continue
 		}
-		emit("\n")
+		at := text.Len()
+		text.WriteByte('\n')
 		i = t.end
 		switch {
 		case t.kind.quote && t.closing:
-			if depth > 0 {
-				depth--
+			if n := len(opens); n > 0 {
+				q := span{opens[n-1] + 1, at}
+				opens = opens[:n-1]
+				// Quotes closed earlier and opened after this one
+				// are inside it.
+				for len(d.quotes) > 0 && d.quotes[len(d.quotes)-1].from >= q.from {
+					d.quotes = d.quotes[:len(d.quotes)-1]
+				}
+				d.quotes = append(d.quotes, q)
 			}
 		case t.kind.quote:
-			depth++
+			opens = append(opens, at)
 		case t.kind.name:
-			i = skipName(s, i)
+			d.mentions = append(d.mentions, mention{at: at, id: t.id})
+			if e := skipName(s, i); e > i {
+				from := text.Len()
+				text.WriteString(s[i:e])
+				d.names = append(d.names, span{from, text.Len()})
+				i = e
+			}
 		case t.kind.skipToEnd && !t.closing:
 			if nextDownloadEnd == -2 || nextDownloadEnd >= 0 && nextDownloadEnd < i {
 				nextDownloadEnd = -1
@@ -211,5 +307,6 @@ func stripMarkup(s string) stripped {
 			}
 		}
 	}
-	return stripped{search: search.String(), own: own.String()}
+	d.text = text.String()
+	return d
 }

@@ -13,13 +13,30 @@
 //     with ReasonAmbiguous rather than guessed (octal or decimal?).
 //   - A host prefix (/32, /128, /255.255.255.255) is one host, as sshguard
 //     writes it; any shorter prefix is refused with ReasonCIDR.
-//   - The name after [To:] or [rp] ends at "さん" (Japanese clients) or else
-//     at the end of the line or the next tag (English clients write the bare
-//     name), and is never searched.
+//   - An address is a token that net/netip parses strictly, with no ASCII
+//     letter, digit or "_" touching it (Japanese text and punctuation are
+//     fine neighbours: "192.0.2.33です"); nothing else is. This holds in the
+//     names after [To:] and [rp] too: English clients write a bare name and
+//     people go on typing on its line ("[To:1]unbanbot 203.0.113.5"), so a
+//     name cannot be told from the request and is searched like any text.
+//     Names with digits and dots ("v1.2.3", "web1.2", "Taro 2.0") hold no
+//     such token; a name that is an address ("10.0.0.1 さん") reads as one.
+//   - Tags and their attributes are dropped before the search, so markup
+//     ids (account and message ids, qtmeta times) never become addresses.
 //   - An IPv6 address whose normal form has no decimal digit ("dead::beef")
 //     is taken for a word, not an address; "::" is still refused.
 //   - A zone is dropped from a global address; link-local ones are refused.
-//   - Thanks are looked for in the sender's own words only, not in quotes.
+//   - Every address is answered: the first MaxAddresses are accepted, later
+//     ones are refused with ReasonOverLimit (the sender sends them again),
+//     and Refused lists the refusals in order up to MaxListed things in all;
+//     Dropped counts the rest, so the reply can say "and N more".
+//   - Thanks are looked for in the sender's own words only, not in quotes
+//     nor in the names after [To:] and [rp].
+//   - Words that ask to keep the block, in the sender's own words (quotes
+//     excluded, names included), make the intent IntentKeep whatever else
+//     the message holds: see keepRules for the phrases and the grammar.
+//   - A quote is a [qt] and its matching [/qt] (quotes nest); a [qt] that is
+//     never closed quotes nothing, as Chatwork then shows it as typed.
 package message
 
 import (
@@ -31,10 +48,15 @@ import (
 // Intent is what the sender wants from the bot.
 type Intent string
 
-// IntentUnban: some address or refusal was found. IntentThanks: none, and
-// the sender's own words thank the bot. IntentHelp: anything else.
+// IntentKeep: the sender's own words ask to keep the block ("ブロックしたまま
+// にしてください", "do not unban"); Addresses and Refused hold what was found,
+// so that the reply can say which blocks were left in place, and nothing
+// is unbanned. IntentUnban: otherwise, some address or refusal was found.
+// IntentThanks: none, and the sender's own words thank the bot.
+// IntentHelp: anything else.
 const (
 	IntentUnban  Intent = "unban"
+	IntentKeep   Intent = "keep"
 	IntentThanks Intent = "thanks"
 	IntentHelp   Intent = "help"
 )
@@ -53,7 +75,17 @@ const (
 	ReasonMulticast   = "multicast"
 	ReasonLinkLocal   = "link_local"
 	ReasonBroadcast   = "broadcast" // 255.255.255.255
-	ReasonTooMany     = "too_many"  // more than MaxAddresses distinct addresses
+
+	// ReasonOverLimit is an address after the first MaxAddresses ones:
+	// those are unbanned, this one is listed so that the reply can tell
+	// the sender to send it again.
+	ReasonOverLimit = "over_limit"
+
+	// ReasonTooMany is no longer returned: Parse accepts the first
+	// MaxAddresses addresses and refuses the next with ReasonOverLimit.
+	//
+	// Deprecated: kept until lambdas/notify stops reading it.
+	ReasonTooMany = "too_many"
 
 	// ReasonAmbiguous is an IPv4 address written with a leading zero in an
 	// octet ("192.168.001.010"). inet_aton and friends read such octets as
@@ -62,20 +94,24 @@ const (
 	ReasonAmbiguous = "ambiguous"
 )
 
-// MaxAddresses is how many distinct addresses one message may ask for.
+// MaxAddresses is how many distinct addresses one message may ask for;
+// later ones are refused with ReasonOverLimit.
 const MaxAddresses = 5
 
-// MaxRefusals caps Result.Refused: a 64 KiB body full of junk must still
-// give a small Result (it travels through Step Functions, whose payloads are
-// limited). Refusals beyond the cap are dropped; Reason is unaffected.
-const MaxRefusals = 10
+// MaxListed bounds Addresses and Refused together: a 64 KiB body full of
+// junk must still give a small Result (it travels through Step Functions,
+// whose payloads are limited), yet every address of a long list pasted by
+// a person should be answered. Refused holds the first
+// MaxListed-len(Addresses) refusals; Dropped counts the rest.
+const MaxListed = 20
 
 // Result is what Parse found.
 type Result struct {
 	Intent    Intent    `json:"intent"`
-	Addresses []string  `json:"addresses"`         // normalized, distinct, in order of appearance; never nil (empty slice)
-	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance, at most MaxRefusals
-	Reason    string    `json:"reason,omitempty"`  // set when something was refused: "too_many" if too many, else the first refusal's reason
+	Addresses []string  `json:"addresses"`         // normalized, distinct, the first MaxAddresses found; never nil (empty slice)
+	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance; with Addresses at most MaxListed
+	Dropped   int       `json:"dropped,omitempty"` // distinct refusals found past those in Refused ("and N more")
+	Reason    string    `json:"reason,omitempty"`  // the first refusal's reason, when something was refused
 }
 
 // Parse reads a Chatwork message body. It never panics and runs in time
@@ -86,39 +122,27 @@ func Parse(body string) Result {
 	doc := stripMarkup(strings.ToValidUTF8(body, "\uFFFD"))
 
 	var c collector
-	c.scan(foldStops(norm.NFKC.String(doc.search)))
+	c.scan(foldStops(norm.NFKC.String(doc.text)))
 
 	res := Result{Intent: IntentHelp, Addresses: []string{}}
-	if len(c.items) == 0 {
-		if saysThanks(norm.NFKC.String(doc.own)) {
-			res.Intent = IntentThanks
-		}
+	found := len(c.addrs) > 0 || c.nRefused > 0
+	switch {
+	case saysKeep(norm.NFKC.String(doc.outside(true))):
+		// Names are part of the sender's words here: an English
+		// client's line "[To:1]unbanbot keep it blocked" must count.
+		res.Intent = IntentKeep
+	case found:
+		res.Intent = IntentUnban
+	case saysThanks(norm.NFKC.String(doc.outside(false))):
+		res.Intent = IntentThanks
+	}
+	if !found {
 		return res
 	}
-
-	res.Intent = IntentUnban
-	tooMany := c.nAddr > MaxAddresses
-	refuse := func(text, reason string) {
-		if len(res.Refused) < MaxRefusals {
-			res.Refused = append(res.Refused, Refusal{Text: text, Reason: reason})
-		}
-	}
-	for _, it := range c.items {
-		switch {
-		case it.reason != "":
-			refuse(it.text, it.reason)
-		case tooMany:
-			// The bot does nothing rather than pick five: it cannot
-			// know which ones the user cares about.
-			refuse(it.text, ReasonTooMany)
-		default:
-			res.Addresses = append(res.Addresses, it.addr)
-		}
-	}
-	switch {
-	case tooMany:
-		res.Reason = ReasonTooMany
-	case len(res.Refused) > 0:
+	res.Addresses = append(res.Addresses, c.addrs...)
+	if c.nRefused > 0 {
+		res.Refused = c.refused[:min(len(c.refused), MaxListed-len(c.addrs))]
+		res.Dropped = c.nRefused - len(res.Refused)
 		res.Reason = res.Refused[0].Reason
 	}
 	return res

@@ -15,11 +15,16 @@ type item struct {
 	reason string
 }
 
-// collector gathers items in order of appearance, each distinct one once.
+// collector gathers what scan finds, each distinct thing once: the first
+// MaxAddresses addresses, then, in order of appearance, up to MaxListed
+// refusals (later addresses are refused with ReasonOverLimit), and a count
+// of the refusals past those. Its size is bounded whatever the text; only
+// seen grows, by one key per distinct thing, to count each once.
 type collector struct {
-	items []item
-	seen  map[string]bool
-	nAddr int // accepted items
+	addrs    []string
+	refused  []Refusal
+	nRefused int // distinct refusals, listed or not
+	seen     map[string]bool
 }
 
 func (c *collector) add(key string, it item) {
@@ -30,9 +35,16 @@ func (c *collector) add(key string, it item) {
 		return
 	}
 	c.seen[key] = true
-	c.items = append(c.items, it)
 	if it.reason == "" {
-		c.nAddr++
+		if len(c.addrs) < MaxAddresses {
+			c.addrs = append(c.addrs, it.addr)
+			return
+		}
+		it.reason = ReasonOverLimit
+	}
+	c.nRefused++
+	if len(c.refused) < MaxListed {
+		c.refused = append(c.refused, Refusal{Text: it.text, Reason: it.reason})
 	}
 }
 
@@ -146,10 +158,10 @@ func (c *collector) candidate(s string, x, y, b int) (next int, ok bool) {
 	end := y
 	if !ambiguous && addr.Is6() && end < len(s) && s[end] == '%' {
 		z := end + 1
-		for z < len(s) && (isWord(s[z]) || s[z] == '-') {
+		for z < len(s) && (isWord(s[z]) || s[z] == '-') && z-end <= maxZone {
 			z++
 		}
-		if z > end+1 {
+		if z > end+1 && (z == len(s) || !isWord(s[z]) && s[z] != '-') {
 			// The zone names an interface on the user's machine; it
 			// never matters to the firewall.
 			end = z
@@ -193,6 +205,11 @@ func (c *collector) candidate(s string, x, y, b int) (next int, ok bool) {
 	c.add("addr\x00"+n, item{text: text, addr: n})
 	return next, true
 }
+
+// maxZone bounds the zone after "%" (interface names have at most 15
+// bytes on Linux), so that the text of a refusal stays short: a longer one
+// is left out of the address.
+const maxZone = 32
 
 // boundedLeft reports whether an address may start at s[x]: what precedes
 // it (past any dots) is not part of a word, except that "IP192.0.2.1" is
