@@ -209,15 +209,16 @@ type Server struct {
 	// (default: discard).
 	Log *slog.Logger
 
-	mu        sync.Mutex
-	instances map[string]*Instance
-	docs      map[string]Document
-	commands  map[string]*command
-	sent      []SentCommand
-	inject    map[string][]injected
-	ctx       context.Context
-	cancel    context.CancelFunc
-	wg        sync.WaitGroup
+	samplerOnce sync.Once
+	mu          sync.Mutex
+	instances   map[string]*Instance
+	docs        map[string]Document
+	commands    map[string]*command
+	sent        []SentCommand
+	inject      map[string][]injected
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 type injected struct {
@@ -949,12 +950,14 @@ func (s *Server) deliver(c *command, inv *invocation, timeout <-chan time.Time) 
 	return true
 }
 
+// sampler is Sampler or a default; it takes its own lock, so callers may
+// hold s.mu.
 func (s *Server) sampler() *latency.Sampler {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.Sampler == nil {
-		s.Sampler = latency.NewSampler(1)
-	}
+	s.samplerOnce.Do(func() {
+		if s.Sampler == nil {
+			s.Sampler = latency.NewSampler(1)
+		}
+	})
 	return s.Sampler
 }
 

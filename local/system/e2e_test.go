@@ -85,7 +85,7 @@ func realHosts() (bool, string) {
 }
 
 // startReal starts a System with real hosts, or skips the test.
-func startReal(t *testing.T, ctx context.Context, opts Options) *System {
+func startReal(t testing.TB, ctx context.Context, opts Options) *System {
 	t.Helper()
 	real, why := realHosts()
 	if !real {
@@ -95,7 +95,7 @@ func startReal(t *testing.T, ctx context.Context, opts Options) *System {
 	return start(t, ctx, opts)
 }
 
-func start(t *testing.T, ctx context.Context, opts Options) *System {
+func start(t testing.TB, ctx context.Context, opts Options) *System {
 	t.Helper()
 	if opts.Wait == 0 {
 		opts.Wait = e2eWait
@@ -155,7 +155,7 @@ func repliesTo(s *System, messageID string) []chatworkfake.Message {
 // ask posts an employee's message and waits until its execution has ended;
 // it returns the one reply (failing unless there is exactly one, in the
 // asking room, replying to the asker).
-func ask(t *testing.T, ctx context.Context, s *System, account, text string) (chatworkfake.Message, sfnfake.Execution, string) {
+func ask(t testing.TB, ctx context.Context, s *System, account, text string) (chatworkfake.Message, sfnfake.Execution, string) {
 	t.Helper()
 	status, id, err := s.Say(ctx, account, text)
 	if err != nil || status != 200 {
@@ -165,7 +165,7 @@ func ask(t *testing.T, ctx context.Context, s *System, account, text string) (ch
 }
 
 // answered waits for the execution of message id and returns its one reply.
-func answered(t *testing.T, ctx context.Context, s *System, account, id string) (chatworkfake.Message, sfnfake.Execution, string) {
+func answered(t testing.TB, ctx context.Context, s *System, account, id string) (chatworkfake.Message, sfnfake.Execution, string) {
 	t.Helper()
 	ex, err := s.WaitExecution(ctx, ExecutionName(id))
 	if err != nil {
@@ -199,7 +199,7 @@ func bodies(ms []chatworkfake.Message) []string {
 
 // attack makes each listed host block each address (hosts in parallel; a
 // host's own attacks one after the other, as its log is one file).
-func attack(t *testing.T, ctx context.Context, plan map[*Host][]string) {
+func attack(t testing.TB, ctx context.Context, plan map[*Host][]string) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, len(plan))
@@ -221,7 +221,7 @@ func attack(t *testing.T, ctx context.Context, plan map[*Host][]string) {
 }
 
 // blocks reads a host's firewall.
-func blocks(t *testing.T, ctx context.Context, h *Host) []string {
+func blocks(t testing.TB, ctx context.Context, h *Host) []string {
 	t.Helper()
 	b, err := h.Blocked(ctx)
 	if err != nil {
@@ -235,7 +235,7 @@ func blocking(entries []string, addr string) bool {
 }
 
 // refresh runs the scheduled refresh machine once and requires success.
-func refresh(t *testing.T, ctx context.Context, s *System) sfnfake.Execution {
+func refresh(t testing.TB, ctx context.Context, s *System) sfnfake.Execution {
 	t.Helper()
 	ex, err := s.Refresh(ctx)
 	if err != nil {
@@ -279,7 +279,7 @@ func alertsFor(s *System, execution string) []chatworkfake.Message {
 	return out
 }
 
-func hostList(t *testing.T, ctx context.Context, s *System, h *Host) *banlist.HostList {
+func hostList(t testing.TB, ctx context.Context, s *System, h *Host) *banlist.HostList {
 	t.Helper()
 	l, _, err := banlist.ReadHost(ctx, s.S3Client(), banlists, h.InstanceID)
 	if err != nil {
@@ -288,7 +288,7 @@ func hostList(t *testing.T, ctx context.Context, s *System, h *Host) *banlist.Ho
 	return l
 }
 
-func index(t *testing.T, ctx context.Context, s *System) map[string]banlist.IndexHost {
+func index(t testing.TB, ctx context.Context, s *System) map[string]banlist.IndexHost {
 	t.Helper()
 	ix, _, err := banlist.ReadIndex(ctx, s.S3Client(), banlists)
 	if err != nil {
@@ -313,7 +313,7 @@ func indexHas(h banlist.IndexHost, addr string) bool {
 	return len(h.AppendMatches(nil, netip.MustParseAddr(addr))) > 0
 }
 
-func reportTime(t *testing.T, l *banlist.HostList) time.Time {
+func reportTime(t testing.TB, l *banlist.HostList) time.Time {
 	t.Helper()
 	tm, err := time.Parse(time.RFC3339, l.Report.Time)
 	if err != nil {
@@ -1083,7 +1083,7 @@ func TestE2EBurst(t *testing.T) {
 // logScriptTimes says how long the host scripts of the commands ran and how
 // long they queued, read back through the SSM API (for the burst's time
 // budget: a slow run shows whether the hosts or the rest was slow).
-func logScriptTimes(t *testing.T, ctx context.Context, s *System, cmds []ssmfake.SentCommand) {
+func logScriptTimes(t testing.TB, ctx context.Context, s *System, cmds []ssmfake.SentCommand) {
 	t.Helper()
 	client := ssm.NewFromConfig(s.awsCfg)
 	run, queued := map[string][]time.Duration{}, map[string][]time.Duration{}
@@ -1111,7 +1111,7 @@ func logScriptTimes(t *testing.T, ctx context.Context, s *System, cmds []ssmfake
 
 // unbanChanges counts a host's unban runs for addr and the results among
 // them that say the address was blocked (and so removed) by that run.
-func unbanChanges(t *testing.T, h *Host, addr string) (runs, changes int) {
+func unbanChanges(t testing.TB, h *Host, addr string) (runs, changes int) {
 	t.Helper()
 	for _, out := range h.UnbanOutputs() {
 		var u hostreport.Unban

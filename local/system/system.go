@@ -230,8 +230,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
 		Substitutions: statemachine.LocalSubstitutions(Region, Account),
 		Region:        Region, Account: Account,
-		Defaults:      defaults,
-		Stderr:        logOut,
+		Defaults: defaults,
+		Stderr:   logOut,
 	})
 	if err != nil {
 		return nil, err

@@ -92,11 +92,12 @@ type Bridge struct {
 	Latency *latency.Profile
 	Sampler *latency.Sampler // default: seeded with 2
 
-	mu       sync.Mutex
-	handlers map[string]*lambdapool.Pool
-	faults   map[string][]*Fault
-	calls    []Call
-	inflight sync.WaitGroup
+	samplerOnce sync.Once
+	mu          sync.Mutex
+	handlers    map[string]*lambdapool.Pool
+	faults      map[string][]*Fault
+	calls       []Call
+	inflight    sync.WaitGroup
 }
 
 // invoke runs the handler on one instance of the function (lambdapool),
@@ -119,11 +120,11 @@ func (b *Bridge) invoke(ctx context.Context, f *lambdapool.Pool, payload []byte)
 }
 
 func (b *Bridge) sampler() *latency.Sampler {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.Sampler == nil {
-		b.Sampler = latency.NewSampler(2)
-	}
+	b.samplerOnce.Do(func() {
+		if b.Sampler == nil {
+			b.Sampler = latency.NewSampler(2)
+		}
+	})
 	return b.Sampler
 }
 

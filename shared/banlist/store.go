@@ -1,7 +1,6 @@
 package banlist
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,11 +11,11 @@ import (
 	"slices"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/taskerr"
 )
 
@@ -32,7 +31,7 @@ type S3API interface {
 }
 
 // ErrNotFound is returned (wrapped) when an object does not exist.
-var ErrNotFound = errors.New("banlist: object not found")
+var ErrNotFound = s3obj.ErrNotFound
 
 // ErrConflict is returned (wrapped in a TransientError) when a conditional
 // write lost the race MaxAttempts times in a row.
@@ -47,35 +46,11 @@ type CorruptError struct {
 func (e *CorruptError) Error() string { return fmt.Sprintf("banlist: %s: %v", e.Key, e.Err) }
 func (e *CorruptError) Unwrap() error { return e.Err }
 
-// getObject reads a whole object and its ETag. Errors are classified
-// (transient or not); a missing key wraps ErrNotFound.
 func getObject(ctx context.Context, c ObjectGetter, bucket, key string) ([]byte, string, error) {
-	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	if err != nil {
-		if awserr.IsNotFound(err) {
-			return nil, "", fmt.Errorf("%s: %w", key, ErrNotFound)
-		}
-		return nil, "", awserr.Classify(fmt.Errorf("get s3://%s/%s: %w", bucket, key, err))
-	}
-	defer out.Body.Close()
-	var buf bytes.Buffer
-	if n := aws.ToInt64(out.ContentLength); n > 0 && n < 1<<30 {
-		buf.Grow(int(n) + bytes.MinRead)
-	}
-	if _, err := buf.ReadFrom(out.Body); err != nil {
-		return nil, "", taskerr.Transient(fmt.Errorf("read s3://%s/%s: %w", bucket, key, err))
-	}
-	return buf.Bytes(), aws.ToString(out.ETag), nil
+	return s3obj.Get(ctx, c, bucket, key)
 }
 
-func isConflict(err error) bool {
-	switch awserr.Code(err) {
-	case "PreconditionFailed", "ConditionalRequestConflict":
-		return true
-	}
-	s := awserr.HTTPStatus(err)
-	return s == 412 || s == 409
-}
+func isConflict(err error) bool { return s3obj.IsConflict(err) }
 
 // ReadIndex reads and decodes the index. A missing index wraps ErrNotFound;
 // an undecodable one returns a *CorruptError together with its ETag.
@@ -162,19 +137,7 @@ func backoff(ctx context.Context, n int) error {
 }
 
 func (s *Store) put(ctx context.Context, key string, body []byte, etag string) error {
-	in := &s3.PutObjectInput{
-		Bucket:      aws.String(s.Bucket),
-		Key:         aws.String(key),
-		Body:        bytes.NewReader(body),
-		ContentType: aws.String("application/json"),
-	}
-	if etag != "" {
-		in.IfMatch = aws.String(etag)
-	} else {
-		in.IfNoneMatch = aws.String("*")
-	}
-	_, err := s.Client.PutObject(ctx, in)
-	return err
+	return s3obj.Put(ctx, s.Client, s.Bucket, key, body, etag)
 }
 
 // PutResult says what PutHost did.

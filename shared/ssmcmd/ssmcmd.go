@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -18,12 +17,12 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
@@ -484,19 +483,8 @@ func InlineStdout(output string) (stdout string, complete bool) {
 }
 
 func getObject(ctx context.Context, c banlist.ObjectGetter, bucket, key string) ([]byte, error) {
-	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
-	if err != nil {
-		if awserr.IsNotFound(err) {
-			return nil, fmt.Errorf("s3://%s/%s: %w", bucket, key, banlist.ErrNotFound)
-		}
-		return nil, awserr.Classify(fmt.Errorf("get s3://%s/%s: %w", bucket, key, err))
-	}
-	defer out.Body.Close()
-	body, err := io.ReadAll(out.Body)
-	if err != nil {
-		return nil, awserr.Classify(fmt.Errorf("read s3://%s/%s: %w", bucket, key, err))
-	}
-	return body, nil
+	body, _, err := s3obj.Get(ctx, c, bucket, key)
+	return body, err
 }
 
 // parseS3URL splits an https S3 URL (path-style s3.REGION.amazonaws.com/

@@ -20,12 +20,6 @@ type Request struct {
 	SentAt    int64  `json:"sent_at"` // Unix time
 }
 
-// Lookup actions, read by the Choice state after LookUpBanLists.
-const (
-	ActionUnban     = "unban"
-	ActionNotBanned = "not_banned"
-)
-
 // Match says that Address is blocked on a host through Entry: the address
 // itself or a prefix containing it.
 type Match struct {
@@ -33,7 +27,7 @@ type Match struct {
 	Entry   string `json:"entry"`
 }
 
-// HostMatch is a host whose fresh ban list blocks at least one address.
+// HostMatch is a host whose stored ban list blocks at least one address.
 type HostMatch struct {
 	InstanceID string  `json:"instance_id"`
 	Host       string  `json:"host"`
@@ -45,21 +39,96 @@ type LookupInput struct {
 	Addresses []string `json:"addresses"`
 }
 
-// LookupResult is the lookup task's output.
+// MaxListed bounds the hosts a lookup result names (the state must stay far
+// below Step Functions' 256 KiB with any fleet); the rest are counted.
+const MaxListed = 20
+
+// LookupResult is what the stored lists said when the request came: the
+// audit's "before". The verdict never comes from here: every tagged host is
+// asked at request time (RemoveBlockOnHosts).
 type LookupResult struct {
-	Action string `json:"action"` // ActionUnban or ActionNotBanned
-	// Stale is true when some host's list is older than the freshness bound
-	// (or missing): a "not banned" answer cannot be trusted, so the unban runs
-	// on every tagged host (AllHosts) and the reply says so.
-	Stale       bool        `json:"stale"`
-	AllHosts    bool        `json:"all_hosts"`
-	Targets     []HostMatch `json:"targets"`      // hosts where a fresh list shows a block
-	InstanceIDs []string    `json:"instance_ids"` // where to run the unban when !AllHosts
-	StaleHosts  []string    `json:"stale_hosts,omitempty"`
+	Listed      []HostMatch `json:"listed"`       // hosts whose stored list blocks an address (at most MaxListed)
+	ListedHosts int         `json:"listed_hosts"` // all such hosts
+	Hosts       int         `json:"hosts"`        // hosts in the index
+	// StaleHosts counts lists older than the freshness bound: what the
+	// lists said about those hosts was already old.
+	StaleHosts int    `json:"stale_hosts"`
+	Oldest     string `json:"oldest,omitempty"` // the oldest list's report time, RFC 3339
 }
 
-// CommandRequest asks the unban task (document "unban") or the refresh-list
-// task (action "request", document "report") to send an SSM command.
+// UnbanInput is the unban task's input.
+type UnbanInput struct {
+	Addresses []string `json:"addresses"`
+	// Started is $$.Execution.StartTime: a command sent after it was sent
+	// after the message, so its answers are live for this request and it may
+	// be shared (Step Functions' clock, not Chatwork's).
+	Started   string `json:"started"`
+	Execution string `json:"execution"`
+}
+
+// UnbanCommand is the unban task's output: the one command whose answers
+// serve this request.
+type UnbanCommand struct {
+	CommandID string `json:"command_id"`
+	// SentAt is when it was sent (just before SendCommand), RFC 3339 with
+	// fractions.
+	SentAt string `json:"sent_at"`
+	// Deadline is when SSM gives up delivering it (its TimeoutSeconds).
+	Deadline string `json:"deadline"`
+	// Shared is true when another request sent it (a colleague behind the
+	// same address asked at the same time).
+	Shared bool `json:"shared"`
+	// Key is the coalescing record (shared/coalesce) of the addresses.
+	Key string `json:"key"`
+}
+
+// Check modes of wait-for-command.
+const (
+	// CheckReply: done once every targeted host has answered or is silent
+	// (not picked up within the pickup bound, or its agent not connected):
+	// what the reply needs.
+	CheckReply = "reply"
+	// CheckFinal: done once every host has answered or the command's
+	// deadline has passed: what a follow-up about late hosts needs.
+	CheckFinal = "final"
+)
+
+// UnbanCheckInput is wait-for-command's input for an unban command.
+type UnbanCheckInput struct {
+	UnbanCommand
+	Mode string `json:"mode"`
+}
+
+// MaxNamed bounds the hosts an unban check names in the state (those with
+// something to say: freed, failed, left alone, silent); hosts that simply
+// did not block the address are counted. The full per-host outcome is in S3
+// (OutcomeKey).
+const MaxNamed = 50
+
+// UnbanCheck is wait-for-command's answer for an unban command.
+type UnbanCheck struct {
+	Done bool `json:"done"`
+	// Hosts is the number of targeted hosts; Answered of those have
+	// answered (succeeded or failed).
+	Hosts    int `json:"hosts"`
+	Answered int `json:"answered"`
+	// Named are the hosts with something to say, at most MaxNamed, sorted
+	// by instance id; NotBlocked counts the hosts where no address was
+	// blocked; Unnamed those left out of Named by the cap.
+	Named      []HostOutcome `json:"named"`
+	NotBlocked int           `json:"not_blocked"`
+	Unnamed    int           `json:"unnamed,omitempty"`
+	// Silent are the hosts without an answer when the check ended (always
+	// present, possibly empty, for the ASL's Choice).
+	Silent []HostOutcome `json:"silent"`
+	// OutcomeKey is the S3 object with every host's outcome.
+	OutcomeKey string `json:"outcome_key"`
+	// CheckedAt is when the hosts' answers were read, RFC 3339.
+	CheckedAt string `json:"checked_at"`
+}
+
+// CommandRequest asks the refresh-list task (action "request", document
+// "report") to send an SSM command.
 type CommandRequest struct {
 	Addresses   []string `json:"addresses,omitempty"`
 	InstanceIDs []string `json:"instance_ids,omitempty"`
@@ -115,9 +184,11 @@ type CheckResult struct {
 
 // RefreshInput is refresh-list's input: Action "request" sends the report
 // document (CommandRequest fields apply); Action "store" reads the outputs of
-// CommandIDs and stores each host's report in S3.
+// CommandIDs and stores each host's report in S3; Action "store_unban" does
+// the same with the reports inside an unban command's outputs (the unban
+// script prints the host's post-unban report).
 type RefreshInput struct {
-	Action string `json:"action"` // "request" | "store"
+	Action string `json:"action"` // "request" | "store" | "store_unban"
 	CommandRequest
 	CommandRef
 }
@@ -151,16 +222,16 @@ type TaskError struct {
 type State struct {
 	Request Request         `json:"request"`
 	Parsed  *message.Result `json:"parsed,omitempty"`
-	Lookup  *LookupResult   `json:"lookup,omitempty"`
-	Unban   *CommandRef     `json:"unban,omitempty"`   // the sent unban command(s)
-	Check   *CheckResult    `json:"check,omitempty"`   // per-host unban outcome
-	Refresh *RefreshResult  `json:"refresh,omitempty"` // the report command, then what was stored
-	Report  *CheckResult    `json:"report,omitempty"`  // report command progress
+	Unban   *UnbanCommand   `json:"unban,omitempty"`  // the command answering this request
+	Lookup  *LookupResult   `json:"lookup,omitempty"` // what the stored lists said
+	Check   *UnbanCheck     `json:"check,omitempty"`  // the hosts' answers, for the reply
+	Late    *UnbanCheck     `json:"late,omitempty"`   // the answers after the reply (silent hosts)
+	Refresh *RefreshResult  `json:"refresh,omitempty"`
 	// Error is set by a Catch on the main path (the reply becomes a failure
-	// reply); RefreshError by a Catch on the list refresh after a finished
-	// unban (the reply still gives the unban result).
-	Error        *TaskError `json:"error,omitempty"`
-	RefreshError *TaskError `json:"refresh_error,omitempty"`
+	// reply); LookupError when the stored lists could not be read (the
+	// unban goes on: the verdict comes from the hosts).
+	Error       *TaskError `json:"error,omitempty"`
+	LookupError *TaskError `json:"lookup_error,omitempty"`
 }
 
 // Notify kinds.
@@ -174,6 +245,9 @@ const (
 	NotifyAlert = "alert"
 	// NotifyBans announces new blocks in the ban-notification room.
 	NotifyBans = "ban_notice"
+	// NotifyFollowUp tells the asker that a host silent at reply time has
+	// since freed the address (nothing is posted otherwise).
+	NotifyFollowUp = "follow_up"
 )
 
 // NotifyInput is the notify task's input.

@@ -1,0 +1,152 @@
+package system
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"sshguard-unban/local/latency"
+	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/ssmdoc"
+)
+
+// BenchmarkRequestLatency is `make latency`: the time an employee waits,
+// from posting the message to the bot's final answer, with every local
+// endpoint taking the time the production model (local/latency.AWS) gives
+// it and the state machines using their own Wait and Retry settings. The
+// employee was blocked a moment ago (the scenario the product is for): each
+// request attacks one host with real sshguard, then asks at once. Requests
+// arrive one per LATENCY_SPACING (default 1 s), so a few overlap, as they do
+// in an office.
+//
+// The floor is measured in the same run under the same model: one SSM round
+// trip (SendCommand of the unban document to the one host, GetCommandInvocation
+// every 100 ms until it has finished) plus one Chatwork post, with no
+// orchestration at all. The last line is for scripts:
+//
+//	LATENCY p50_s=… p95_s=… floor_p50_s=… ratio=…
+func BenchmarkRequestLatency(b *testing.B) {
+	n := envInt("LATENCY_REQUESTS", 50)
+	spacing := time.Duration(envInt("LATENCY_SPACING_MS", 1000)) * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	real, _ := realHosts()
+	// BEFORE-ONLY: lists always stale, so the old path takes its unban
+	// route (its lookup trusts lists up to five minutes old).
+	s := start(b, ctx, Options{Latency: &latency.AWS, Simulate: !real, Freshness: time.Second})
+	refresh(b, ctx, s)
+
+	for b.Loop() {
+		e2e := requestLatencies(b, ctx, s, n, spacing)
+		floor := floorLatencies(b, ctx, s, min(n, 20))
+		p50, p95, f50 := pct(e2e, 50), pct(e2e, 95), pct(floor, 50)
+		ratio := float64(p50) / float64(f50)
+		b.ReportMetric(p50.Seconds(), "p50_s")
+		b.ReportMetric(p95.Seconds(), "p95_s")
+		b.ReportMetric(f50.Seconds(), "floor_p50_s")
+		b.ReportMetric(ratio, "ratio")
+		fmt.Printf("hosts=%s requests=%d spacing=%v message→reply p50=%v p95=%v max=%v; floor p50=%v p95=%v\n",
+			hostKind(s), n, spacing, p50.Round(time.Millisecond), p95.Round(time.Millisecond), slices.Max(e2e).Round(time.Millisecond),
+			f50.Round(time.Millisecond), pct(floor, 95).Round(time.Millisecond))
+		fmt.Printf("LATENCY p50_s=%.2f p95_s=%.2f floor_p50_s=%.2f ratio=%.2f\n", p50.Seconds(), p95.Seconds(), f50.Seconds(), ratio)
+	}
+}
+
+// requestLatencies sends n requests, each for an address blocked just
+// before on one host, and returns message→reply for each.
+func requestLatencies(b *testing.B, ctx context.Context, s *System, n int, spacing time.Duration) []time.Duration {
+	var mu sync.Mutex
+	var out []time.Duration
+	var wg sync.WaitGroup
+	tick := time.NewTicker(spacing)
+	defer tick.Stop()
+	for i := range n {
+		addr := fmt.Sprintf("198.51.100.%d", 10+i%200)
+		h := s.Hosts[i%len(s.Hosts)]
+		if err := h.Attack(ctx, addr); err != nil {
+			b.Fatal(err)
+		}
+		account := strconv.Itoa(3900000 + i)
+		sent := time.Now()
+		status, id, err := s.Say(ctx, account, addr+" がブロックされました。解除をお願いします")
+		if err != nil || status != http.StatusOK {
+			b.Fatalf("webhook: %d %v", status, err)
+		}
+		wg.Go(func() {
+			reply, err := s.ReplyTo(ctx, id)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if !strings.Contains(reply.Body, addr) {
+				b.Errorf("reply to %s does not name %s: %q", account, addr, reply.Body)
+			}
+			if bl, err := h.Blocked(ctx); err != nil || blocking(bl, addr) {
+				b.Errorf("after the reply %s still blocks %s (%v)", h.Name, addr, err)
+			}
+			mu.Lock()
+			out = append(out, reply.Time.Sub(sent))
+			mu.Unlock()
+		})
+		<-tick.C
+	}
+	wg.Wait()
+	if len(out) != n {
+		b.Fatalf("%d of %d requests answered", len(out), n)
+	}
+	return out
+}
+
+// floorLatencies measures, k times, what no design can beat: one SSM round
+// trip to one host and one Chatwork post, through the same local endpoints
+// under the same model.
+func floorLatencies(b *testing.B, ctx context.Context, s *System, k int) []time.Duration {
+	client := ssm.NewFromConfig(s.awsCfg)
+	chat := &chatwork.Client{BaseURL: s.ChatURL, Token: func(context.Context) (string, error) { return s.apiToken, nil }}
+	var out []time.Duration
+	for i := range k {
+		h := s.Hosts[i%len(s.Hosts)]
+		start := time.Now()
+		sent, err := client.SendCommand(ctx, &ssm.SendCommandInput{
+			DocumentName: aws.String(UnbanDocument), InstanceIds: []string{h.InstanceID},
+			Parameters:         map[string][]string{ssmdoc.AddressesParam: {fmt.Sprintf("203.0.113.%d", 100+i)}},
+			OutputS3BucketName: aws.String(Bucket), OutputS3KeyPrefix: aws.String("floor"),
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			inv, err := client.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String(h.InstanceID)})
+			if err == nil && inv.Status == types.CommandInvocationStatusSuccess {
+				break
+			}
+			if err == nil && (inv.Status == types.CommandInvocationStatusFailed || inv.Status == types.CommandInvocationStatusTimedOut) {
+				b.Fatalf("floor command on %s: %s", h.Name, inv.Status)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if _, err := chat.PostMessage(ctx, AskRoomID, "floor"); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
