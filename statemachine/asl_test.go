@@ -190,23 +190,24 @@ func TestTaskErrorPolicy(t *testing.T) {
 	}
 }
 
-// TestUnbanFailureRouting pins where each failure goes: main path →
-// ReplyFailure with $.error; the list refresh after the unban →
-// ReplyToUser with $.refresh_error; the replies → AlertSREs → Failed.
+// TestUnbanFailureRouting pins where each failure goes: before the reply →
+// ReplyFailure with $.error (the lookup, which decides nothing, goes on with
+// $.lookup_error); after the reply → AlertSREs, never a second reply; the
+// failure replies → AlertSREs → Failed.
 func TestUnbanFailureRouting(t *testing.T) {
 	d := parseDef(t, statemachine.Unban)
 	want := map[string][2]string{
-		"ReadTheMessage":       {"ReplyFailure", "$.error"},
-		"LookUpBanLists":       {"ReplyFailure", "$.error"},
-		"RemoveBlockOnHosts":   {"ReplyFailure", "$.error"},
-		"CheckUnbanCommand":    {"ReplyFailure", "$.error"},
-		"RequestFreshBanLists": {"ReplyToUser", "$.refresh_error"},
-		"CheckReportCommand":   {"ReplyToUser", "$.refresh_error"},
-		"StoreBanLists":        {"ReplyToUser", "$.refresh_error"},
-		"ReplyToUser":          {"ReplyFailure", "$.error"},
-		"AnnounceNewBans":      {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
-		"ReplyFailure":         {"AlertSREs", "null"},
-		"AlertSREs":            {"Failed", "null"},
+		"ReadTheMessage":     {"ReplyFailure", "$.error"},
+		"RemoveBlockOnHosts": {"ReplyFailure", "$.error"},
+		"LookUpBanLists":     {"CheckUnbanCommand", "$.lookup_error"},
+		"CheckUnbanCommand":  {"ReplyFailure", "$.error"},
+		"ReplyToUser":        {"ReplyFailure", "$.error"},
+		"WaitForLateHosts":   {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
+		"FollowUp":           {"AlertSREs", "$.error"},
+		"StoreBanLists":      {"AlertSREs", "$.error"},
+		"AnnounceNewBans":    {"AlertSREs", "$.error"},
+		"ReplyFailure":       {"AlertSREs", "null"},
+		"AlertSREs":          {"Failed", "null"},
 	}
 	for sn, s := range d.States {
 		if s.Type != "Task" {
@@ -225,21 +226,19 @@ func TestUnbanFailureRouting(t *testing.T) {
 			t.Errorf("%s catches to %v, want %v", sn, got, w)
 		}
 	}
-	// After the reply only the announcement of new bans may follow.
-	if d.States["ReplyToUser"].Next != "AnyNewBans" || d.States["AnyNewBans"].Default != "Done" ||
-		d.States["AnnounceNewBans"].Next != "Done" || d.States["Done"].Type != "Succeed" {
-		t.Error("ReplyToUser → AnyNewBans → (AnnounceNewBans →) Done")
-	}
-	afterReply := map[string]bool{"ReplyToUser": true, "AnyNewBans": true, "AnnounceNewBans": true}
 	if d.States["ReplyFailure"].Next != "AlertSREs" || d.States["AlertSREs"].Next != "Failed" || d.States["Failed"].Type != "Fail" {
 		t.Error("ReplyFailure → AlertSREs → Failed")
 	}
-	// Every path ends in one of the reply states: no state but the replies
-	// and the failure path reaches Done or Failed.
+	// Every path to Done passes a reply: Done and Failed are reached only
+	// from the states after ReplyToUser and from the failure path.
+	afterReply := map[string]bool{}
+	for _, sn := range []string{"ReplyToUser", "AnySilentHosts", "WaitForLateHosts", "AreLateHostsDone", "FollowUp", "StoreBanLists", "AnyNewBans", "AnnounceNewBans"} {
+		afterReply[sn] = true
+	}
 	for sn, s := range d.States {
 		for _, next := range nexts(s) {
 			if (next == "Done" && !afterReply[sn]) || (next == "Failed" && sn != "AlertSREs") ||
-				(next == "AnyNewBans" && sn != "ReplyToUser") || (next == "AnnounceNewBans" && sn != "AnyNewBans") {
+				(afterReply[next] && !afterReply[sn] && next != "ReplyToUser") {
 				t.Errorf("%s goes to %s without a reply", sn, next)
 			}
 		}
@@ -269,7 +268,7 @@ func nexts(s state) []string {
 var taskTypes = map[string][2]reflect.Type{
 	"parse":            {reflect.TypeFor[workflow.Request](), reflect.TypeFor[message.Result]()},
 	"lookup":           {reflect.TypeFor[workflow.LookupInput](), reflect.TypeFor[workflow.LookupResult]()},
-	"unban":            {reflect.TypeFor[workflow.CommandRequest](), reflect.TypeFor[workflow.CommandRef]()},
+	"unban":            {reflect.TypeFor[workflow.UnbanInput](), reflect.TypeFor[workflow.UnbanCommand]()},
 	"wait-for-command": {reflect.TypeFor[workflow.CheckInput](), reflect.TypeFor[workflow.CheckResult]()},
 	"refresh-list":     {reflect.TypeFor[workflow.RefreshInput](), reflect.TypeFor[workflow.RefreshResult]()},
 	"notify":           {reflect.TypeFor[workflow.NotifyInput](), reflect.TypeFor[workflow.NotifyResult]()},
@@ -406,7 +405,17 @@ func checkTemplate(t *testing.T, where string, tmpl map[string]any, from, into r
 		if isPath {
 			p := v.(string)
 			if strings.HasPrefix(p, "$$.") {
-				continue // context object: execution name, a string
+				continue // context object: execution name and start time, strings
+			}
+			if inner, ok := strings.CutPrefix(p, "States.Array("); ok {
+				// One path in, a list of its type out.
+				elem := resolve(t, where, from, strings.TrimSuffix(inner, ")"))
+				if ft.Kind() != reflect.Slice {
+					t.Errorf("%s: States.Array into %s, not a list", where+" "+key, ft)
+				} else {
+					checkAssign(t, where+" "+key, elem, ft.Elem())
+				}
+				continue
 			}
 			checkAssign(t, where+" "+key, resolve(t, where, from, p), ft)
 			continue

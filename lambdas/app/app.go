@@ -28,6 +28,7 @@ import (
 	"sshguard-unban/lambdas/waitforcommand"
 	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/ssmcmd"
@@ -74,15 +75,20 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			Freshness: e.seconds("FRESHNESS_SECONDS"),
 		}, log).Handle
 	case functions.Unban:
-		h = unban.New(ssm.NewFromConfig(cfg), unban.Config{
+		h = unban.New(ssm.NewFromConfig(cfg), coalesceStore(&e, cfg), unban.Config{
 			UnbanDocument: e.need("UNBAN_DOCUMENT"),
 			Delivery:      delivery(&e),
 		}, log).Handle
 	case functions.WaitForCommand:
-		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), waitforcommand.Config{
-			StepName:     ssmdoc.UnbanStep,
-			OutputBucket: e.get("COMMAND_OUTPUT_BUCKET"),
-			OutputPrefix: e.get("COMMAND_OUTPUT_PREFIX"),
+		h = waitforcommand.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), coalesceStore(&e, cfg), waitforcommand.Config{
+			StepName:      ssmdoc.UnbanStep,
+			OutputBucket:  e.get("COMMAND_OUTPUT_BUCKET"),
+			OutputPrefix:  e.get("COMMAND_OUTPUT_PREFIX"),
+			TagKey:        e.need("TARGET_TAG_KEY"),
+			TagValue:      e.need("TARGET_TAG_VALUE"),
+			Bucket:        e.need("BANLIST_BUCKET"),
+			OutcomePrefix: CommandOutcomePrefix,
+			LeasePrefix:   CommandLeasePrefix,
 		}, log).Handle
 	case functions.RefreshList:
 		h = refreshlist.New(ssm.NewFromConfig(cfg), s3Client(&e, cfg), refreshlist.Config{
@@ -106,11 +112,13 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			},
 			HTTP: &http.Client{Timeout: 10 * time.Second},
 		}
-		h = notify.New(client, notify.S3Marks{Client: s3Client(&e, cfg), Bucket: e.need("BANLIST_BUCKET")}, notify.Config{
+		h = notify.New(client, s3Client(&e, cfg), notify.Config{
 			NotifyRoomID: e.get("NOTIFY_ROOM_ID"),
 			SRERoomID:    e.get("SRE_ROOM_ID"),
 			Locale:       e.get("LOCALE"),
+			Bucket:       e.need("BANLIST_BUCKET"),
 			MarkPrefix:   e.get("REPLY_MARK_PREFIX"),
+			OutboxPrefix: OutboxPrefix,
 		}, log).Handle
 	default:
 		return nil, fmt.Errorf("app: no handler named %q (want one of %s)", name, strings.Join(Names, ", "))
@@ -133,6 +141,11 @@ func delivery(e *env) ssmcmd.Delivery {
 		OutputBucket:   e.get("COMMAND_OUTPUT_BUCKET"),
 		OutputPrefix:   e.get("COMMAND_OUTPUT_PREFIX"),
 	}
+}
+
+// coalesceStore is where requests for the same addresses share commands.
+func coalesceStore(e *env, cfg aws.Config) *coalesce.Store {
+	return &coalesce.Store{S3: s3Client(e, cfg), Bucket: e.need("BANLIST_BUCKET"), Prefix: CoalescePrefix}
 }
 
 func secretSource(e *env, cfg aws.Config) *secrets.Source {

@@ -16,6 +16,15 @@ const (
 	BanlistPrefix       = "banlists/"
 	CommandOutputPrefix = "command-output/"
 	ReplyMarkPrefix     = "replies/"
+	// CommandsPrefix holds the request path's shared state: the commands
+	// requests share (coalesce), each unban command's outcome and its
+	// poller's lease. It lives minutes; a lifecycle rule expires it.
+	CommandsPrefix       = "commands/"
+	CoalescePrefix       = CommandsPrefix + "coalesce/"
+	CommandOutcomePrefix = CommandsPrefix + "outcome/"
+	CommandLeasePrefix   = CommandsPrefix + "lease/"
+	// OutboxPrefix holds replies waiting to be posted (merged per room).
+	OutboxPrefix = "outbox/"
 )
 
 // Defaults of the settings a deployment may change; the code falls back to
@@ -94,10 +103,12 @@ func Environment(handler string, d Deployment) map[string]string {
 			"FRESHNESS_SECONDS", secs(d.Freshness, DefaultFreshness))
 		s3()
 	case functions.Unban:
-		set("UNBAN_DOCUMENT", d.UnbanDocument)
+		set("UNBAN_DOCUMENT", d.UnbanDocument, "BANLIST_BUCKET", d.Bucket)
 		delivery()
+		s3()
 	case functions.WaitForCommand:
-		set("COMMAND_OUTPUT_BUCKET", d.Bucket, "COMMAND_OUTPUT_PREFIX", CommandOutputPrefix)
+		set("COMMAND_OUTPUT_BUCKET", d.Bucket, "COMMAND_OUTPUT_PREFIX", CommandOutputPrefix, "BANLIST_BUCKET", d.Bucket,
+			"TARGET_TAG_KEY", d.TagKey, "TARGET_TAG_VALUE", d.TagValue)
 		s3()
 	case functions.RefreshList:
 		set("REPORT_DOCUMENT", d.ReportDocument, "BANLIST_BUCKET", d.Bucket, "BANLIST_PREFIX", BanlistPrefix)

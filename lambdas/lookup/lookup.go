@@ -1,11 +1,9 @@
-// Package lookup serves the unban machine's LookUpBanLists state: it reads the ban-list index
-// from S3 and says on which hosts the asked addresses are blocked.
-//
-// A "not banned" answer is only given when every known host's list is
-// fresh. When the index is missing (never refreshed), lists no host, or
-// holds a list older than Config.Freshness, the result is Stale, AllHosts
-// and Action unban: the unban then runs on every tagged host, while Targets
-// still shows what the fresh lists say.
+// Package lookup serves the unban machine's LookUpBanLists state: it reads
+// the ban-list index from S3 and records which hosts the stored lists say
+// block the asked addresses, and how old those lists are. It runs while the
+// unban command is with the hosts and decides nothing: the lists are up to a
+// minute old, and the answer comes from the hosts themselves. The execution
+// history then shows both, what the lists said and what the hosts did.
 package lookup
 
 import (
@@ -23,9 +21,9 @@ import (
 	"sshguard-unban/shared/workflow"
 )
 
-// DefaultFreshness is how old a host's list may be for a "not banned"
-// answer to be trusted: five scheduled refreshes at the default rate of one
-// a minute (cdk/ uses the same default).
+// DefaultFreshness is the age from which a stored list counts as stale in
+// the audit (five scheduled refreshes at the default rate of one a minute;
+// cdk/ uses the same default).
 const DefaultFreshness = 5 * time.Minute
 
 // MaxAddresses bounds one request (what one message may ask for).
@@ -72,13 +70,13 @@ func (h *Handler) Handle(ctx context.Context, in workflow.LookupInput) (workflow
 	ix, _, err := banlist.ReadIndex(ctx, h.S3, loc)
 	switch {
 	case errors.Is(err, banlist.ErrNotFound):
-		h.Log.Warn("ban-list index missing; answering from no list", "key", loc.IndexKey())
+		h.Log.Warn("ban-list index missing; no list to record", "key", loc.IndexKey())
 		ix = &banlist.Index{}
 	case err != nil:
 		var corrupt *banlist.CorruptError
 		if errors.As(err, &corrupt) {
-			// An unreadable index must not block unbans: take the safe path.
-			h.Log.Error("ban-list index unreadable; treating every list as stale", "error", err)
+			// An unreadable index must not block the unban.
+			h.Log.Error("ban-list index unreadable; no list to record", "error", err)
 			ix = &banlist.Index{}
 			break
 		}
@@ -86,8 +84,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.LookupInput) (workflow
 	}
 	res := Match(ix, addrs, h.Cfg.Now(), h.Cfg.Freshness)
 	h.Log.Info("lookup",
-		"addresses", len(addrs), "hosts", len(ix.Hosts), "matched_hosts", len(res.Targets),
-		"stale", res.Stale, "stale_hosts", len(res.StaleHosts), "action", res.Action)
+		"addresses", len(addrs), "hosts", res.Hosts, "listed_hosts", res.ListedHosts, "stale_hosts", res.StaleHosts)
 	return res, nil
 }
 
@@ -112,17 +109,22 @@ func parseAddresses(in []string) ([]netip.Addr, error) {
 }
 
 // Match answers a lookup from an index (exported for the benchmark and for
-// tools). Hosts whose list is older than freshness are listed in StaleHosts
-// and contribute no Targets.
+// tools): the hosts whose list blocks an address (at most
+// workflow.MaxListed named), how many lists there are and how many are
+// older than freshness.
 func Match(ix *banlist.Index, addrs []netip.Addr, now time.Time, freshness time.Duration) workflow.LookupResult {
-	res := workflow.LookupResult{Targets: []workflow.HostMatch{}, InstanceIDs: []string{}}
+	res := workflow.LookupResult{Listed: []workflow.HostMatch{}, Hosts: len(ix.Hosts)}
 	oldest := now.Add(-freshness)
+	var first time.Time
 	var buf []netip.Prefix
 	for i := range ix.Hosts {
 		hst := &ix.Hosts[i]
-		if t := hst.ListTime(); t.IsZero() || t.Before(oldest) {
-			res.StaleHosts = append(res.StaleHosts, hst.InstanceID)
-			continue
+		t := hst.ListTime()
+		if t.IsZero() || t.Before(oldest) {
+			res.StaleHosts++
+		}
+		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
+			first = t
 		}
 		var matches []workflow.Match
 		for _, a := range addrs {
@@ -131,20 +133,16 @@ func Match(ix *banlist.Index, addrs []netip.Addr, now time.Time, freshness time.
 				matches = append(matches, workflow.Match{Address: a.String(), Entry: banlist.EntryString(p)})
 			}
 		}
-		if len(matches) > 0 {
-			res.Targets = append(res.Targets, workflow.HostMatch{InstanceID: hst.InstanceID, Host: hst.Host, Matches: matches})
-			res.InstanceIDs = append(res.InstanceIDs, hst.InstanceID)
+		if len(matches) == 0 {
+			continue
+		}
+		res.ListedHosts++
+		if len(res.Listed) < workflow.MaxListed {
+			res.Listed = append(res.Listed, workflow.HostMatch{InstanceID: hst.InstanceID, Host: hst.Host, Matches: matches})
 		}
 	}
-	res.Stale = len(ix.Hosts) == 0 || len(res.StaleHosts) > 0
-	switch {
-	case res.Stale:
-		res.AllHosts = true
-		res.Action = workflow.ActionUnban
-	case len(res.Targets) > 0:
-		res.Action = workflow.ActionUnban
-	default:
-		res.Action = workflow.ActionNotBanned
+	if !first.IsZero() {
+		res.Oldest = first.UTC().Format(time.RFC3339)
 	}
 	return res
 }

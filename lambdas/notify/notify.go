@@ -1,9 +1,15 @@
 // Package notify is the task that talks to people: the one reply to the
-// asker (the unban machine's ReplyToUser and ReplyFailure states), alerts
-// in the SRE room (AlertSREs, in both machines), and ban notifications
-// (AnnounceNewBans, in both). Each message is
-// recorded under a per-execution key before the task returns, so a retried
-// or redriven execution never posts the same message twice.
+// asker (the unban machine's ReplyToUser and ReplyFailure states), the
+// follow-up when a host that was silent at reply time freed the address
+// later (FollowUp), alerts in the SRE room (AlertSREs, in both machines),
+// and ban notifications (AnnounceNewBans, in both).
+//
+// Every message is recorded under a per-execution mark before the task
+// returns, so a retried or redriven execution never posts it twice. Replies
+// go through a per-room outbox (outbox.go): replies with the same text to
+// askers in one room are merged into one message that mentions them all,
+// which keeps a whole office asking at once inside Chatwork's limit of 10
+// posts per 10 seconds per room.
 package notify
 
 import (
@@ -12,9 +18,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
-	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
@@ -24,41 +31,56 @@ type Poster interface {
 	PostMessage(ctx context.Context, roomID, body string) (messageID string, err error)
 }
 
-// Marks remembers which messages an execution has posted (S3 in AWS).
-type Marks interface {
-	Get(ctx context.Context, key string) (value []byte, found bool, err error)
-	Put(ctx context.Context, key string, value []byte) error
-}
-
 // Config is the notify task's environment.
 type Config struct {
 	NotifyRoomID string // ban notifications
 	SRERoomID    string // alerts
 	Locale       string // "ja" (default) or "en"
+	Bucket       string // marks and outbox
 	MarkPrefix   string // e.g. "replies/"
+	OutboxPrefix string // e.g. "outbox/"
 	// MaxBanNotices bounds the messages one refresh posts (Chatwork limits
 	// posting to one room); the rest are summarised in one more message.
 	MaxBanNotices int
+	// SilentAlertPeriod: a silent host is reported to the SRE room once per
+	// period, not once per request (default 1 hour).
+	SilentAlertPeriod time.Duration
+	// ReplyWait bounds how long a reply waits for the room's outbox to post
+	// it (default 40 s, below the function timeout).
+	ReplyWait time.Duration
+	Now       func() time.Time
 }
 
 // Handler posts the messages.
 type Handler struct {
 	Chat  Poster
-	Marks Marks
+	Store s3obj.API
 	Cfg   Config
 	Log   *slog.Logger
 }
 
 // New returns a Handler with defaults filled in; log nil means
 // slog.Default().
-func New(chat Poster, marks Marks, cfg Config, log *slog.Logger) *Handler {
+func New(chat Poster, store s3obj.API, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxBanNotices <= 0 {
 		cfg.MaxBanNotices = 10
+	}
+	if cfg.SilentAlertPeriod <= 0 {
+		cfg.SilentAlertPeriod = time.Hour
+	}
+	if cfg.ReplyWait <= 0 {
+		cfg.ReplyWait = 40 * time.Second
+	}
+	if cfg.OutboxPrefix == "" {
+		cfg.OutboxPrefix = "outbox/"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Handler{Chat: chat, Marks: marks, Cfg: cfg, Log: log}
+	return &Handler{Chat: chat, Store: store, Cfg: cfg, Log: log}
 }
 
 // Handle posts what the input's kind asks for.
@@ -74,50 +96,77 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		if r.RoomID == "" || r.MessageID == "" || r.AccountID == "" {
 			return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "request lacks room, message or account id"}
 		}
-		text, problem := l.failureText(in.Execution), true
+		reply := l.failureReply(in.Execution)
 		if in.Kind == workflow.NotifyReply {
-			text, problem = l.userReply(st)
+			reply = l.userReply(st)
 		}
 		// Both kinds share one mark: whichever runs first is the only reply.
-		res, err := h.once(ctx, in.Execution+"/user", r.RoomID, chatwork.ReplyTo(r.AccountID, r.RoomID, r.MessageID)+text)
-		if err != nil || !problem || in.Kind == workflow.NotifyFailure {
+		res, err := h.reply(ctx, in.Execution, r, reply.body)
+		if err != nil || in.Kind == workflow.NotifyFailure {
 			// A failure reply is followed by the AlertSREs state itself.
 			return res, err
 		}
-		why := "some hosts could not be unblocked"
-		if st.RefreshError != nil {
-			why = "refreshing the block lists failed: " + st.RefreshError.Error + ": " + st.RefreshError.Cause
-		}
-		if _, err := h.alert(ctx, in.Execution, st, l, why); err != nil {
-			// The user has their answer; a lost alert must not fail the
-			// execution into a second reply. The log keeps it.
-			h.Log.ErrorContext(ctx, "could not alert SREs", "execution", in.Execution, "error", err)
-		}
+		h.alertProblems(ctx, in.Execution, st, l, reply)
 		return res, nil
+	case workflow.NotifyFollowUp:
+		return h.followUp(ctx, in, l)
 	case workflow.NotifyAlert:
 		why := "unknown error"
 		if st.Error != nil {
 			why = st.Error.Error + ": " + st.Error.Cause
 		}
-		return h.alert(ctx, in.Execution, st, l, why)
+		return h.alert(ctx, in.Execution+"/alert", in.Execution, st, l, why)
 	case workflow.NotifyBans:
 		return h.bans(ctx, in, l)
 	}
 	return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown kind %q", in.Kind)}
 }
 
-func (l lang) failureText(execution string) string {
-	return chatwork.Info(l.failureTitle, fmt.Sprintf(l.failure, execution))
+// alertProblems tells the SRE room what the asker could not be helped
+// with: a host that failed (once per execution), and each silent host (once
+// per host per SilentAlertPeriod, however many requests meet it). The user
+// has their answer; a lost alert must not fail the execution into a second
+// reply, so errors are only logged.
+func (h *Handler) alertProblems(ctx context.Context, execution string, st workflow.State, l lang, r reply) {
+	if r.failed != "" {
+		if _, err := h.alert(ctx, execution+"/alert", execution, st, l, r.failed); err != nil {
+			h.Log.ErrorContext(ctx, "could not alert SREs", "execution", execution, "error", err)
+		}
+	}
+	if st.Check == nil {
+		return
+	}
+	period := h.Cfg.Now().Truncate(h.Cfg.SilentAlertPeriod).UTC().Format("20060102T1504")
+	for _, s := range st.Check.Silent {
+		why := fmt.Sprintf("host %s did not answer an unban in time: %s. Until it is back, it may still block addresses people ask for.",
+			hostName(s), s.Detail)
+		key := "silent/" + s.InstanceID + "/" + period
+		if _, err := h.alert(ctx, key, execution, st, l, why); err != nil {
+			h.Log.ErrorContext(ctx, "could not alert SREs about a silent host", "instance_id", s.InstanceID, "error", err)
+		}
+	}
 }
 
-func (h *Handler) alert(ctx context.Context, execution string, st workflow.State, l lang, why string) (workflow.NotifyResult, error) {
+// followUp tells the asker that a host silent at reply time has freed the
+// address since. Nothing is posted when no late host did.
+func (h *Handler) followUp(ctx context.Context, in workflow.NotifyInput, l lang) (workflow.NotifyResult, error) {
+	st := in.State
+	text := l.followUp(st)
+	if text == "" {
+		return workflow.NotifyResult{}, nil
+	}
+	r := st.Request
+	return h.once(ctx, in.Execution+"/follow-up", r.RoomID, chatwork.ReplyTo(r.AccountID, r.RoomID, r.MessageID)+text)
+}
+
+func (h *Handler) alert(ctx context.Context, key, execution string, st workflow.State, l lang, why string) (workflow.NotifyResult, error) {
 	if h.Cfg.SRERoomID == "" {
 		// Without a room the CloudWatch alarm on failed executions is the
 		// only alert; say so in the log rather than fail the execution.
 		h.Log.WarnContext(ctx, "no SRE room configured; alert only logged", "execution", execution, "why", why)
 		return workflow.NotifyResult{}, nil
 	}
-	return h.once(ctx, execution+"/alert", h.Cfg.SRERoomID, l.alert(execution, st, truncate(why, 1000)))
+	return h.once(ctx, key, h.Cfg.SRERoomID, l.alert(execution, st, truncate(why, 1000)))
 }
 
 func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (workflow.NotifyResult, error) {
@@ -157,16 +206,37 @@ type mark struct {
 	MessageID string `json:"message_id"`
 }
 
+func (h *Handler) markKey(key string) string { return h.Cfg.MarkPrefix + key }
+
+// posted returns the mark of key, if any.
+func (h *Handler) posted(ctx context.Context, key string) (*mark, error) {
+	raw, _, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, h.markKey(key))
+	if err != nil {
+		if isNotFound(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var m mark
+	_ = json.Unmarshal(raw, &m)
+	return &m, nil
+}
+
+func (h *Handler) setMark(ctx context.Context, key string, m mark) {
+	raw, _ := json.Marshal(m)
+	if err := s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.markKey(key), raw); err != nil {
+		// The message is out; failing now would only cause a second one.
+		h.Log.ErrorContext(ctx, "could not record posted message", "key", key, "error", err)
+	}
+}
+
 // once posts text unless key already has a mark. The mark is written after
 // the post: a crash in between may post twice on a retry, which is better
 // than never answering.
 func (h *Handler) once(ctx context.Context, key, roomID, text string) (workflow.NotifyResult, error) {
-	key = h.Cfg.MarkPrefix + key
-	if raw, found, err := h.Marks.Get(ctx, key); err != nil {
-		return workflow.NotifyResult{}, awserr.Classify(fmt.Errorf("notify: read mark %s: %w", key, err))
-	} else if found {
-		var m mark
-		_ = json.Unmarshal(raw, &m)
+	if m, err := h.posted(ctx, key); err != nil {
+		return workflow.NotifyResult{}, err
+	} else if m != nil {
 		h.Log.InfoContext(ctx, "already posted", "key", key, "message_id", m.MessageID)
 		return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: true}, nil
 	}
@@ -175,11 +245,7 @@ func (h *Handler) once(ctx context.Context, key, roomID, text string) (workflow.
 		return workflow.NotifyResult{}, err
 	}
 	h.Log.InfoContext(ctx, "posted", "key", key, "room_id", roomID, "message_id", id)
-	raw, _ := json.Marshal(mark{RoomID: roomID, MessageID: id})
-	if err := h.Marks.Put(ctx, key, raw); err != nil {
-		// The message is out; failing now would only cause a second one.
-		h.Log.ErrorContext(ctx, "could not record posted message", "key", key, "error", err)
-	}
+	h.setMark(ctx, key, mark{RoomID: roomID, MessageID: id})
 	return workflow.NotifyResult{MessageIDs: []string{id}}, nil
 }
 

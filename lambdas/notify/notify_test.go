@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,22 +34,32 @@ type env struct {
 	chat *chatworkfake.Server
 }
 
+// setup serves S3 and the Chatwork fake. Chatwork's clock moves when the
+// client waits (for a rate limit), so a test never sleeps for real.
 func setup(t *testing.T, locale string) env {
 	t.Helper()
 	t.Setenv("AWS_CA_BUNDLE", "")
 	s3srv := httptest.NewServer(s3local.New("bucket"))
 	t.Cleanup(s3srv.Close)
 	chat := chatworkfake.New(apiToken)
+	var mu sync.Mutex
+	clock := time.Now()
+	chat.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	chatSrv := httptest.NewServer(chat)
 	t.Cleanup(chatSrv.Close)
 	client := &chatwork.Client{
-		BaseURL:     chatSrv.URL + chatworkfake.BasePath,
-		Token:       func(context.Context) (string, error) { return apiToken, nil },
-		Sleep:       func(context.Context, time.Duration) error { return nil },
+		BaseURL: chatSrv.URL + chatworkfake.BasePath,
+		Token:   func(context.Context) (string, error) { return apiToken, nil },
+		Sleep: func(_ context.Context, d time.Duration) error {
+			mu.Lock()
+			clock = clock.Add(d)
+			mu.Unlock()
+			return nil
+		},
 		MaxAttempts: 4,
 	}
-	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, MarkPrefix: "replies/", MaxBanNotices: 3}
-	h := notify.New(client, notify.S3Marks{Client: s3local.NewClient(s3srv.URL), Bucket: "bucket"}, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3}
+	h := notify.New(client, s3local.NewClient(s3srv.URL), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
 }
 
@@ -60,14 +71,29 @@ func parsed(intent message.Intent, addrs ...string) *message.Result {
 	return &message.Result{Intent: intent, Addresses: append([]string{}, addrs...)}
 }
 
-func unbanned(inst, host, addr string, removed ...string) workflow.HostOutcome {
+func freed(inst, host, addr string) workflow.HostOutcome {
 	return workflow.HostOutcome{InstanceID: inst, Host: host, Status: workflow.HostSucceeded, Unban: &hostreport.Unban{
 		Host: host, Backend: "nft-sets",
-		Results: []hostreport.AddressResult{{Address: addr, WasBlocked: len(removed) > 0, Removed: removed}},
+		Results: []hostreport.AddressResult{{Address: addr, WasBlocked: true, Removed: []string{addr}}},
 	}}
 }
 
+func answered(targeted int, named ...workflow.HostOutcome) *workflow.CheckResult {
+	c := &workflow.CheckResult{Done: true, Targeted: targeted, Named: named}
+	for _, h := range named {
+		if h.Status == workflow.HostSucceeded || h.Status == workflow.HostFailed {
+			c.Answered++
+		}
+	}
+	c.NotBlocked = targeted - len(named)
+	c.Answered += c.NotBlocked
+	return c
+}
+
 func TestReplies(t *testing.T) {
+	silent := answered(3, freed("i-0a", "web-1", "203.0.113.5"))
+	silent.Silent = []workflow.HostOutcome{{InstanceID: "i-0c", Host: "db-1", Status: workflow.HostSilent, Detail: "the SSM agent is not connected (ConnectionLost)"}}
+	silent.NotBlocked, silent.Answered = 1, 2
 	tests := []struct {
 		name      string
 		locale    string
@@ -77,63 +103,67 @@ func TestReplies(t *testing.T) {
 		wantNot   []string
 		wantAlert bool
 	}{
-		{name: "help", kind: workflow.NotifyReply, state: workflow.State{Parsed: parsed(message.IntentHelp)}, want: []string{"[info][title]sshguard のブロック解除", "例: 203.0.113.5"}},
+		{name: "help", kind: workflow.NotifyReply, state: workflow.State{Parsed: parsed(message.IntentHelp)},
+			want: []string{"[info][title]sshguard のブロック解除", "例: 203.0.113.5", "checkip.amazonaws.com"}},
 		{name: "thanks", kind: workflow.NotifyReply, state: workflow.State{Parsed: parsed(message.IntentThanks)}, want: []string{"どういたしまして"}, wantNot: []string{"[info]"}},
-		{name: "refused prefix", kind: workflow.NotifyReply, state: workflow.State{Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{}, Refused: []message.Refusal{{Text: "192.0.2.0/24", Reason: message.ReasonCIDR}}, Reason: message.ReasonCIDR}}, want: []string{"192.0.2.0/24 はアドレスの範囲です"}},
-		{name: "too many", kind: workflow.NotifyReply, state: workflow.State{Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{}, Reason: message.ReasonTooMany}}, want: []string{"5 件まで"}},
-		{name: "not banned", kind: workflow.NotifyReply, state: workflow.State{Parsed: parsed(message.IntentUnban, "203.0.113.5"), Lookup: &workflow.LookupResult{Action: workflow.ActionNotBanned}}, want: []string{"203.0.113.5 はどのホストでもブロックされていません", "SRE に相談"}},
+		{name: "keep the block", kind: workflow.NotifyReply, state: workflow.State{Parsed: parsed(message.IntentKeep, "192.0.2.66")},
+			want: []string{"ブロックはそのままです", "192.0.2.66 のブロックは解除していません"}},
+		{name: "refused prefix", kind: workflow.NotifyReply, state: workflow.State{Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{},
+			Refused: []message.Refusal{{Text: "192.0.2.0/24", Reason: message.ReasonCIDR}}, Reason: message.ReasonCIDR}},
+			want: []string{"解除できるアドレスがありませんでした", "192.0.2.0/24 はアドレスの範囲です"}},
+		{name: "six addresses: five freed, the sixth and the rest accounted for", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5"},
+				Refused: []message.Refusal{{Text: "192.0.2.6", Reason: message.ReasonOverLimit}}, Dropped: 2},
+			Check: answered(2, freed("i-0a", "web-1", "192.0.2.1")),
+		}, want: []string{"ブロックを解除しました", "192.0.2.1: web-1 でブロックを解除しました", "192.0.2.2: どのホストでもブロックされていませんでした（いま 2 台すべてに確認しました）",
+			"192.0.2.6 は解除していません（一度に 5 件まで", "ほかに 2 件"}},
+		{name: "not blocked anywhere, checked just now", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3)},
+			want:    []string{"[title]ブロックされていませんでした", "203.0.113.5: どのホストでもブロックされていませんでした（いま 3 台すべてに確認しました）", "checkip.amazonaws.com"},
+			wantNot: []string{"今すぐ接続", "SRE"}},
+		{name: "private address", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "10.1.2.3"), Check: answered(3)},
+			want: []string{"10.1.2.3 はプライベートアドレスです"}},
 		{name: "unblocked on two hosts", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
-			Lookup: &workflow.LookupResult{Action: workflow.ActionUnban},
-			Check: &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{
-				unbanned("i-0a", "web-1", "203.0.113.5", "203.0.113.5"),
-				unbanned("i-0b", "git-1", "203.0.113.5", "203.0.113.0/24"),
-			}},
-		}, want: []string{"web-1 (i-0a): 203.0.113.5 のブロックを解除しました", "git-1 (i-0b): 203.0.113.0/24 のブロックを解除", "今すぐ接続", "1.5 倍"}, wantNot: []string{"SRE に連絡"}},
-		{name: "partial: one host offline alerts SREs", kind: workflow.NotifyReply, state: workflow.State{
+			Check:  answered(3, freed("i-0a", "web-1", "203.0.113.5"), freed("i-0b", "git-1", "203.0.113.5")),
+		}, want: []string{"[title]ブロックを解除しました", "203.0.113.5: git-1、web-1 でブロックを解除しました。", "今すぐ接続をお試しください。"},
+			wantNot: []string{"SRE", "db-1"}},
+		{name: "a failed host alerts SREs", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
-			Lookup: &workflow.LookupResult{Action: workflow.ActionUnban},
-			Check: &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{
-				unbanned("i-0a", "web-1", "203.0.113.5", "203.0.113.5"),
-				{InstanceID: "i-0c", Status: workflow.HostOffline},
-			}},
-		}, want: []string{"web-1 (i-0a): 203.0.113.5 のブロックを解除", "i-0c: ホストに接続できませんでした", "SRE に連絡", "解除できたホストには今すぐ接続できます"}, wantNot: []string{"今すぐ接続を試してください"}, wantAlert: true},
-		{name: "stale lists, nothing blocked anywhere", kind: workflow.NotifyReply, state: workflow.State{
-			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
-			Lookup: &workflow.LookupResult{Action: workflow.ActionUnban, Stale: true, AllHosts: true},
-			Check:  &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{unbanned("i-0a", "web-1", "203.0.113.5")}},
-		}, want: []string{"どのホストでもブロックされていませんでした", "すべてのホストで確認"}, wantNot: []string{"今すぐ接続"}},
-		{name: "refresh failed after unban", kind: workflow.NotifyReply, state: workflow.State{
-			Parsed:       parsed(message.IntentUnban, "203.0.113.5"),
-			Check:        &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{unbanned("i-0a", "web-1", "203.0.113.5", "203.0.113.5")}},
-			RefreshError: &workflow.TaskError{Error: "TransientError", Cause: "s3 down"},
-		}, want: []string{"解除は完了しています"}, wantAlert: true},
+			Check: answered(2, freed("i-0a", "web-1", "203.0.113.5"),
+				workflow.HostOutcome{InstanceID: "i-0c", Host: "db-1", Status: workflow.HostFailed, Detail: "firewall_unreadable: cannot read nft set"}),
+		}, want: []string{"一部のホストでブロックを解除しました", "db-1 では解除できませんでした（firewall_unreadable: cannot read nft set）", "SRE に連絡しました", "今すぐ接続"}, wantAlert: true},
+		{name: "a silent host is named, the others answered", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: silent,
+		}, want: []string{"web-1 でブロックを解除しました", "db-1 から応答がありません", "応答があり次第"}, wantAlert: true},
 		{name: "host name with markup is escaped", kind: workflow.NotifyReply, state: workflow.State{
-			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
-			Check:  &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{unbanned("i-0a", "[To:1]evil", "203.0.113.5", "203.0.113.5")}},
+			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(1, freed("i-0a", "[To:1]evil", "203.0.113.5")),
 		}, want: []string{"［To:1］evil"}, wantNot: []string{"[To:1]evil"}},
 		{name: "failure", kind: workflow.NotifyFailure, state: workflow.State{Parsed: parsed(message.IntentUnban, "203.0.113.5")}, want: []string{"申し訳ありません", "exec-1"}},
 		{name: "english result", locale: "en", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "2001:db8::1"),
-			Check:  &workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{unbanned("i-0a", "web-1", "2001:db8::1", "2001:db8::1")}},
-		}, want: []string{"web-1 (i-0a): unblocked 2001:db8::1", "try to connect now"}},
+			Check:  answered(3, freed("i-0a", "web-1", "2001:db8::1"), freed("i-0b", "git-1", "2001:db8::1")),
+		}, want: []string{"[title]Unblocked", "2001:db8::1: unblocked on git-1 and web-1.", "Please try to connect now."}},
+		{name: "english not blocked", locale: "en", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "2001:db8::1"), Check: answered(4)},
+			want: []string{"[title]Not blocked", "2001:db8::1: not blocked on any host (I just checked all 4)."}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := setup(t, tt.locale)
 			st := tt.state
 			st.Request = request()
-			res, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: tt.kind, Execution: "exec-1", State: st})
-			if err != nil {
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: tt.kind, Execution: "exec-1", State: st}); err != nil {
 				t.Fatal(err)
 			}
-			msgs := e.chat.RoomMessages(room)
-			if len(msgs) != 1 || res.Duplicate || len(res.MessageIDs) != 1 || res.MessageIDs[0] != msgs[0].MessageID {
-				t.Fatalf("room messages %+v, result %+v", msgs, res)
+			replies := e.chat.RoomMessages(room)
+			if len(replies) != 1 {
+				t.Fatalf("%d replies", len(replies))
 			}
-			body := msgs[0].Body
+			body := replies[0].Body
 			if !strings.HasPrefix(body, "[rp aid="+asker+" to="+room+"-1790000000000000000]") {
-				t.Fatalf("reply does not notify the asker: %q", body)
+				t.Errorf("reply does not address the asker: %q", body)
 			}
 			for _, w := range tt.want {
 				if !strings.Contains(body, w) {
@@ -145,11 +175,82 @@ func TestReplies(t *testing.T) {
 					t.Errorf("reply has %q:\n%s", w, body)
 				}
 			}
-			if got := len(e.chat.RoomMessages(sreRoom)); got != map[bool]int{true: 1, false: 0}[tt.wantAlert] {
-				t.Errorf("%d SRE alerts, want alert=%v", got, tt.wantAlert)
+			if got := len(e.chat.RoomMessages(sreRoom)) > 0; got != tt.wantAlert {
+				t.Errorf("SRE alert: %v, want %v", got, tt.wantAlert)
 			}
 		})
 	}
+}
+
+// A host that is down meets every request until it is back: the SRE room
+// hears of it once per period, not once per request.
+func TestSilentHostAlertedOncePerPeriod(t *testing.T) {
+	e := setup(t, "ja")
+	c := answered(2, freed("i-0a", "web-1", "203.0.113.5"))
+	c.Silent = []workflow.HostOutcome{{InstanceID: "i-0c", Host: "db-1", Status: workflow.HostSilent, Detail: "not connected"}}
+	for i := range 5 {
+		r := request()
+		r.MessageID = fmt.Sprint(1790000000000000000 + i)
+		st := workflow.State{Request: r, Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: c}
+		if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: fmt.Sprintf("exec-%d", i), State: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alerts := e.chat.RoomMessages(sreRoom)
+	if len(alerts) != 1 || !strings.Contains(alerts[0].Body, "db-1") {
+		t.Fatalf("%d alerts: %+v", len(alerts), alerts)
+	}
+	if n := len(e.chat.RoomMessages(room)); n != 5 {
+		t.Fatalf("%d replies, want one per asker", n)
+	}
+}
+
+// A whole office behind one address asks at once: 40 colleagues in one
+// room, the same answer for all. They get it in a few messages that each
+// mention their askers, inside Chatwork's 10 posts per 10 s per room, and
+// each execution learns which message carries its answer.
+func TestBurstMergedPerRoom(t *testing.T) {
+	e := setup(t, "ja")
+	const askers = 40
+	ids := make([]string, askers)
+	var wg sync.WaitGroup
+	for i := range askers {
+		wg.Go(func() {
+			r := workflow.Request{RoomID: room, MessageID: fmt.Sprint(1790000000000000100 + i), AccountID: fmt.Sprint(3000000 + i)}
+			st := workflow.State{Request: r, Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3, freed("i-0a", "web-1", "203.0.113.5"))}
+			res, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: fmt.Sprintf("exec-%d", i), State: st})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = res.MessageIDs[0]
+		})
+	}
+	wg.Wait()
+	msgs := e.chat.RoomMessages(room)
+	if len(msgs) == 0 || len(msgs) > 10 {
+		t.Fatalf("%d messages for %d askers", len(msgs), askers)
+	}
+	byID := map[string]string{}
+	mentioned := 0
+	for _, m := range msgs {
+		byID[m.MessageID] = m.Body
+		mentioned += strings.Count(m.Body, "[To:") + strings.Count(m.Body, "[rp aid=")
+	}
+	if mentioned != askers {
+		t.Errorf("%d mentions in %d messages, want each of %d askers once", mentioned, len(msgs), askers)
+	}
+	for i, id := range ids {
+		body, ok := byID[id]
+		acct := fmt.Sprint(3000000 + i)
+		if !ok || !(strings.Contains(body, "[To:"+acct+"]") || strings.Contains(body, "[rp aid="+acct+" ")) {
+			t.Errorf("asker %s: message %s does not mention them", acct, id)
+		}
+	}
+	if e.chat.Refused() > 0 {
+		t.Errorf("%d posts refused by Chatwork's limits", e.chat.Refused())
+	}
+	t.Logf("%d askers answered in %d messages", askers, len(msgs))
 }
 
 // One reply per execution, whichever of reply/failure runs and however often.
@@ -173,13 +274,39 @@ func TestExactlyOneUserReply(t *testing.T) {
 	if n := len(e.chat.RoomMessages(room)); n != 1 {
 		t.Fatalf("%d replies", n)
 	}
-	// A different execution answers again.
 	in.Execution, in.Kind = "exec-other", workflow.NotifyReply
 	if _, err := e.h.Handle(context.Background(), in); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(e.chat.RoomMessages(room)); n != 2 {
 		t.Fatalf("%d replies after a second execution", n)
+	}
+}
+
+// A host silent at reply time answers later: a short follow-up only if it
+// freed the address.
+func TestFollowUp(t *testing.T) {
+	e := setup(t, "ja")
+	check := answered(2, freed("i-0a", "web-1", "203.0.113.5"))
+	check.Silent = []workflow.HostOutcome{{InstanceID: "i-0c", Host: "db-1", Status: workflow.HostSilent}}
+	late := answered(3, freed("i-0a", "web-1", "203.0.113.5"), freed("i-0c", "db-1", "203.0.113.5"))
+	st := workflow.State{Request: request(), Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: check, Late: late}
+	for range 2 { // a retry posts nothing more
+		if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyFollowUp, Execution: "exec-1", State: st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	msgs := e.chat.RoomMessages(room)
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Body, "先ほど応答のなかった db-1 でも、203.0.113.5 のブロックを解除しました") || strings.Contains(msgs[0].Body, "web-1") {
+		t.Fatalf("follow-up %+v", msgs)
+	}
+	// The late host had nothing to free: no follow-up.
+	st.Late = answered(3, freed("i-0a", "web-1", "203.0.113.5"))
+	if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyFollowUp, Execution: "exec-2", State: st}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.chat.RoomMessages(room)); n != 1 {
+		t.Fatalf("%d messages", n)
 	}
 }
 
@@ -287,7 +414,7 @@ func TestInvalidInput(t *testing.T) {
 // Every refusal reason the parser can give has a sentence in every language.
 func TestEveryRefusalExplained(t *testing.T) {
 	reasons := []string{message.ReasonCIDR, message.ReasonUnspecified, message.ReasonLoopback, message.ReasonMulticast,
-		message.ReasonLinkLocal, message.ReasonBroadcast, message.ReasonAmbiguous}
+		message.ReasonLinkLocal, message.ReasonBroadcast, message.ReasonAmbiguous, message.ReasonOverLimit}
 	for _, locale := range []string{"ja", "en"} {
 		for _, r := range reasons {
 			e := setup(t, locale)

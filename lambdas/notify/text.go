@@ -2,125 +2,146 @@ package notify
 
 import (
 	"fmt"
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
 	"sshguard-unban/shared/chatwork"
-	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/workflow"
 )
 
 // lang holds every sentence the bot says, once per language. Replies are
-// short: what happened, where, and what to do next.
+// short and specific: which address, which hosts, what happened, and what to
+// do next. Japanese is polite (です/ます, お試しください); nothing internal
+// (states, error types) reaches the asker.
 type lang struct {
 	zone *time.Location
+	list func([]string) string // "web-1、git-1" / "web-1 and git-1"
 
-	helpTitle, help                                            string
-	thanks                                                     string
-	refusedTitle, tooMany                                      string
-	refusal                                                    map[string]string
-	notBannedTitle, notBanned, notBannedNext                   string
-	resultTitle, unblocked, wasNotBlocked, blacklistToo        string
-	hostFailed, hostTimedOut, hostOffline, hostPending         string
-	nothingBlocked, staleNote, tryNow, grace, partial, refresh string
-	tryNowPartial                                              string
+	helpTitle, help, findAddress string
+	thanks                       string
+	refusedTitle                 string
+	refusal                      map[string]string
+	dropped                      string
+	keepTitle, keep, keepNone    string
+
+	titleUnblocked, titlePartial, titleNotBlocked, titleUnknown string
+	freed, notBlockedChecked, notBlockedAnswered, hostFailed    string
+	silent, more                                                string
+	tryNow, grace, notBlockedNext, privateAddress               string
+	merged                                                      string
+	followUpText                                                string
+
 	failureTitle, failure                                      string
 	alertTitle                                                 string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
 	banRangeHowTo, moreBans                                    string
 }
 
+// checkIPURL is where anyone can see the address the internet sees for
+// them. (The service's own /ip page replaces it once deployed.)
+const checkIPURL = "https://checkip.amazonaws.com"
+
 var langs = map[string]lang{
 	"ja": {
 		zone:      time.FixedZone("JST", 9*60*60),
+		list:      func(s []string) string { return strings.Join(s, "、") },
 		helpTitle: "sshguard のブロック解除",
-		help: "ブロックされた IP アドレスを書いてメンションしてください（例: 203.0.113.5）。\n" +
-			"ボットが投稿したブロック通知を引用してメンションしても解除できます。\n" +
-			"一度に 5 件まで。自分のアドレスは https://checkip.amazonaws.com などで確認できます。",
-		thanks:       "どういたしまして！またいつでも呼んでください。",
-		refusedTitle: "解除できるアドレスが見つかりませんでした",
-		tooMany:      "一度に解除できるのは 5 件までです。アドレスを分けて送ってください。",
+		help: "ブロックされた IP アドレスを書いて、ボットにメンションしてください（例: 203.0.113.5）。\n" +
+			"ボットのブロック通知を引用してメンションしても解除できます。一度に 5 件までです。",
+		findAddress:  "ご自分のアドレスは " + checkIPURL + " で確認できます（VPN をお使いなら VPN を通した状態で）。",
+		thanks:       "どういたしまして。また何かあればいつでもどうぞ。",
+		refusedTitle: "解除できるアドレスがありませんでした",
 		refusal: map[string]string{
-			message.ReasonCIDR:        "%s はアドレスの範囲です。ブロックされた 1 つのアドレスを書いてください（範囲ごとのブロックもそのアドレスで解除できます）。",
+			message.ReasonCIDR:        "%s はアドレスの範囲です。ブロックされた 1 つのアドレスを書いてください（範囲ごとのブロックでも、そのアドレスだけ解除できます）。",
 			message.ReasonUnspecified: "%s は特定のホストを指さないアドレスです。",
-			message.ReasonLoopback:    "%s はループバックアドレスで、ブロックの対象になりません。",
-			message.ReasonMulticast:   "%s はマルチキャストアドレスで、ブロックの対象になりません。",
-			message.ReasonLinkLocal:   "%s はリンクローカルアドレスで、ブロックの対象になりません。",
-			message.ReasonBroadcast:   "%s はブロードキャストアドレスで、ブロックの対象になりません。",
-			message.ReasonAmbiguous:   "%s は先頭に 0 のある数字を含み、読み方があいまいです。0 を付けずに書き直してください。",
+			message.ReasonLoopback:    "%s はループバックアドレスで、ブロックされることはありません。",
+			message.ReasonMulticast:   "%s はマルチキャストアドレスで、ブロックされることはありません。",
+			message.ReasonLinkLocal:   "%s はリンクローカルアドレスで、ブロックされることはありません。",
+			message.ReasonBroadcast:   "%s はブロードキャストアドレスで、ブロックされることはありません。",
+			message.ReasonAmbiguous:   "%s は先頭に 0 の付いた数字を含み、読み方が一通りに決まりません。0 を付けずに書き直してください。",
+			message.ReasonOverLimit:   "%s は解除していません（一度に 5 件までのため）。お手数ですが、もう一度送ってください。",
 		},
-		notBannedTitle: "ブロックされていません",
-		notBanned:      "%s はどのホストでもブロックされていません（最新のブロック一覧で確認しました）。",
-		notBannedNext:  "それでも接続できない場合は別の原因かもしれません。SRE に相談してください。",
-		resultTitle:    "ブロック解除の結果",
-		unblocked:      "%s: %s のブロックを解除しました",
-		wasNotBlocked:  "%s: %s はブロックされていませんでした",
-		blacklistToo:   "（ブラックリストからも削除）",
-		hostFailed:     "%s: 解除できませんでした（%s）",
-		hostTimedOut:   "%s: 時間内に応答がありませんでした",
-		hostOffline:    "%s: ホストに接続できませんでした（停止中の可能性）",
-		hostPending:    "%s: まだ処理中です",
-		nothingBlocked: "どのホストでもブロックされていませんでした。",
-		staleNote:      "ブロック一覧が古かったため、すべてのホストで確認しました。",
-		tryNow:         "今すぐ接続を試してください。",
-		tryNowPartial:  "解除できたホストには今すぐ接続できます。",
-		grace: "解除後しばらく（ブロック時間の最大 1.5 倍）、sshguard はこのアドレスを再ブロックしません。その間に SSH の鍵や設定を確認してください。" +
-			"認証の失敗が続くと、次は 2 倍の時間ブロックされます。",
-		partial:       "一部のホストで解除できなかったため、SRE に連絡しました。しばらくしてからもう一度試すこともできます。",
-		refresh:       "（ブロック一覧の更新に失敗しましたが、解除は完了しています。SRE に連絡しました。）",
+		dropped:   "ほかに %d 件はアドレスとして読み取りませんでした。",
+		keepTitle: "ブロックはそのままです",
+		keep:      "%s のブロックは解除していません（そのままにするようにとのことでしたので）。解除が必要になりましたら、あらためてメンションしてください。",
+		keepNone:  "ブロックはそのままにします。解除が必要になりましたら、アドレスを書いてメンションしてください。",
+
+		titleUnblocked:     "ブロックを解除しました",
+		titlePartial:       "一部のホストでブロックを解除しました",
+		titleNotBlocked:    "ブロックされていませんでした",
+		titleUnknown:       "確認できなかったホストがあります",
+		freed:              "%s: %s でブロックを解除しました。",
+		notBlockedChecked:  "%s: どのホストでもブロックされていませんでした（いま %d 台すべてに確認しました）。",
+		notBlockedAnswered: "%s: 応答した %d 台ではブロックされていませんでした。",
+		hostFailed:         "%s では解除できませんでした（%s）。SRE に連絡しました。",
+		silent:             "%s から応答がありません（停止中かもしれません）。応答があり次第、結果をお知らせします。SRE にも連絡しました。",
+		more:               "%s ほか %d 台",
+		tryNow:             "今すぐ接続をお試しください。",
+		grace:              "sshguard はしばらくこのアドレスを再ブロックしません。その間に SSH の鍵や設定をご確認ください。",
+		notBlockedNext:     "それでも接続できない場合は、別のアドレスから接続しているのかもしれません。",
+		privateAddress:     "%s はプライベートアドレスです。サーバーから見えるのはルーターや VPN の外側のアドレスなので、そちらを書いてください。",
+		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
+		followUpText:       "先ほど応答のなかった %s でも、%s のブロックを解除しました。今すぐ接続をお試しください。",
+
 		failureTitle:  "ブロック解除を完了できませんでした",
-		failure:       "申し訳ありません。処理中にエラーが起きました。SRE に連絡しました。少し待ってからもう一度試すか、SRE に相談してください。（実行: %s）",
-		alertTitle:    "unban の実行が失敗しました",
+		failure:       "申し訳ありません。処理中にエラーが起きたため、解除を完了できませんでした。SRE に連絡しました。数分後にもう一度お試しいただくか、SRE にご相談ください。（実行: %s）",
+		alertTitle:    "unban の実行で問題がありました",
 		banTitle:      "sshguard がアドレスをブロックしました",
 		banHost:       "ホスト",
 		banAddress:    "アドレス",
 		banRange:      "アドレス範囲",
 		banTime:       "時刻",
-		banHowTo:      "自分のアドレスなら、このメッセージを引用してボットにメンションすると解除できます。",
-		banRangeHowTo: "この範囲に自分のアドレスが含まれる場合は、自分のアドレスを書いてボットにメンションしてください。",
+		banHowTo:      "ご自分のアドレスでしたら、このメッセージを引用してボットにメンションすると解除できます。",
+		banRangeHowTo: "この範囲にご自分のアドレスが含まれる場合は、そのアドレスを書いてボットにメンションしてください。",
 		moreBans:      "ほかに %d 件のブロックがありました（%s）。",
 	},
 	"en": {
 		zone:      time.UTC,
+		list:      englishList,
 		helpTitle: "Unblocking sshguard bans",
-		help: "Mention me with the blocked IP address (e.g. 203.0.113.5).\n" +
-			"You can also quote one of my ban notifications and mention me.\n" +
-			"Up to 5 addresses at a time. https://checkip.amazonaws.com shows your address.",
-		thanks:       "You're welcome! Call me any time.",
+		help: "Mention me with the blocked IP address (for example 203.0.113.5).\n" +
+			"You can also quote one of my ban notifications and mention me. Up to 5 addresses at a time.",
+		findAddress:  "You can see your address at " + checkIPURL + " (over the VPN, if you use one).",
+		thanks:       "You're welcome. Ask me any time.",
 		refusedTitle: "No address I can unblock",
-		tooMany:      "I can unblock up to 5 addresses at a time. Please send them in smaller groups.",
 		refusal: map[string]string{
-			message.ReasonCIDR:        "%s is an address range. Please send the one blocked address (a blocked range is released through any address in it).",
+			message.ReasonCIDR:        "%s is an address range. Please send the one blocked address (I can free it even from a blocked range).",
 			message.ReasonUnspecified: "%s does not name a host.",
-			message.ReasonLoopback:    "%s is a loopback address; sshguard never blocks it.",
-			message.ReasonMulticast:   "%s is a multicast address; sshguard never blocks it.",
-			message.ReasonLinkLocal:   "%s is a link-local address; sshguard never blocks it.",
-			message.ReasonBroadcast:   "%s is a broadcast address; sshguard never blocks it.",
+			message.ReasonLoopback:    "%s is a loopback address; it is never blocked.",
+			message.ReasonMulticast:   "%s is a multicast address; it is never blocked.",
+			message.ReasonLinkLocal:   "%s is a link-local address; it is never blocked.",
+			message.ReasonBroadcast:   "%s is a broadcast address; it is never blocked.",
 			message.ReasonAmbiguous:   "%s has a number with a leading zero, which can be read two ways. Please write it without leading zeros.",
+			message.ReasonOverLimit:   "I did not unblock %s: I take up to 5 addresses at a time. Please send it again.",
 		},
-		notBannedTitle: "Not blocked",
-		notBanned:      "%s is not blocked on any host (checked against the current block lists).",
-		notBannedNext:  "If you still cannot connect, something else is wrong: please ask the SRE team.",
-		resultTitle:    "Unblock result",
-		unblocked:      "%s: unblocked %s",
-		wasNotBlocked:  "%s: %s was not blocked",
-		blacklistToo:   " (also removed from the blacklist)",
-		hostFailed:     "%s: could not unblock (%s)",
-		hostTimedOut:   "%s: did not answer in time",
-		hostOffline:    "%s: unreachable (it may be stopped)",
-		hostPending:    "%s: still working",
-		nothingBlocked: "No host was blocking it.",
-		staleNote:      "The block lists were out of date, so I checked every host.",
-		tryNow:         "Please try to connect now.",
-		tryNowPartial:  "You can connect to the unblocked hosts now.",
-		grace: "For a while (up to 1.5 × the block time) sshguard will not block this address again: use it to check your SSH key and settings. " +
-			"If failures go on, the next block lasts twice as long.",
-		partial:       "Some hosts could not be unblocked, so I have told the SRE team. You can also try again in a few minutes.",
-		refresh:       "(Refreshing the block lists failed, but the unblock is done. The SRE team has been told.)",
+		dropped:   "I did not read %d more items as addresses.",
+		keepTitle: "Block left in place",
+		keep:      "I did not unblock %s, as you asked to keep it blocked. Mention me again if it needs unblocking later.",
+		keepNone:  "I will leave the block in place. Mention me with the address if it needs unblocking later.",
+
+		titleUnblocked:     "Unblocked",
+		titlePartial:       "Unblocked on some hosts",
+		titleNotBlocked:    "Not blocked",
+		titleUnknown:       "Some hosts did not answer",
+		freed:              "%s: unblocked on %s.",
+		notBlockedChecked:  "%s: not blocked on any host (I just checked all %d).",
+		notBlockedAnswered: "%s: not blocked on the %d hosts that answered.",
+		hostFailed:         "%s could not unblock it (%s). I have told the SRE team.",
+		silent:             "%s did not answer (it may be down). I will let you know when it does. I have told the SRE team.",
+		more:               "%s and %d more",
+		tryNow:             "Please try to connect now.",
+		grace:              "sshguard will not block this address again for a while: a good moment to check your SSH key and settings.",
+		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
+		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
+		merged:             "(one answer for %d identical requests)",
+		followUpText:       "%s has answered now and unblocked %s too. Please try to connect now.",
+
 		failureTitle:  "Could not finish the unblock",
-		failure:       "Sorry, something went wrong. I have told the SRE team. Please try again in a few minutes or ask them. (execution: %s)",
-		alertTitle:    "An unban execution failed",
+		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (execution: %s)",
+		alertTitle:    "Problem in an unban execution",
 		banTitle:      "sshguard blocked an address",
 		banHost:       "Host",
 		banAddress:    "Address",
@@ -132,6 +153,18 @@ var langs = map[string]lang{
 	},
 }
 
+func englishList(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	case 2:
+		return s[0] + " and " + s[1]
+	}
+	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
+}
+
 func langFor(locale string) lang {
 	if l, ok := langs[locale]; ok {
 		return l
@@ -139,128 +172,188 @@ func langFor(locale string) lang {
 	return langs["ja"]
 }
 
+// reply is the answer to the asker, and what the SRE room should hear of it.
+type reply struct {
+	body   string
+	failed string // why SREs should look ("" if nothing failed)
+}
+
+func (l lang) failureReply(execution string) reply {
+	return reply{body: chatwork.Info(l.failureTitle, fmt.Sprintf(l.failure, execution))}
+}
+
 // userReply composes the answer to the asker from the execution state.
-// problem is true when SREs should hear about it too.
-func (l lang) userReply(st workflow.State) (text string, problem bool) {
+func (l lang) userReply(st workflow.State) reply {
 	p := st.Parsed
 	switch {
 	case p == nil || p.Intent == message.IntentHelp:
-		return chatwork.Info(l.helpTitle, l.help), false
+		return reply{body: chatwork.Info(l.helpTitle, l.help+"\n"+l.findAddress)}
 	case p.Intent == message.IntentThanks:
-		return l.thanks, false
+		return reply{body: l.thanks}
+	case p.Intent == message.IntentKeep:
+		text := l.keepNone
+		if len(p.Addresses) > 0 {
+			text = fmt.Sprintf(l.keep, l.list(p.Addresses))
+		}
+		return reply{body: chatwork.Info(l.keepTitle, text)}
 	case len(p.Addresses) == 0:
-		return chatwork.Info(l.refusedTitle, l.refusals(p)), false
-	case st.Lookup != nil && st.Lookup.Action == workflow.ActionNotBanned:
-		return chatwork.Info(l.notBannedTitle, fmt.Sprintf(l.notBanned, strings.Join(p.Addresses, ", "))+"\n"+l.notBannedNext), false
+		return reply{body: chatwork.Info(l.refusedTitle, l.refusals(p)+"\n"+l.help)}
 	}
 	return l.result(st)
 }
 
+// refusals explains, one line each, what the message held that was not
+// unbanned.
 func (l lang) refusals(p *message.Result) string {
-	if p.Reason == message.ReasonTooMany {
-		return l.tooMany
-	}
 	var lines []string
 	for _, r := range p.Refused {
 		if f, ok := l.refusal[r.Reason]; ok {
 			lines = append(lines, fmt.Sprintf(f, chatwork.Escape(r.Text)))
 		}
 	}
-	if len(lines) == 0 {
-		return l.help
+	if p.Dropped > 0 {
+		lines = append(lines, fmt.Sprintf(l.dropped, p.Dropped))
 	}
-	return strings.Join(lines, "\n") + "\n" + l.help
+	return strings.Join(lines, "\n")
 }
 
-func (l lang) result(st workflow.State) (string, bool) {
-	names := map[string]string{}
-	if st.Lookup != nil {
-		for _, t := range st.Lookup.Targets {
-			names[t.InstanceID] = t.Host
+// result answers an unban request from the hosts' own answers: for each
+// address, where it was freed or that it was blocked nowhere (and how many
+// hosts said so just now); the hosts that failed or stayed silent; what was
+// refused; what to do next.
+func (l lang) result(st workflow.State) reply {
+	p, c := st.Parsed, st.Check
+	if c == nil {
+		c = &workflow.CheckResult{}
+	}
+	freedOn := map[string][]string{} // address → host labels
+	var failed, silent []string
+	var failedWhy []string
+	for _, h := range c.Named {
+		switch h.Status {
+		case workflow.HostSucceeded:
+			if h.Unban == nil {
+				continue
+			}
+			for _, r := range h.Unban.Results {
+				if r.WasBlocked {
+					freedOn[r.Address] = append(freedOn[r.Address], hostName(h))
+				}
+			}
+		case workflow.HostSilent, workflow.HostPending:
+			silent = append(silent, hostName(h))
+		default:
+			failed = append(failed, fmt.Sprintf(l.hostFailed, hostName(h), chatwork.Escape(detail(h))))
+			failedWhy = append(failedWhy, hostName(h)+": "+detail(h))
 		}
 	}
+	for _, h := range c.Silent {
+		silent = append(silent, hostName(h))
+	}
+	answered := c.Answered
 	var lines []string
-	problem, anyRemoved, reported := false, false, 0
-	if st.Check != nil {
-		reported = len(st.Check.Hosts)
-		for _, h := range st.Check.Hosts {
-			label := hostLabel(h, names)
-			switch h.Status {
-			case workflow.HostSucceeded:
-				lines = append(lines, l.hostLines(label, h.Unban, &anyRemoved)...)
-			case workflow.HostTimedOut:
-				lines, problem = append(lines, fmt.Sprintf(l.hostTimedOut, label)), true
-			case workflow.HostOffline:
-				lines, problem = append(lines, fmt.Sprintf(l.hostOffline, label)), true
-			case workflow.HostPending:
-				lines, problem = append(lines, fmt.Sprintf(l.hostPending, label)), true
-			default:
-				lines, problem = append(lines, fmt.Sprintf(l.hostFailed, label, chatwork.Escape(detail(h)))), true
+	anyFreed := false
+	for _, a := range p.Addresses {
+		if hosts := freedOn[a]; len(hosts) > 0 {
+			anyFreed = true
+			lines = append(lines, fmt.Sprintf(l.freed, a, l.names(hosts)))
+			continue
+		}
+		if len(silent) == 0 && len(failed) == 0 {
+			lines = append(lines, fmt.Sprintf(l.notBlockedChecked, a, c.Targeted))
+		} else {
+			lines = append(lines, fmt.Sprintf(l.notBlockedAnswered, a, answered))
+		}
+	}
+	lines = append(lines, failed...)
+	if len(silent) > 0 {
+		lines = append(lines, fmt.Sprintf(l.silent, l.names(silent)))
+	}
+	if r := l.refusals(p); r != "" {
+		lines = append(lines, r)
+	}
+	problem := len(failed) > 0 || len(silent) > 0
+	title := l.titleNotBlocked
+	switch {
+	case anyFreed && problem:
+		title = l.titlePartial
+	case anyFreed:
+		title = l.titleUnblocked
+	case problem:
+		title = l.titleUnknown
+	}
+	if anyFreed {
+		lines = append(lines, l.tryNow+l.grace)
+	} else if !problem {
+		for _, a := range p.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil && ip.IsPrivate() {
+				lines = append(lines, fmt.Sprintf(l.privateAddress, a))
+			}
+		}
+		lines = append(lines, l.notBlockedNext+l.findAddress)
+	}
+	r := reply{body: chatwork.Info(title, strings.Join(lines, "\n"))}
+	if len(failedWhy) > 0 {
+		r.failed = "some hosts could not unblock: " + strings.Join(failedWhy, "; ")
+	}
+	if c.Targeted == 0 && !problem {
+		r.failed = "the unban command reached no host: check the target tag and the SSM agents"
+	}
+	return r
+}
+
+// names lists host names, shortened past five.
+func (l lang) names(hosts []string) string {
+	slices.Sort(hosts)
+	hosts = slices.Compact(hosts)
+	if len(hosts) > 5 {
+		return fmt.Sprintf(l.more, l.list(hosts[:5]), len(hosts)-5)
+	}
+	return l.list(hosts)
+}
+
+// followUp is the message after the reply when a host that was silent then
+// has freed an address since ("" when none did).
+func (l lang) followUp(st workflow.State) string {
+	if st.Check == nil || st.Late == nil {
+		return ""
+	}
+	silent := map[string]bool{}
+	for _, h := range st.Check.Silent {
+		silent[h.InstanceID] = true
+	}
+	freed := map[string][]string{}
+	for _, h := range st.Late.Named {
+		if !silent[h.InstanceID] || h.Status != workflow.HostSucceeded || h.Unban == nil {
+			continue
+		}
+		for _, r := range h.Unban.Results {
+			if r.WasBlocked {
+				freed[hostName(h)] = append(freed[hostName(h)], r.Address)
 			}
 		}
 	}
-	var b strings.Builder
-	if reported == 0 {
-		problem = true // an unban ran but no host reported: SREs should look
+	if len(freed) == 0 {
+		return ""
 	}
-	if !anyRemoved && !problem {
-		b.WriteString(l.nothingBlocked + "\n")
+	var hosts, addrs []string
+	for h, as := range freed {
+		hosts = append(hosts, h)
+		addrs = append(addrs, as...)
 	}
-	for _, line := range lines {
-		b.WriteString("・" + line + "\n")
-	}
-	if st.Lookup != nil && st.Lookup.Stale {
-		b.WriteString(l.staleNote + "\n")
-	}
-	switch {
-	case anyRemoved && problem:
-		b.WriteString(l.tryNowPartial + "\n" + l.grace + "\n")
-	case anyRemoved:
-		b.WriteString(l.tryNow + "\n" + l.grace + "\n")
-	}
-	if problem {
-		b.WriteString(l.partial + "\n")
-	}
-	if st.RefreshError != nil {
-		b.WriteString(l.refresh + "\n")
-		problem = true
-	}
-	return chatwork.Info(l.resultTitle, b.String()), problem
+	slices.Sort(addrs)
+	return fmt.Sprintf(l.followUpText, l.names(hosts), l.list(slices.Compact(addrs)))
 }
 
-// hostLines lists, per address, what one host did. Hosts where the address
-// was not blocked are only mentioned when nothing else is said of them.
-func (l lang) hostLines(label string, u *hostreport.Unban, anyRemoved *bool) []string {
-	if u == nil {
-		return nil
-	}
-	var out []string
-	for _, r := range u.Results {
-		if !r.WasBlocked {
-			continue
-		}
-		*anyRemoved = true
-		line := fmt.Sprintf(l.unblocked, label, strings.Join(r.Removed, ", "))
-		if r.BlacklistRemoved {
-			line += l.blacklistToo
-		}
-		out = append(out, line)
-	}
-	return out
-}
-
-func hostLabel(h workflow.HostOutcome, names map[string]string) string {
+func hostName(h workflow.HostOutcome) string {
 	name := h.Host
 	if name == "" && h.Unban != nil {
 		name = h.Unban.Host
 	}
 	if name == "" {
-		name = names[h.InstanceID]
-	}
-	if name == "" {
 		return h.InstanceID
 	}
-	return chatwork.Escape(name) + " (" + h.InstanceID + ")"
+	return chatwork.Escape(name)
 }
 
 func detail(h workflow.HostOutcome) string {

@@ -1,13 +1,16 @@
 // Package refreshlist serves the refresh machine's RequestBanReports and
 // StoreBanLists states and, after an unban, the unban machine's
-// RequestFreshBanLists and StoreBanLists:
+// StoreBanLists:
 //
 //   - action "request" sends the report SSM document (host/sshguard-report.sh,
 //     no parameters) to the given instances (batches of ≤ 50) or to every
 //     tagged host, and returns the command ids and a deadline;
 //   - action "store" reads each invocation's report, writes the host's list
 //     (shared/banlist) and updates the index, and returns the stored and
-//     failed instance ids and the new bans.
+//     failed instance ids and the new bans;
+//   - action "store_unban" does the same with the report the unban script
+//     prints after its results, so a request's one SSM round trip also
+//     refreshes every host's list.
 //
 // New bans are the entries a host's report has that the list it replaces did
 // not. A host's first ever report announces nothing (a first deploy would
@@ -44,6 +47,9 @@ import (
 const (
 	ActionRequest = "request"
 	ActionStore   = "store"
+	// ActionStoreUnban stores the reports the unban script prints after
+	// its results: the request's one SSM round trip refreshes the lists.
+	ActionStoreUnban = "store_unban"
 )
 
 // Defaults.
@@ -119,7 +125,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.RefreshInput) (workflo
 	case ActionRequest:
 		return h.request(ctx, in.CommandRequest)
 	case ActionStore:
-		return h.store(ctx, in.CommandRef)
+		return h.store(ctx, in.CommandRef, h.Cfg.StepName, reportOf)
+	case ActionStoreUnban:
+		return h.store(ctx, in.CommandRef, ssmdoc.UnbanStep, reportInUnban)
 	}
 	return workflow.RefreshResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown action %q", in.Action)}
 }
@@ -142,7 +150,31 @@ type hostResult struct {
 	stored     *banlist.PutResult
 }
 
-func (h *Handler) store(ctx context.Context, ref workflow.CommandRef) (workflow.RefreshResult, error) {
+// reportOf decodes a report command's output.
+func reportOf(out []byte) (hostreport.Report, error) {
+	var rep hostreport.Report
+	if err := json.Unmarshal(out, &rep); err != nil {
+		return rep, fmt.Errorf("report is not JSON: %w", err)
+	}
+	return rep, nil
+}
+
+// reportInUnban takes the report out of an unban command's output.
+func reportInUnban(out []byte) (hostreport.Report, error) {
+	var u hostreport.Unban
+	if err := json.Unmarshal(out, &u); err != nil {
+		return hostreport.Report{}, fmt.Errorf("unban output is not JSON: %w", err)
+	}
+	if u.Report == nil {
+		if u.Error != "" || u.Code != "" {
+			return hostreport.Report{Error: u.Error, Code: u.Code}, nil
+		}
+		return hostreport.Report{}, errors.New("unban output carries no report")
+	}
+	return *u.Report, nil
+}
+
+func (h *Handler) store(ctx context.Context, ref workflow.CommandRef, step string, decode func([]byte) (hostreport.Report, error)) (workflow.RefreshResult, error) {
 	var invs []types.CommandInvocation
 	for _, id := range ref.CommandIDs {
 		got, err := ssmcmd.ListInvocations(ctx, h.SSM, id)
@@ -153,7 +185,7 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef) (workflow.
 	}
 	store := banlist.NewStore(h.S3, banlist.Location{Bucket: h.Cfg.Bucket, Prefix: h.Cfg.Prefix}, h.Log)
 	store.Now = h.Cfg.Now
-	src := &ssmcmd.OutputSource{SSM: h.SSM, S3: h.S3, Bucket: h.Cfg.OutputBucket, Prefix: h.Cfg.OutputPrefix, StepName: h.Cfg.StepName}
+	src := &ssmcmd.OutputSource{SSM: h.SSM, S3: h.S3, Bucket: h.Cfg.OutputBucket, Prefix: h.Cfg.OutputPrefix, StepName: step}
 
 	results := make([]hostResult, len(invs))
 	errs := make([]error, len(invs))
@@ -165,7 +197,7 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef) (workflow.
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i], errs[i] = h.storeOne(ctx, store, src, inv)
+			results[i], errs[i] = h.storeOne(ctx, store, src, inv, decode)
 		}()
 	}
 	wg.Wait()
@@ -244,7 +276,7 @@ func firstError(errs []error) error {
 
 // storeOne handles one invocation. Per-host problems (not run, bad output)
 // make the host failed; S3/SSM errors are returned.
-func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcmd.OutputSource, inv types.CommandInvocation) (hostResult, error) {
+func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcmd.OutputSource, inv types.CommandInvocation, decode func([]byte) (hostreport.Report, error)) (hostResult, error) {
 	id := aws.ToString(inv.InstanceId)
 	r := hostResult{instanceID: id}
 	fail := func(reason string) (hostResult, error) {
@@ -265,9 +297,9 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	if err != nil {
 		return r, err
 	}
-	var rep hostreport.Report
-	if err := json.Unmarshal(out, &rep); err != nil {
-		return fail("report is not JSON: " + err.Error())
+	rep, err := decode(out)
+	if err != nil {
+		return fail(err.Error())
 	}
 	if rep.Error != "" || rep.Code != "" {
 		return fail("report error: " + rep.Code + " " + rep.Error)

@@ -220,7 +220,7 @@ func TestStoreRounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !lr.Stale || !lr.AllHosts || !slices.Equal(lr.StaleHosts, []string{b, c}) || len(lr.Targets) != 1 || lr.Targets[0].InstanceID != a {
+	if lr.StaleHosts != 2 || lr.Hosts != 3 || lr.ListedHosts != 2 || lr.Listed[0].InstanceID != a {
 		t.Fatalf("lookup after round 3: %+v", lr)
 	}
 }
@@ -309,5 +309,56 @@ func TestNewBansCapped(t *testing.T) {
 	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
 	if len(res.NewBans) != 5 {
 		t.Fatalf("%d new bans returned, want the cap of 5", len(res.NewBans))
+	}
+}
+
+// After an unban, the report each host printed after its results becomes
+// its stored list: no second command. A block that appeared since the
+// host's previous list is a new ban; a host whose unban failed keeps its
+// previous list.
+func TestStoreUnbanReports(t *testing.T) {
+	w := newWorld(t, 2)
+	a, b := w.ids[0], w.ids[1]
+	w.f.set(a, "203.0.113.5", "198.51.100.1")
+	w.f.set(b, "192.0.2.9")
+	w.round(t, workflow.CommandRequest{AllHosts: true}) // the baseline
+
+	unbanOut := func(host string, entries ...string) string {
+		r := hostreport.Report{Host: host, Time: w.f.clock().Add(time.Minute).Format(time.RFC3339), Backend: "nft-sets", Entries: []hostreport.Entry{}}
+		for _, e := range entries {
+			r.Entries = append(r.Entries, hostreport.Entry{Entry: e, Family: 4})
+		}
+		u := hostreport.Unban{Host: host, Backend: "nft-sets", Report: &r,
+			Results: []hostreport.AddressResult{{Address: "203.0.113.5", WasBlocked: true, Removed: []string{"203.0.113.5"}}}}
+		out, _ := json.Marshal(u)
+		return string(out)
+	}
+	w.e.SSM.AddInstance(ssmfake.Instance{ID: a, Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue},
+		Runner: ssmfake.Canned{Stdout: unbanOut("web-01", "198.51.100.1", "198.51.100.2")}})
+	w.e.SSM.AddInstance(ssmfake.Instance{ID: b, Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue},
+		Runner: ssmfake.Canned{Stdout: `{"host":"web-02","results":[],"error":"cannot read nft set ip sshguard attackers","code":"firewall_unreadable"}`, ExitCode: 3}})
+	sent, err := ssmcmd.Send(context.Background(), w.e.SSMClient, ssmcmd.Spec{Document: fakeenv.UnbanDocument, AllHosts: true,
+		TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue, OutputBucket: fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		Parameters: map[string][]string{"addresses": {"203.0.113.5"}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.e.WaitAll(t, sent.CommandIDs...)
+	res, err := w.h.Handle(context.Background(), workflow.RefreshInput{Action: refreshlist.ActionStoreUnban,
+		CommandRef: workflow.CommandRef{CommandIDs: sent.CommandIDs, Deadline: time.Now().Add(time.Minute).UTC().Format(time.RFC3339)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Stored, []string{a}) || !slices.Equal(res.Failed, []string{b}) || bans(res) != "01:198.51.100.2" {
+		t.Fatalf("%+v new bans %q", res, bans(res))
+	}
+	loc := banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}
+	got, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, loc, a)
+	if err != nil || len(got.Report.Entries) != 2 || got.Report.Entries[0].Entry != "198.51.100.1" {
+		t.Fatalf("a's list after the unban: %+v %v", got, err)
+	}
+	kept, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, loc, b)
+	if err != nil || len(kept.Report.Entries) != 1 || kept.Report.Entries[0].Entry != "192.0.2.9" {
+		t.Fatalf("b's list: %+v %v", kept, err)
 	}
 }

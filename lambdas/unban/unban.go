@@ -1,12 +1,18 @@
-// Package unban serves the unban machine's RemoveBlockOnHosts state: it sends the unban SSM Command document
-// (which runs host/sshguard-unban.sh with the addresses) to the hosts where
-// the lookup found a block, or to every tagged host when the lists were
-// stale.
+// Package unban serves the unban machine's RemoveBlockOnHosts state: it
+// gets the unban SSM Command document (host/sshguard-unban.sh with the
+// addresses) run on every tagged host, now, and returns the command whose
+// answers the reply is made of.
 //
-// Idempotency: a retried or redriven task sends the command again. That is
-// harmless: the script only removes entries that are still there and reports
-// was_blocked=false for the rest. The command ids of an attempt that failed
-// half-way are lost, but those commands still run to completion.
+// Every tagged host is asked, whatever the stored lists say: they are up to
+// a minute old, and the most common request comes seconds after the block.
+// The command targets the tag, so any number of hosts takes one SendCommand
+// (SSM's 50-instance limit applies to InstanceIds only).
+//
+// Requests for the same addresses share commands (shared/coalesce): a
+// command sent after this execution started is as live as one of its own.
+// A retried or redriven task finds the command it already sent, so the
+// hosts are not asked twice; if they were (a lost record), removing a block
+// twice is a no-op and the script reports was_blocked only once.
 package unban
 
 import (
@@ -18,6 +24,7 @@ import (
 	"time"
 
 	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
@@ -42,13 +49,14 @@ type Config struct {
 
 // Handler is the Lambda handler.
 type Handler struct {
-	SSM ssmcmd.Sender
-	Cfg Config
-	Log *slog.Logger
+	SSM      ssmcmd.Sender
+	Coalesce *coalesce.Store
+	Cfg      Config
+	Log      *slog.Logger
 }
 
 // New returns a Handler with defaults filled in; log nil means slog.Default().
-func New(ssm ssmcmd.Sender, cfg Config, log *slog.Logger) *Handler {
+func New(ssm ssmcmd.Sender, commands *coalesce.Store, cfg Config, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -56,25 +64,47 @@ func New(ssm ssmcmd.Sender, cfg Config, log *slog.Logger) *Handler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{SSM: ssm, Cfg: cfg, Log: log}
+	if commands.Now == nil {
+		commands.Now = cfg.Now
+	}
+	if commands.Log == nil {
+		commands.Log = log
+	}
+	return &Handler{SSM: ssm, Coalesce: commands, Cfg: cfg, Log: log}
 }
 
-// Handle validates the request and sends the command.
-func (h *Handler) Handle(ctx context.Context, in workflow.CommandRequest) (workflow.CommandRef, error) {
+// Handle validates the request and returns the command answering it.
+func (h *Handler) Handle(ctx context.Context, in workflow.UnbanInput) (workflow.UnbanCommand, error) {
 	addrs, err := ValidateAddresses(in.Addresses)
 	if err != nil {
-		return workflow.CommandRef{}, err
+		return workflow.UnbanCommand{}, err
 	}
-	ref, err := h.Cfg.SendCommand(ctx, h.SSM, h.Cfg.UnbanDocument, map[string][]string{ParameterName: addrs}, in, comment(addrs), h.Cfg.Now(), h.Log)
+	started, err := time.Parse(time.RFC3339Nano, in.Started)
+	if err != nil || in.Execution == "" {
+		return workflow.UnbanCommand{}, &taskerr.InvalidInputError{Reason: "started (RFC 3339) and execution are required"}
+	}
+	send := func(ctx context.Context) (string, time.Time, error) {
+		ref, err := h.Cfg.SendCommand(ctx, h.SSM, h.Cfg.UnbanDocument, map[string][]string{ParameterName: addrs},
+			workflow.CommandRequest{AllHosts: true}, comment(addrs), h.Cfg.Now(), h.Log)
+		if err != nil {
+			return "", time.Time{}, err
+		}
+		deadline, _ := time.Parse(time.RFC3339, ref.Deadline)
+		return ref.CommandIDs[0], deadline, nil
+	}
+	rec, shared, err := h.Coalesce.Obtain(ctx, addrs, started, in.Execution, send)
 	if err != nil {
-		return workflow.CommandRef{}, err
+		return workflow.UnbanCommand{}, err
 	}
-	if len(ref.Skipped) > 0 {
-		h.Log.Warn("unban not sent to instances SSM refused", "skipped", ref.Skipped)
-	}
-	h.Log.Info("unban sent", "addresses", len(addrs), "all_hosts", in.AllHosts,
-		"instances", len(in.InstanceIDs), "commands", len(ref.CommandIDs), "deadline", ref.Deadline)
-	return ref, nil
+	h.Log.Info("unban command", "addresses", len(addrs), "command_id", rec.CommandID, "shared", shared,
+		"sent_by", rec.SentBy, "waited_ms", h.Cfg.Now().Sub(started).Milliseconds())
+	return workflow.UnbanCommand{
+		CommandID: rec.CommandID,
+		SentAt:    rec.SentAt.UTC().Format(time.RFC3339Nano),
+		Deadline:  rec.Deadline.UTC().Format(time.RFC3339),
+		Shared:    shared,
+		Key:       h.Coalesce.Key(addrs),
+	}, nil
 }
 
 // ValidateAddresses checks every address strictly (defence in depth: the

@@ -11,6 +11,7 @@ import (
 	"sshguard-unban/lambdas/unban"
 	"sshguard-unban/local/fakeenv"
 	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
@@ -18,90 +19,100 @@ import (
 	"sshguard-unban/shared/workflow"
 )
 
-var now = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
 func id(n int) string { return fmt.Sprintf("i-%017x", n) }
 
 func newHandler(e *fakeenv.Env) *unban.Handler {
-	return unban.New(e.SSMClient, unban.Config{
-		UnbanDocument: fakeenv.UnbanDocument,
-		Delivery: ssmcmd.Delivery{
-			TagKey:         fakeenv.TagKey,
-			TagValue:       fakeenv.TagValue,
-			CommandTimeout: 2 * time.Minute,
-			OutputBucket:   fakeenv.OutputBucket,
-			OutputPrefix:   fakeenv.OutputPrefix,
-		},
-		Now: func() time.Time { return now },
-	}, nil)
+	return unban.New(e.SSMClient, &coalesce.Store{S3: e.S3Client, Bucket: fakeenv.ListBucket, Prefix: "commands/coalesce/", Poll: 5 * time.Millisecond},
+		unban.Config{
+			UnbanDocument: fakeenv.UnbanDocument,
+			Delivery: ssmcmd.Delivery{
+				TagKey:         fakeenv.TagKey,
+				TagValue:       fakeenv.TagValue,
+				CommandTimeout: 2 * time.Minute,
+				OutputBucket:   fakeenv.OutputBucket,
+				OutputPrefix:   fakeenv.OutputPrefix,
+			},
+		}, nil)
 }
 
-func TestBatchesOf50(t *testing.T) {
+func input(execution string, started time.Time, addrs ...string) workflow.UnbanInput {
+	return workflow.UnbanInput{Addresses: addrs, Started: started.UTC().Format(time.RFC3339Nano), Execution: execution}
+}
+
+// The employee was blocked seconds ago, on a host the stored lists do not
+// show yet: every tagged host is asked, in one SendCommand whatever the
+// fleet's size (the tag target has no 50-instance limit), and no untagged
+// host is.
+func TestEveryTaggedHostInOneCommand(t *testing.T) {
 	e := fakeenv.Start(t)
 	var ids []string
 	for n := range 120 {
 		ids = append(ids, id(n))
 	}
 	e.AddHosts(ssmfake.Canned{Stdout: `{}`}, ids...)
-	// duplicates and unsorted input are normalized
-	in := append([]string{id(119), id(0)}, ids...)
+	e.SSM.AddInstance(ssmfake.Instance{ID: id(999), Tags: map[string]string{"other": "x"}, Runner: ssmfake.Canned{}})
 	h := newHandler(e)
 	h.Cfg.DocumentVersion = "$LATEST"
-	ref, err := h.Handle(context.Background(), workflow.CommandRequest{
-		Addresses: []string{"192.0.2.12", "2001:db8::1", "192.0.2.12"}, InstanceIDs: in})
+	started := time.Now()
+	ref, err := h.Handle(context.Background(), input("exec-1", started, "192.0.2.12", "2001:db8::1", "192.0.2.12"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ref.Deadline != "2025-03-01T12:02:00Z" {
-		t.Errorf("deadline %s", ref.Deadline)
-	}
 	sent := e.SSM.Sent()
-	if len(sent) != 3 || len(ref.CommandIDs) != 3 {
-		t.Fatalf("%d commands sent, %d ids returned; want 3", len(sent), len(ref.CommandIDs))
+	if len(sent) != 1 || sent[0].CommandID != ref.CommandID || ref.Shared {
+		t.Fatalf("sent %d commands, returned %+v", len(sent), ref)
 	}
-	total := 0
-	for i, s := range sent {
-		want := []int{50, 50, 20}[i]
-		if len(s.InstanceIDs) != want {
-			t.Errorf("batch %d has %d instances, want %d", i, len(s.InstanceIDs), want)
-		}
-		total += len(s.InstanceIDs)
-		if s.CommandID != ref.CommandIDs[i] {
-			t.Errorf("command id order")
-		}
-		if s.DocumentName != fakeenv.UnbanDocument || s.DocumentVersion != "$LATEST" || strings.Join(s.Parameters["addresses"], ",") != "192.0.2.12,2001:db8::1" {
-			t.Errorf("document %s params %v", s.DocumentName, s.Parameters)
-		}
-		if s.MaxConcurrency != "50" || s.MaxErrors != "100%" || s.TimeoutSeconds != 120 ||
-			s.OutputS3BucketName != fakeenv.OutputBucket || s.OutputS3KeyPrefix != fakeenv.OutputPrefix ||
-			!strings.Contains(s.Comment, "192.0.2.12") {
-			t.Errorf("command settings %+v", s)
-		}
+	s := sent[0]
+	if len(s.InstanceIDs) != 0 || strings.Join(s.Targets["tag:"+fakeenv.TagKey], ",") != fakeenv.TagValue || len(s.Resolved) != 120 {
+		t.Errorf("targets %v ids %v resolved %d", s.Targets, s.InstanceIDs, len(s.Resolved))
 	}
-	if total != 120 {
-		t.Fatalf("%d instances targeted, want 120", total)
+	if s.DocumentName != fakeenv.UnbanDocument || s.DocumentVersion != "$LATEST" || strings.Join(s.Parameters["addresses"], ",") != "192.0.2.12,2001:db8::1" {
+		t.Errorf("document %s params %v", s.DocumentName, s.Parameters)
+	}
+	if s.MaxConcurrency != "50" || s.MaxErrors != "100%" || s.TimeoutSeconds != 120 ||
+		s.OutputS3BucketName != fakeenv.OutputBucket || s.OutputS3KeyPrefix != fakeenv.OutputPrefix ||
+		!strings.Contains(s.Comment, "192.0.2.12") {
+		t.Errorf("command settings %+v", s)
+	}
+	sentAt, err := time.Parse(time.RFC3339Nano, ref.SentAt)
+	if err != nil || sentAt.Before(started) {
+		t.Errorf("sent_at %q before the execution started (%v)", ref.SentAt, started)
+	}
+	if _, err := time.Parse(time.RFC3339, ref.Deadline); err != nil || ref.Key == "" {
+		t.Errorf("deadline %q key %q", ref.Deadline, ref.Key)
 	}
 }
 
-func TestAllHostsByTag(t *testing.T) {
+// Colleagues behind one address: a request whose execution started before
+// the command went out shares it; a retry of the sender gets its own
+// command back; a request that started after it gets a newer one (once the
+// first has its answers).
+func TestSharing(t *testing.T) {
 	e := fakeenv.Start(t)
 	e.AddHosts(ssmfake.Canned{Stdout: `{}`}, id(1), id(2))
-	e.SSM.AddInstance(ssmfake.Instance{ID: id(3), Tags: map[string]string{"other": "x"}, Runner: ssmfake.Canned{}})
-	ref, err := newHandler(e).Handle(context.Background(), workflow.CommandRequest{
-		Addresses: []string{"192.0.2.12"}, AllHosts: true, InstanceIDs: []string{id(3)}})
+	h := newHandler(e)
+	early := time.Now()
+	first, err := h.Handle(context.Background(), input("exec-a", early, "203.0.113.5"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := e.SSM.Sent()
-	if len(sent) != 1 || len(ref.CommandIDs) != 1 {
-		t.Fatalf("sent %+v", sent)
+	retry, err := h.Handle(context.Background(), input("exec-a", early, "203.0.113.5"))
+	if err != nil || retry.CommandID != first.CommandID || retry.Shared {
+		t.Fatalf("retried task: %+v %v, want its own command %s", retry, err, first.CommandID)
 	}
-	s := sent[0]
-	if len(s.InstanceIDs) != 0 || strings.Join(s.Targets["tag:"+fakeenv.TagKey], ",") != fakeenv.TagValue {
-		t.Fatalf("targets %+v ids %v", s.Targets, s.InstanceIDs)
+	colleague, err := h.Handle(context.Background(), input("exec-b", early.Add(-time.Second), "203.0.113.5"))
+	if err != nil || colleague.CommandID != first.CommandID || !colleague.Shared {
+		t.Fatalf("colleague who started before the send: %+v %v", colleague, err)
 	}
-	if strings.Join(s.Resolved, ",") != id(1)+","+id(2) {
-		t.Fatalf("resolved %v", s.Resolved)
+	if err := h.Coalesce.Done(context.Background(), first.Key, first.CommandID); err != nil {
+		t.Fatal(err)
+	}
+	late, err := h.Handle(context.Background(), input("exec-c", time.Now(), "203.0.113.5"))
+	if err != nil || late.CommandID == first.CommandID || late.Shared {
+		t.Fatalf("request that started after the send: %+v %v, want a new command", late, err)
+	}
+	if n := len(e.SSM.Sent()); n != 2 {
+		t.Fatalf("%d commands for 4 tasks, want 2", n)
 	}
 }
 
@@ -109,16 +120,17 @@ func TestInvalidInput(t *testing.T) {
 	e := fakeenv.Start(t)
 	e.AddHosts(ssmfake.Canned{}, id(1))
 	h := newHandler(e)
-	cases := []workflow.CommandRequest{
-		{Addresses: nil, InstanceIDs: []string{id(1)}},
-		{Addresses: []string{"192.0.2.12"}},                                      // no targets
-		{Addresses: []string{"2001:DB8::1"}, InstanceIDs: []string{id(1)}},       // not normalized
-		{Addresses: []string{"::ffff:192.0.2.12"}, InstanceIDs: []string{id(1)}}, // mapped
-		{Addresses: []string{"192.0.2.12 "}, InstanceIDs: []string{id(1)}},
-		{Addresses: []string{"192.0.2.12,192.0.2.13"}, InstanceIDs: []string{id(1)}},
-		{Addresses: []string{"192.0.2.0/24"}, InstanceIDs: []string{id(1)}},
-		{Addresses: []string{"192.0.2.12"}, InstanceIDs: []string{"i-1/../x"}},
-		{Addresses: []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"}, InstanceIDs: []string{id(1)}}, // > maxItems
+	now := time.Now()
+	cases := []workflow.UnbanInput{
+		input("x", now),
+		input("x", now, "2001:DB8::1"),       // not normalized
+		input("x", now, "::ffff:192.0.2.12"), // mapped
+		input("x", now, "192.0.2.12 "),
+		input("x", now, "192.0.2.12,192.0.2.13"),
+		input("x", now, "192.0.2.0/24"),
+		input("x", now, "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4", "192.0.2.5", "192.0.2.6"), // > maxItems
+		{Addresses: []string{"192.0.2.12"}, Execution: "x"},                                           // no start time
+		{Addresses: []string{"192.0.2.12"}, Started: now.Format(time.RFC3339)},                        // no execution
 	}
 	for _, c := range cases {
 		_, err := h.Handle(context.Background(), c)
@@ -136,34 +148,27 @@ func TestSSMErrors(t *testing.T) {
 	e := fakeenv.Start(t)
 	e.AddHosts(ssmfake.Canned{}, id(1), id(2))
 	h := newHandler(e)
-	req := workflow.CommandRequest{Addresses: []string{"192.0.2.12"}, InstanceIDs: []string{id(1), id(2)}}
 
-	// Throttling (after the SDK's own attempts) → TransientError.
+	// Throttling (after the SDK's own attempts) → TransientError, and the
+	// failed send leaves no claim for the retry to wait out.
 	e.SSM.InjectError("SendCommand", "ThrottlingException", 400, 1)
-	if _, err := h.Handle(context.Background(), req); !taskerr.IsTransient(err) || taskerr.Name(err) != "TransientError" {
+	if _, err := h.Handle(context.Background(), input("e1", time.Now(), "192.0.2.12")); !taskerr.IsTransient(err) || taskerr.Name(err) != "TransientError" {
 		t.Fatalf("throttled: %v (%s)", err, taskerr.Name(err))
 	}
 	e.SSM.InjectError("SendCommand", "InternalServerError", 500, 1)
-	if _, err := h.Handle(context.Background(), req); !taskerr.IsTransient(err) {
+	if _, err := h.Handle(context.Background(), input("e2", time.Now(), "192.0.2.13")); !taskerr.IsTransient(err) {
 		t.Fatalf("5xx: %v", err)
 	}
 	// A missing document is permanent.
 	bad := *h
 	bad.Cfg.UnbanDocument = "no-such-document"
-	_, err := bad.Handle(context.Background(), req)
+	_, err := bad.Handle(context.Background(), input("e3", time.Now(), "192.0.2.14"))
 	var ce *ssmcmd.CommandError
 	if taskerr.IsTransient(err) || !errors.As(err, &ce) {
 		t.Fatalf("missing document: %v", err)
 	}
-	// An instance SSM does not know (terminated since the lookup) is
-	// skipped; the others still get the command.
-	ref, err := h.Handle(context.Background(), workflow.CommandRequest{Addresses: []string{"192.0.2.12"},
-		InstanceIDs: []string{id(1), id(9), id(2)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ref.CommandIDs) != 2 {
-		t.Fatalf("commands %v, want one per valid instance", ref.CommandIDs)
+	if _, err := h.Handle(context.Background(), input("e1", time.Now(), "192.0.2.12")); err != nil {
+		t.Fatalf("retry after throttling: %v", err)
 	}
 }
 

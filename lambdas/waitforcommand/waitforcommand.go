@@ -1,28 +1,37 @@
-// Package waitforcommand serves the CheckUnbanCommand state of the unban
-// machine and the CheckReportCommand state of both machines: it polls the
-// invocations of sent SSM commands and reports each host's outcome; the
-// state machine loops (with a Wait state) while Done is false.
+// Package waitforcommand reads what the hosts answered to an SSM command.
+//
+// For a request's unban command it serves the unban machine's
+// CheckUnbanCommand state (mode reply) and WaitForLateHosts (mode final):
+// it polls within one invocation, quickly while the answers are due, with
+// backoff after (unbancheck.go). Mode reply is done once every tagged host
+// has answered or is silent, so the reply goes out as soon as the hosts
+// that can answer have, and no offline host holds the others back. The
+// requests sharing one command (shared/coalesce) share its polling too: one
+// of them holds a lease and calls SSM, the others read the outcome it
+// writes to S3, so ListCommandInvocations is not called once per asker.
+//
+// For the refresh machine's CheckReportCommand state it polls a report
+// command once per call; the machine loops with a Wait state.
 //
 // Status mapping (StatusDetails first, see ssmcmd.Outcome):
 //
-//	Pending / InProgress / Delayed        → pending (timed_out once the deadline passed)
-//	Success                               → succeeded (failed if ParseUnban and the
-//	                                        output is not the script's JSON)
+//	Pending / InProgress / Delayed        → pending (timed_out once the deadline passed;
+//	                                        silent for a reply, see above)
+//	Success                               → succeeded (failed if the output is not the
+//	                                        script's JSON)
 //	Failed / Cancelled / Cancelling       → failed (keeping the script's JSON error)
 //	TimedOut, "Execution Timed Out"       → timed_out
 //	"Undeliverable", "Terminated",
 //	"Delivery Timed Out"                  → offline (the command never ran)
 //
-// No invocations listed yet (SSM is eventually consistent right after
-// SendCommand) counts as pending until the deadline. Each host is mapped on
-// its own, so a host that is down or whose output cannot be read never hides
+// No invocations listed yet (SSM is eventually consistent for about a
+// second after SendCommand) counts as pending. Each host is mapped on its
+// own, so a host that is down or whose output cannot be read never hides
 // the hosts that succeeded.
 package waitforcommand
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,10 +39,13 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/shared/taskerr"
@@ -58,24 +70,59 @@ type Config struct {
 	OutputBucket string
 	OutputPrefix string
 	Now          func() time.Time
+
+	// For unban commands (CheckInput.Mode):
+	// TagKey/TagValue select the hosts whose agent status is read
+	// (DescribeInstanceInformation), Bucket holds the shared outcome
+	// (OutcomePrefix) and the poller's lease (LeasePrefix).
+	TagKey, TagValue           string
+	Bucket                     string
+	OutcomePrefix, LeasePrefix string
+	// Budget is how long one invocation polls before returning Done false
+	// (below the function's timeout). PollInterval is the first polls'
+	// pause. PickupBound: a host that has not started the command this
+	// long after it was sent is silent for the reply; RunBound: one still
+	// running this long is too. LeaseTTL bounds a dead poller's lease.
+	Budget, PollInterval, PickupBound, RunBound, LeaseTTL time.Duration
+	Sleep                                                 func(ctx context.Context, d time.Duration) error
 }
+
+// Defaults of the unban check, in production. A Run Command reaches a
+// connected agent in about 0.3 s (p95 1.5 s) and the script runs in well
+// under a second (local/latency has the sources): 5 s without a pickup
+// means the agent is not there, 15 s of running means something is wrong,
+// and neither should hold the other hosts' answers back.
+const (
+	DefaultBudget       = 20 * time.Second
+	DefaultPollInterval = 200 * time.Millisecond
+	DefaultPickupBound  = 5 * time.Second
+	DefaultRunBound     = 15 * time.Second
+	DefaultLeaseTTL     = 3 * time.Second
+)
 
 // SSMAPI is what the handler calls; *ssm.Client implements it.
 type SSMAPI interface {
 	ssmcmd.Lister
 	ssmcmd.Getter
+	ssm.DescribeInstanceInformationAPIClient
 }
 
 // Handler is the Lambda handler.
 type Handler struct {
 	SSM SSMAPI
-	S3  banlist.ObjectGetter // may be nil: no S3 output reads
-	Cfg Config
-	Log *slog.Logger
+	// S3 reads command output; Store (the same client) holds the shared
+	// outcome and lease; Coalesce learns when a shared command is done.
+	// Each may be nil (no S3 output reads; no sharing).
+	S3       banlist.ObjectGetter
+	Store    s3obj.API
+	Coalesce *coalesce.Store
+	Cfg      Config
+	Log      *slog.Logger
 }
 
-// New returns a Handler; log nil means slog.Default().
-func New(ssm SSMAPI, s3 banlist.ObjectGetter, cfg Config, log *slog.Logger) *Handler {
+// New returns a Handler with defaults filled in; log nil means
+// slog.Default().
+func New(ssm SSMAPI, s3 s3obj.API, commands *coalesce.Store, cfg Config, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -85,11 +132,37 @@ func New(ssm SSMAPI, s3 banlist.ObjectGetter, cfg Config, log *slog.Logger) *Han
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Handler{SSM: ssm, S3: s3, Cfg: cfg, Log: log}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.Budget, DefaultBudget)
+	def(&cfg.PollInterval, DefaultPollInterval)
+	def(&cfg.PickupBound, DefaultPickupBound)
+	def(&cfg.RunBound, DefaultRunBound)
+	def(&cfg.LeaseTTL, DefaultLeaseTTL)
+	h := &Handler{SSM: ssm, Coalesce: commands, Cfg: cfg, Log: log}
+	if s3 != nil {
+		h.S3, h.Store = s3, s3
+	}
+	return h
 }
 
-// Handle polls once.
+// Handle checks the command(s): an unban command (in.Mode set) until the
+// mode is satisfied or the budget is spent, a report command once.
 func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.CheckResult, error) {
+	if in.Mode != "" {
+		if in.Unban == nil {
+			return workflow.CheckResult{}, &taskerr.InvalidInputError{Reason: "mode " + in.Mode + " without the unban command"}
+		}
+		return h.checkUnban(ctx, in)
+	}
+	return h.checkReport(ctx, in)
+}
+
+// checkReport polls a report command once.
+func (h *Handler) checkReport(ctx context.Context, in workflow.CheckInput) (workflow.CheckResult, error) {
 	deadline, err := time.Parse(time.RFC3339, in.Deadline)
 	if err != nil {
 		return workflow.CheckResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("deadline %q: %v", in.Deadline, err)}
@@ -97,7 +170,6 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.
 	now := h.Cfg.Now()
 	late := !now.Before(deadline)
 	res := workflow.CheckResult{Done: true, Hosts: []workflow.HostOutcome{}}
-	src := &ssmcmd.OutputSource{SSM: h.SSM, S3: h.S3, Bucket: h.Cfg.OutputBucket, Prefix: h.Cfg.OutputPrefix, StepName: h.Cfg.StepName}
 	counts := map[string]int{}
 	for _, id := range in.CommandIDs {
 		invs, err := ssmcmd.ListInvocations(ctx, h.SSM, id)
@@ -112,7 +184,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.
 			continue
 		}
 		for _, inv := range invs {
-			res.Hosts = append(res.Hosts, h.outcome(ctx, src, inv, in.ParseUnban, late))
+			res.Hosts = append(res.Hosts, h.outcome(inv, late))
 		}
 	}
 	for _, id := range in.Skipped {
@@ -135,65 +207,12 @@ func (h *Handler) Handle(ctx context.Context, in workflow.CheckInput) (workflow.
 	return res, nil
 }
 
-func (h *Handler) outcome(ctx context.Context, src *ssmcmd.OutputSource, inv types.CommandInvocation, parse, late bool) workflow.HostOutcome {
+func (h *Handler) outcome(inv types.CommandInvocation, late bool) workflow.HostOutcome {
 	o := workflow.HostOutcome{InstanceID: aws.ToString(inv.InstanceId)}
-	status, detail := ssmcmd.Outcome(inv)
-	o.Status, o.Detail = status, detail
-	if status == workflow.HostPending {
-		if late {
-			o.Status = workflow.HostTimedOut
-			o.Detail = "still " + strings.ToLower(string(inv.Status)) + " at the deadline"
-		}
-		return o
-	}
-	if !parse || (status != workflow.HostSucceeded && status != workflow.HostFailed) {
-		return o
-	}
-	out, err := src.Stdout(ctx, inv)
-	if err != nil && !errors.Is(err, ssmcmd.ErrTruncated) {
-		if taskerr.IsTransient(err) && !late {
-			// Try again on the next poll rather than report a blip.
-			h.Log.Warn("output not readable yet", "instance_id", o.InstanceID, "error", err)
-			o.Status, o.Detail = workflow.HostPending, ""
-			return o
-		}
-		h.Log.Error("output not readable", "instance_id", o.InstanceID, "error", err)
-		o.Status = workflow.HostFailed
-		o.Detail = clip("unban ran but its output could not be read: " + err.Error())
-		return o
-	}
-	var u hostreport.Unban
-	if derr := json.Unmarshal(out, &u); derr != nil {
-		if status == workflow.HostSucceeded {
-			o.Status = workflow.HostFailed
-			o.Detail = "unban ran but did not print its JSON result"
-			if errors.Is(err, ssmcmd.ErrTruncated) {
-				o.Detail += " (output truncated; configure the S3 output bucket)"
-			}
-		}
-		return o
-	}
-	o.Host = u.Host
-	if u.Error != "" || u.Code != "" {
-		o.Status = workflow.HostFailed
-		o.Detail = clip(strings.TrimPrefix(u.Code+": "+u.Error, ": "))
-		o.Unban = small(u)
-		return o
-	}
-	if status == workflow.HostFailed {
-		o.Unban = small(u)
-		return o
-	}
-	// Keep the history small: the per-address result only where something
-	// was blocked; a host with nothing to remove is just "succeeded".
-	for _, r := range u.Results {
-		if r.WasBlocked || len(r.Removed) > 0 || r.BlacklistRemoved {
-			o.Unban = small(u)
-			break
-		}
-	}
-	if o.Unban == nil {
-		o.Detail = "not blocked here"
+	o.Status, o.Detail = ssmcmd.Outcome(inv)
+	if o.Status == workflow.HostPending && late {
+		o.Status = workflow.HostTimedOut
+		o.Detail = "still " + strings.ToLower(string(inv.Status)) + " at the deadline"
 	}
 	return o
 }

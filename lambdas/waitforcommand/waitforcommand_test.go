@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,247 +14,267 @@ import (
 	"sshguard-unban/lambdas/waitforcommand"
 	"sshguard-unban/local/fakeenv"
 	"sshguard-unban/local/ssmfake"
-	"sshguard-unban/shared/banlist"
+	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
 )
 
-var now = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
 func id(n int) string { return fmt.Sprintf("i-%017x", n) }
 
-func unbanJSON(host string, blocked bool, n int) string {
-	u := hostreport.Unban{Host: host, Backend: "nft-sets"}
-	for i := range n {
-		r := hostreport.AddressResult{Address: fmt.Sprintf("192.0.2.%d", i%250+1), Removed: []string{}}
-		if blocked {
-			r.WasBlocked = true
-			r.Removed = []string{r.Address}
-		}
-		u.Results = append(u.Results, r)
+// unbanJSON is what the unban script prints: the per-address results, then
+// the host's report (entries more than the inline output holds).
+func unbanJSON(host string, blocked bool, entries int) string {
+	u := hostreport.Unban{Host: host, Backend: "nft-sets",
+		Results: []hostreport.AddressResult{{Address: "203.0.113.5", WasBlocked: blocked, Removed: []string{}}},
+		Report:  &hostreport.Report{Host: host, Time: "2026-12-01T10:00:00Z", Backend: "nft-sets", Entries: []hostreport.Entry{}}}
+	if blocked {
+		u.Results[0].Removed = []string{"203.0.113.5"}
+	}
+	for i := range entries {
+		u.Report.Entries = append(u.Report.Entries, hostreport.Entry{Entry: fmt.Sprintf("198.51.%d.%d", i/250, i%250+1), Family: 4})
 	}
 	b, _ := json.Marshal(u)
 	return string(b)
 }
 
-// send issues the unban command through the unban handler (as in the state
-// machine) and waits until every invocation has finished running.
-func send(t *testing.T, e *fakeenv.Env, req workflow.CommandRequest) workflow.CommandRef {
+type env struct {
+	*fakeenv.Env
+	commands *coalesce.Store
+}
+
+func setup(t *testing.T) env {
+	e := fakeenv.Start(t)
+	return env{Env: e, commands: &coalesce.Store{S3: e.S3Client, Bucket: fakeenv.ListBucket, Prefix: "commands/coalesce/", Poll: 5 * time.Millisecond}}
+}
+
+func (e env) host(n int, r ssmfake.Runner, f ssmfake.Fault) string {
+	e.SSM.AddInstance(ssmfake.Instance{ID: id(n), Name: fmt.Sprintf("host-%d", n), Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue}, Runner: r, Fault: f})
+	return id(n)
+}
+
+// send gets the unban command out through the unban handler, as the state
+// machine does.
+func (e env) send(t *testing.T, execution string) workflow.UnbanCommand {
 	t.Helper()
-	h := unban.New(e.SSMClient, unban.Config{
+	h := unban.New(e.SSMClient, e.commands, unban.Config{
 		UnbanDocument: fakeenv.UnbanDocument,
 		Delivery: ssmcmd.Delivery{TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue,
 			CommandTimeout: time.Minute, OutputBucket: fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix},
-		Now: func() time.Time { return now },
 	}, nil)
-	ref, err := h.Handle(context.Background(), req)
+	c, err := h.Handle(context.Background(), workflow.UnbanInput{Addresses: []string{"203.0.113.5"},
+		Started: time.Now().UTC().Format(time.RFC3339Nano), Execution: execution})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.WaitAll(t, ref.CommandIDs...)
-	return ref
+	return c
 }
 
-func checker(e *fakeenv.Env, at time.Time, withS3 bool) *waitforcommand.Handler {
-	cfg := waitforcommand.Config{StepName: fakeenv.UnbanStep, Now: func() time.Time { return at }}
-	var s3 banlist.ObjectGetter
-	if withS3 {
-		cfg.OutputBucket, cfg.OutputPrefix = fakeenv.OutputBucket, fakeenv.OutputPrefix
-		s3 = e.S3Client
+func (e env) checker(mod func(*waitforcommand.Config)) *waitforcommand.Handler {
+	cfg := waitforcommand.Config{
+		StepName: fakeenv.UnbanStep, OutputBucket: fakeenv.OutputBucket, OutputPrefix: fakeenv.OutputPrefix,
+		TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue, Bucket: fakeenv.ListBucket,
+		OutcomePrefix: "commands/outcome/", LeasePrefix: "commands/lease/",
+		PollInterval: 10 * time.Millisecond, PickupBound: 300 * time.Millisecond, RunBound: 2 * time.Second, Budget: 5 * time.Second,
 	}
-	return waitforcommand.New(e.SSMClient, s3, cfg, nil)
+	if mod != nil {
+		mod(&cfg)
+	}
+	return waitforcommand.New(e.SSMClient, e.S3Client, e.commands, cfg, nil)
 }
 
-func statuses(r workflow.CheckResult) string {
-	var parts []string
-	for _, h := range r.Hosts {
-		parts = append(parts, h.InstanceID[len(h.InstanceID)-2:]+"="+h.Status)
-	}
-	return fmt.Sprintf("done=%v %s", r.Done, strings.Join(parts, " "))
-}
-
-func TestPartialSuccessAcrossHosts(t *testing.T) {
-	e := fakeenv.Start(t)
-	add := func(n int, r ssmfake.Runner, f ssmfake.Fault) {
-		e.SSM.AddInstance(ssmfake.Instance{ID: id(n), Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue}, Runner: r, Fault: f})
-	}
-	add(1, ssmfake.Canned{Stdout: unbanJSON("web-1", true, 1), Stderr: "nft: removed"}, ssmfake.Fault{})
-	add(2, ssmfake.Canned{Stdout: unbanJSON("web-2", false, 1)}, ssmfake.Fault{})
-	add(3, ssmfake.Canned{Stdout: `{"host":"web-3","results":[],"error":"cannot read sshguard.conf","code":"no_config"}`, ExitCode: 2}, ssmfake.Fault{})
-	add(4, ssmfake.Canned{}, ssmfake.Fault{Offline: true})
-	add(5, ssmfake.Canned{}, ssmfake.Fault{TimeOut: true})
-	add(6, ssmfake.Canned{Stdout: "Traceback: something broke"}, ssmfake.Fault{})
-	add(7, ssmfake.Canned{Stdout: "segfault"}, ssmfake.Fault{Fail: true})
-	ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, AllHosts: true})
-
-	res, err := checker(e, now.Add(10*time.Second), true).Handle(context.Background(),
-		workflow.CheckInput{CommandRef: ref, ParseUnban: true})
+func check(t *testing.T, h *waitforcommand.Handler, c workflow.UnbanCommand, mode string) workflow.CheckResult {
+	t.Helper()
+	r, err := h.Handle(context.Background(), workflow.CheckInput{Mode: mode, Unban: &c})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "done=true 01=succeeded 02=succeeded 03=failed 04=offline 05=timed_out 06=failed 07=failed"
-	if got := statuses(res); got != want {
-		t.Fatalf("got  %s\nwant %s", got, want)
-	}
-	h := res.Hosts
-	if h[0].Unban == nil || h[0].Host != "web-1" || !h[0].Unban.Results[0].WasBlocked {
-		t.Errorf("host 1: %+v", h[0])
-	}
-	if h[1].Unban != nil || h[1].Host != "web-2" || h[1].Detail != "not blocked here" {
-		t.Errorf("host 2 should be a short success: %+v", h[1])
-	}
-	if h[2].Unban == nil || h[2].Unban.Code != "no_config" || !strings.Contains(h[2].Detail, "no_config") {
-		t.Errorf("host 3 should keep the script's error: %+v", h[2])
-	}
-	if !strings.Contains(h[3].Detail, "undeliverable") {
-		t.Errorf("host 4 detail %q", h[3].Detail)
-	}
-	if !strings.Contains(h[5].Detail, "JSON") {
-		t.Errorf("host 6 detail %q", h[5].Detail)
-	}
-	if len(mustJSON(t, res)) > 2000 {
-		t.Errorf("result is %d bytes; keep it small", len(mustJSON(t, res)))
-	}
-
-	// Without ParseUnban (report commands): statuses only, no output read.
-	res, err = checker(e, now.Add(10*time.Second), true).Handle(context.Background(), workflow.CheckInput{CommandRef: ref})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := statuses(res); got != "done=true 01=succeeded 02=succeeded 03=failed 04=offline 05=timed_out 06=succeeded 07=failed" {
-		t.Fatalf("unparsed: %s", got)
-	}
+	return r
 }
 
-func mustJSON(t *testing.T, v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
+func names(hs []workflow.HostOutcome) string {
+	var out []string
+	for _, h := range hs {
+		out = append(out, h.Host+"="+h.Status)
 	}
-	return b
+	return strings.Join(out, " ")
 }
 
-func TestPendingAndDeadline(t *testing.T) {
-	e := fakeenv.Start(t)
-	e.AddHosts(ssmfake.Canned{Stdout: unbanJSON("fast", true, 1)}, id(1))
-	e.SSM.AddInstance(ssmfake.Instance{ID: id(2), Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue},
-		Runner: ssmfake.Canned{Stdout: unbanJSON("slow", true, 1)}, Fault: ssmfake.Fault{SlowPolls: 1000}})
-	ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, InstanceIDs: []string{id(1), id(2)}})
-	deadline, _ := time.Parse(time.RFC3339, ref.Deadline)
-	cases := []struct {
-		at   time.Time
-		want string
-	}{
-		{deadline.Add(-time.Second), "done=false 01=succeeded 02=pending"},
-		{deadline, "done=true 01=succeeded 02=timed_out"},
-		{deadline.Add(time.Hour), "done=true 01=succeeded 02=timed_out"},
+// The employee was blocked on two of three hosts a moment ago. One call
+// waits, inside the invocation, until every host has answered; the reply
+// names the two that freed it and counts the third. The hosts' reports are
+// larger than the inline output: the results, printed first, are read from
+// it all the same.
+func TestReplyWhenEveryHostAnswered(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: unbanJSON("web-1", true, 400)}, ssmfake.Fault{})
+	e.host(2, ssmfake.Canned{Stdout: unbanJSON("git-1", true, 2)}, ssmfake.Fault{SlowFor: 150 * time.Millisecond})
+	e.host(3, ssmfake.Canned{Stdout: unbanJSON("db-1", false, 2)}, ssmfake.Fault{})
+	c := e.send(t, "exec-1")
+	e.SSM.HiddenPolls = 2 // not listed at first, as right after SendCommand
+	r := check(t, e.checker(nil), c, workflow.CheckReply)
+	if !r.Done || r.Targeted != 3 || r.Answered != 3 || r.NotBlocked != 1 || len(r.Silent) != 0 {
+		t.Fatalf("%+v", r)
 	}
-	for _, c := range cases {
-		res, err := checker(e, c.at, true).Handle(context.Background(), workflow.CheckInput{CommandRef: ref, ParseUnban: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := statuses(res); got != c.want {
-			t.Errorf("at %s: got %s, want %s", c.at.Format(time.RFC3339), got, c.want)
+	if got := names(r.Named); got != "web-1=succeeded git-1=succeeded" {
+		t.Fatalf("named %s", got)
+	}
+	for _, h := range r.Named {
+		if h.Unban == nil || h.Unban.Report != nil || !h.Unban.Results[0].WasBlocked {
+			t.Errorf("%s: %+v (results kept, report left out of the state)", h.Host, h.Unban)
 		}
 	}
+	if r.OutcomeKey == "" || r.CheckedAt == "" {
+		t.Errorf("outcome %q checked %q", r.OutcomeKey, r.CheckedAt)
+	}
 }
 
-func TestNotListedYet(t *testing.T) {
-	e := fakeenv.Start(t)
-	e.AddHosts(ssmfake.Canned{Stdout: unbanJSON("a", true, 1)}, id(1))
-	e.SSM.HiddenPolls = 2
-	ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, AllHosts: true})
-	deadline, _ := time.Parse(time.RFC3339, ref.Deadline)
-	for i, c := range []struct {
-		at   time.Time
-		want string
-	}{
-		{now, "done=false "},                      // hidden: pending
-		{deadline.Add(time.Second), "done=true "}, // still hidden, but the deadline passed
-		{now, "done=true 01=succeeded"},           // listed now
-	} {
-		res, err := checker(e, c.at, true).Handle(context.Background(), workflow.CheckInput{CommandRef: ref, ParseUnban: true})
-		if err != nil {
-			t.Fatal(err)
+// A host whose agent lost its connection (a stopped host) does not hold
+// the reply back: it is named silent at once, from SSM's view of the
+// agent. When it comes back before the command's deadline, the final check
+// sees what it did.
+func TestSilentHostDoesNotHoldTheReply(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: unbanJSON("web-1", true, 1)}, ssmfake.Fault{})
+	down := e.host(2, ssmfake.Canned{Stdout: unbanJSON("db-1", true, 1)}, ssmfake.Fault{Disconnected: true})
+	c := e.send(t, "exec-1")
+	h := e.checker(func(c *waitforcommand.Config) { c.PickupBound = time.Minute })
+	begin := time.Now()
+	r := check(t, h, c, workflow.CheckReply)
+	if !r.Done || len(r.Silent) != 1 || r.Silent[0].InstanceID != down || r.Silent[0].Status != workflow.HostSilent {
+		t.Fatalf("%+v", r)
+	}
+	if took := time.Since(begin); took > 2*time.Second {
+		t.Errorf("the reply waited %v for a disconnected host", took)
+	}
+	if !strings.Contains(r.Silent[0].Detail, "ConnectionLost") {
+		t.Errorf("silent detail %q", r.Silent[0].Detail)
+	}
+	e.SSM.SetFault(down, ssmfake.Fault{}) // the host is back
+	late := check(t, h, c, workflow.CheckFinal)
+	if !late.Done || len(late.Silent) != 0 || names(late.Named) != "web-1=succeeded db-1=succeeded" {
+		t.Fatalf("final: %+v", late)
+	}
+}
+
+// Without a connection status to go by (no tag configured), a host that
+// has not picked the command up within the pickup bound is silent.
+func TestPickupBound(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: unbanJSON("web-1", false, 1)}, ssmfake.Fault{})
+	e.host(2, ssmfake.Canned{Stdout: unbanJSON("db-1", false, 1)}, ssmfake.Fault{Disconnected: true})
+	c := e.send(t, "exec-1")
+	r := check(t, e.checker(func(c *waitforcommand.Config) { c.TagKey = "" }), c, workflow.CheckReply)
+	if !r.Done || len(r.Silent) != 1 || !strings.Contains(r.Silent[0].Detail, "did not pick the command up") {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// The deadline passes with a host still away: the final check ends with it
+// timed out (the command's own delivery timeout would say the same).
+func TestDeadline(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: unbanJSON("web-1", false, 1)}, ssmfake.Fault{})
+	e.host(2, ssmfake.Canned{}, ssmfake.Fault{Disconnected: true})
+	c := e.send(t, "exec-1")
+	c.Deadline = time.Now().Add(time.Second).UTC().Format(time.RFC3339)
+	r := check(t, e.checker(nil), c, workflow.CheckFinal)
+	if !r.Done || len(r.Silent) != 0 || names(r.Named) != "host-2=timed_out" || r.NotBlocked != 1 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+// Colleagues sharing one command share its polling: however many wait,
+// SSM is polled by one of them at a time (ListCommandInvocations throttles
+// callers that poll fast), and they all get the same answer.
+func TestSharedPolling(t *testing.T) {
+	e := setup(t)
+	for n := range 3 {
+		e.host(n, ssmfake.Canned{Stdout: unbanJSON(fmt.Sprintf("h-%d", n), n == 0, 1)}, ssmfake.Fault{SlowFor: 400 * time.Millisecond})
+	}
+	c := e.send(t, "exec-1")
+	h := e.checker(nil)
+	var wg sync.WaitGroup
+	results := make([]workflow.CheckResult, 20)
+	for i := range results {
+		wg.Go(func() { results[i] = check(t, h, c, workflow.CheckReply) })
+	}
+	wg.Wait()
+	for i, r := range results {
+		if !r.Done || names(r.Named) != "h-0=succeeded" || r.NotBlocked != 2 {
+			t.Errorf("waiter %d: %+v", i, r)
 		}
-		if got := statuses(res); got != c.want {
-			t.Errorf("poll %d: got %q, want %q", i, got, c.want)
-		}
+	}
+	// One poller every 10 ms for about 0.4 s: ~40 polls; 20 pollers each
+	// would be ~800.
+	if n := e.SSM.Calls("ListCommandInvocations"); n > 120 {
+		t.Errorf("%d ListCommandInvocations for 20 waiters of one command", n)
+	}
+	t.Logf("%d ListCommandInvocations, %d DescribeInstanceInformation", e.SSM.Calls("ListCommandInvocations"), e.SSM.Calls("DescribeInstanceInformation"))
+}
+
+// The budget runs out before the hosts answer: Done false, and the state
+// machine calls again at once.
+func TestBudget(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: unbanJSON("web-1", true, 1)}, ssmfake.Fault{SlowFor: time.Second})
+	c := e.send(t, "exec-1")
+	h := e.checker(func(c *waitforcommand.Config) { c.Budget = 100 * time.Millisecond })
+	if r := check(t, h, c, workflow.CheckReply); r.Done {
+		t.Fatalf("done before the host answered: %+v", r)
+	}
+	h.Cfg.Budget = 5 * time.Second
+	if r := check(t, h, c, workflow.CheckReply); !r.Done || len(r.Named) != 1 {
+		t.Fatalf("%+v", r)
 	}
 }
 
-func TestTruncatedOutput(t *testing.T) {
-	// ~40 KB of JSON: beyond both the 2,400-character inline plugin output
-	// and GetCommandInvocation's 24,000 characters.
-	huge := unbanJSON("big", true, 500)
-	medium := unbanJSON("medium", true, 60) // between 2,400 and 24,000
-	if len(huge) < 24000 || len(medium) < 2400 || len(medium) > 24000 {
-		t.Fatalf("sizes %d %d", len(huge), len(medium))
+// A host whose script failed, or printed no JSON, is named failed with the
+// reason; an SSM outage is a TransientError for the state machine's Retry.
+func TestFailuresAndErrors(t *testing.T) {
+	e := setup(t)
+	e.host(1, ssmfake.Canned{Stdout: `{"host":"web-1","backend":"","results":[],"error":"sshguard config /etc/sshguard/sshguard.conf does not exist","code":"no_config"}`, ExitCode: 4}, ssmfake.Fault{})
+	e.host(2, ssmfake.Canned{Stdout: "sh: 1: syntax error"}, ssmfake.Fault{})
+	c := e.send(t, "exec-1")
+	r := check(t, e.checker(nil), c, workflow.CheckReply)
+	if names(r.Named) != "web-1=failed host-2=failed" || !strings.Contains(r.Named[0].Detail, "no_config") {
+		t.Fatalf("%+v", r)
 	}
-	cases := []struct {
-		name   string
-		stdout string
-		withS3 bool
-		want   string
-	}{
-		{"huge from S3", huge, true, "succeeded"},
-		{"huge without S3", huge, false, "failed"},
-		{"medium via GetCommandInvocation", medium, false, "succeeded"},
-		{"medium from S3", medium, true, "succeeded"},
+	e.SSM.InjectError("ListCommandInvocations", "ThrottlingException", 400, 1)
+	c2 := e.send(t, "exec-2")
+	_ = e.commands.Done(context.Background(), c.Key, c.CommandID)
+	_, err := e.checker(nil).Handle(context.Background(), workflow.CheckInput{Mode: workflow.CheckReply, Unban: &c2})
+	if !taskerr.IsTransient(err) {
+		t.Fatalf("throttled: %v", err)
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			e := fakeenv.Start(t)
-			e.AddHosts(ssmfake.Canned{Stdout: c.stdout, Stderr: "some log line"}, id(1))
-			ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, InstanceIDs: []string{id(1)}})
-			res, err := checker(e, now, c.withS3).Handle(context.Background(), workflow.CheckInput{CommandRef: ref, ParseUnban: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			o := res.Hosts[0]
-			if o.Status != c.want {
-				t.Fatalf("status %s (%s), want %s", o.Status, o.Detail, c.want)
-			}
-			if c.want == "succeeded" && (o.Unban == nil || len(o.Unban.Results) == 0) {
-				t.Fatalf("unban not parsed: %+v", o)
-			}
-			if c.want == "failed" && !strings.Contains(o.Detail, "truncated") {
-				t.Fatalf("detail %q", o.Detail)
-			}
-		})
-	}
-}
-
-func TestInvalidInput(t *testing.T) {
-	e := fakeenv.Start(t)
-	_, err := checker(e, now, true).Handle(context.Background(), workflow.CheckInput{CommandRef: workflow.CommandRef{CommandIDs: []string{}, Deadline: "soon"}})
 	var inv *taskerr.InvalidInputError
-	if !errors.As(err, &inv) {
-		t.Fatalf("%v", err)
-	}
-	res, err := checker(e, now, true).Handle(context.Background(), workflow.CheckInput{CommandRef: workflow.CommandRef{CommandIDs: []string{}, Deadline: now.Format(time.RFC3339)}})
-	if err != nil || !res.Done || len(res.Hosts) != 0 {
-		t.Fatalf("no commands: %+v %v", res, err)
+	if _, err := e.checker(nil).Handle(context.Background(), workflow.CheckInput{Mode: "soon", Unban: &c}); !errors.As(err, &inv) {
+		t.Fatalf("bad mode: %v", err)
 	}
 }
 
-// An instance SSM refuses (not registered, agent gone) is reported offline,
-// not silently dropped from the reply.
-func TestSkippedInstancesAreOffline(t *testing.T) {
-	e := fakeenv.Start(t)
-	e.AddHosts(ssmfake.Canned{Stdout: unbanJSON("a", true, 1)}, id(1))
-	ref := send(t, e, workflow.CommandRequest{Addresses: []string{"192.0.2.1"}, InstanceIDs: []string{id(1), id(2)}})
-	if len(ref.Skipped) != 1 || ref.Skipped[0] != id(2) {
-		t.Fatalf("skipped %v, want [%s]", ref.Skipped, id(2))
-	}
-	res, err := checker(e, now, true).Handle(context.Background(), workflow.CheckInput{CommandRef: ref, ParseUnban: true})
+// The refresh machine's report command: one poll per call.
+func TestReportCommand(t *testing.T) {
+	e := setup(t)
+	e.AddHosts(ssmfake.Canned{Stdout: `{}`}, id(1))
+	e.SSM.AddInstance(ssmfake.Instance{ID: id(2), Tags: map[string]string{fakeenv.TagKey: fakeenv.TagValue}, Runner: ssmfake.Canned{}, Fault: ssmfake.Fault{Offline: true}})
+	sent, err := ssmcmd.Send(context.Background(), e.SSMClient, ssmcmd.Spec{Document: fakeenv.ReportDocument, AllHosts: true, TagKey: fakeenv.TagKey, TagValue: fakeenv.TagValue}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := statuses(res); got != "done=true 01=succeeded 02=offline" {
-		t.Fatalf("got %q", got)
+	cmd := sent.CommandIDs[0]
+	e.WaitAll(t, cmd)
+	ref := workflow.CommandRef{CommandIDs: []string{cmd}, Deadline: time.Now().Add(time.Minute).UTC().Format(time.RFC3339), Skipped: []string{id(9)}}
+	r, err := e.checker(nil).Handle(context.Background(), workflow.CheckInput{CommandRef: ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range r.Hosts {
+		got = append(got, h.InstanceID[len(h.InstanceID)-1:]+"="+h.Status)
+	}
+	if !r.Done || strings.Join(got, " ") != "1=succeeded 2=offline 9=offline" {
+		t.Fatalf("%+v %v", r, got)
 	}
 }

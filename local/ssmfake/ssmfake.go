@@ -216,6 +216,7 @@ type Server struct {
 	commands    map[string]*command
 	sent        []SentCommand
 	inject      map[string][]injected
+	calls       map[string]int // requests per operation
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -270,6 +271,7 @@ func New() *Server {
 		docs:      map[string]Document{},
 		commands:  map[string]*command{},
 		inject:    map[string][]injected{},
+		calls:     map[string]int{},
 		ctx:       ctx,
 		cancel:    cancel,
 	}
@@ -308,6 +310,14 @@ func (s *Server) InjectError(op, code string, status, times int) {
 	for range times {
 		s.inject[op] = append(s.inject[op], injected{code: code, status: status})
 	}
+}
+
+// Calls counts the requests for an operation ("ListCommandInvocations"):
+// how hard the callers poll.
+func (s *Server) Calls(op string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[op]
 }
 
 // Sent returns every accepted SendCommand, in order.
@@ -429,6 +439,9 @@ func (s *Server) serve(r *http.Request, target, op string) (any, *apiError) {
 	if err != nil {
 		return nil, errf(http.StatusBadRequest, "SerializationException", "read body: %v", err)
 	}
+	s.mu.Lock()
+	s.calls[op]++
+	s.mu.Unlock()
 	if e := s.popInjected(op); e != nil {
 		return nil, e
 	}

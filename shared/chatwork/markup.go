@@ -11,6 +11,10 @@ func ReplyTo(accountID, roomID, messageID string) string {
 	return fmt.Sprintf("[rp aid=%s to=%s-%s]", accountID, roomID, messageID)
 }
 
+// To mentions accountID ([To:ACCOUNT]): several may lead one message, as
+// when one answer goes to everybody who asked the same.
+func To(accountID string) string { return "[To:" + accountID + "]" }
+
 // Info renders a boxed block with a title.
 func Info(title, body string) string {
 	return "[info][title]" + Escape(title) + "[/title]" + strings.TrimRight(body, "\n") + "[/info]"

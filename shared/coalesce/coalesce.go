@@ -168,11 +168,10 @@ func (s *Store) release(ctx context.Context, key, execution string) {
 	_ = s3obj.Put(ctx, s.S3, s.Bucket, key, body, etag)
 }
 
-// Done records that commandID has its answers, so a request waiting for a
-// newer command can send it now. It changes nothing if the record has moved
-// on to another command.
-func (s *Store) Done(ctx context.Context, addrs []string, commandID string) error {
-	key := s.Key(addrs)
+// Done records that commandID (of the record at key) has its answers, so a
+// request waiting for a newer command can send it now. It changes nothing if
+// the record has moved on to another command.
+func (s *Store) Done(ctx context.Context, key, commandID string) error {
 	for range 5 {
 		cur, etag, err := s.read(ctx, key)
 		if err != nil {

@@ -47,7 +47,7 @@ func TestOfficeBurstSharesFewCommands(t *testing.T) {
 		hosts.Go(func() {
 			time.Sleep(60 * time.Millisecond)
 			inflight.Add(-1)
-			if err := s.Done(context.Background(), addrs, id); err != nil {
+			if err := s.Done(context.Background(), s.Key(addrs), id); err != nil {
 				t.Error(err)
 			}
 		})

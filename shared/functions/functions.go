@@ -51,19 +51,19 @@ var All = []Function{
 	{Handler: WaitForCommand, Package: "sshguard-unban/lambdas/waitforcommand", Construct: "WaitForCommandFunction",
 		Substitution: "WaitForCommandFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"CheckUnbanCommand", "CheckReportCommand"},
+			UnbanMachine:   {"CheckUnbanCommand", "WaitForLateHosts"},
 			RefreshMachine: {"CheckReportCommand"},
 		}},
 	{Handler: RefreshList, Package: "sshguard-unban/lambdas/refreshlist", Construct: "RefreshListFunction",
 		Substitution: "RefreshListFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"RequestFreshBanLists", "StoreBanLists"},
+			UnbanMachine:   {"StoreBanLists"},
 			RefreshMachine: {"RequestBanReports", "StoreBanLists"},
 		}},
 	{Handler: Notify, Package: "sshguard-unban/lambdas/notify", Construct: "NotifyFunction",
 		Substitution: "NotifyFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"ReplyToUser", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
+			UnbanMachine:   {"ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
 			RefreshMachine: {"AnnounceNewBans", "AlertSREs"},
 		}},
 }

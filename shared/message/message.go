@@ -81,12 +81,6 @@ const (
 	// the sender to send it again.
 	ReasonOverLimit = "over_limit"
 
-	// ReasonTooMany is no longer returned: Parse accepts the first
-	// MaxAddresses addresses and refuses the next with ReasonOverLimit.
-	//
-	// Deprecated: kept until lambdas/notify stops reading it.
-	ReasonTooMany = "too_many"
-
 	// ReasonAmbiguous is an IPv4 address written with a leading zero in an
 	// octet ("192.168.001.010"). inet_aton and friends read such octets as
 	// octal, people mean decimal; sshguard never prints them, so they only

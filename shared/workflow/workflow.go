@@ -82,50 +82,22 @@ type UnbanCommand struct {
 	Key string `json:"key"`
 }
 
-// Check modes of wait-for-command.
+// Check modes of wait-for-command for an unban command (CheckInput.Mode).
 const (
 	// CheckReply: done once every targeted host has answered or is silent
-	// (not picked up within the pickup bound, or its agent not connected):
-	// what the reply needs.
+	// (not picked up within the pickup bound, its agent not connected, or
+	// still running past the run bound): what the reply needs.
 	CheckReply = "reply"
 	// CheckFinal: done once every host has answered or the command's
 	// deadline has passed: what a follow-up about late hosts needs.
 	CheckFinal = "final"
 )
 
-// UnbanCheckInput is wait-for-command's input for an unban command.
-type UnbanCheckInput struct {
-	UnbanCommand
-	Mode string `json:"mode"`
-}
-
 // MaxNamed bounds the hosts an unban check names in the state (those with
 // something to say: freed, failed, left alone, silent); hosts that simply
 // did not block the address are counted. The full per-host outcome is in S3
-// (OutcomeKey).
+// (CheckResult.OutcomeKey).
 const MaxNamed = 50
-
-// UnbanCheck is wait-for-command's answer for an unban command.
-type UnbanCheck struct {
-	Done bool `json:"done"`
-	// Hosts is the number of targeted hosts; Answered of those have
-	// answered (succeeded or failed).
-	Hosts    int `json:"hosts"`
-	Answered int `json:"answered"`
-	// Named are the hosts with something to say, at most MaxNamed, sorted
-	// by instance id; NotBlocked counts the hosts where no address was
-	// blocked; Unnamed those left out of Named by the cap.
-	Named      []HostOutcome `json:"named"`
-	NotBlocked int           `json:"not_blocked"`
-	Unnamed    int           `json:"unnamed,omitempty"`
-	// Silent are the hosts without an answer when the check ended (always
-	// present, possibly empty, for the ASL's Choice).
-	Silent []HostOutcome `json:"silent"`
-	// OutcomeKey is the S3 object with every host's outcome.
-	OutcomeKey string `json:"outcome_key"`
-	// CheckedAt is when the hosts' answers were read, RFC 3339.
-	CheckedAt string `json:"checked_at"`
-}
 
 // CommandRequest asks the refresh-list task (action "request", document
 // "report") to send an SSM command.
@@ -155,6 +127,10 @@ const (
 	HostFailed    = "failed"    // Failed / Cancelled / script error
 	HostTimedOut  = "timed_out" // TimedOut, or still pending at the deadline
 	HostOffline   = "offline"   // Undeliverable / Terminated: agent not reachable
+	// HostSilent: no answer yet when the reply had to go (agent not
+	// connected, command not picked up within the pickup bound, or still
+	// running past the run bound). Not final: a later check may see it.
+	HostSilent = "silent"
 )
 
 // HostOutcome is one host's result of a command.
@@ -166,20 +142,38 @@ type HostOutcome struct {
 	Unban      *hostreport.Unban `json:"unban,omitempty"` // parsed unban output (unban commands only)
 }
 
-// CheckInput is wait-for-command's input.
+// CheckInput is wait-for-command's input: a report command (CommandRef,
+// polled once per call; the refresh machine) or, with Mode set, the unban
+// command of a request (polled within the call until Mode is satisfied).
 type CheckInput struct {
 	CommandRef
-	// Parse tells whether to decode each host's output as the unban
-	// script's JSON (true for the unban command; the report command's output
-	// is read by refresh-list instead, never put into the history).
-	ParseUnban bool `json:"parse_unban"`
+
+	Mode  string        `json:"mode,omitempty"` // CheckReply or CheckFinal
+	Unban *UnbanCommand `json:"unban,omitempty"`
 }
 
 // CheckResult is wait-for-command's output; the Choice state loops while
 // Done is false.
 type CheckResult struct {
-	Done  bool          `json:"done"`
-	Hosts []HostOutcome `json:"hosts"`
+	Done bool `json:"done"`
+	// Hosts lists every host's outcome of a report command.
+	Hosts []HostOutcome `json:"hosts,omitempty"`
+
+	// For an unban command: Targeted hosts, of which Answered have
+	// answered (succeeded or failed). Named are those with something to
+	// say (at most MaxNamed, by instance id); NotBlocked counts the hosts
+	// where no address was blocked, Unnamed those the cap left out.
+	Targeted   int           `json:"targeted,omitempty"`
+	Answered   int           `json:"answered,omitempty"`
+	Named      []HostOutcome `json:"named,omitempty"`
+	NotBlocked int           `json:"not_blocked,omitempty"`
+	Unnamed    int           `json:"unnamed,omitempty"`
+	// Silent are the hosts without an answer when the check ended.
+	Silent []HostOutcome `json:"silent,omitempty"`
+	// OutcomeKey is the S3 object with every host's outcome; CheckedAt
+	// when the answers were read (RFC 3339).
+	OutcomeKey string `json:"outcome_key,omitempty"`
+	CheckedAt  string `json:"checked_at,omitempty"`
 }
 
 // RefreshInput is refresh-list's input: Action "request" sends the report
@@ -224,8 +218,8 @@ type State struct {
 	Parsed  *message.Result `json:"parsed,omitempty"`
 	Unban   *UnbanCommand   `json:"unban,omitempty"`  // the command answering this request
 	Lookup  *LookupResult   `json:"lookup,omitempty"` // what the stored lists said
-	Check   *UnbanCheck     `json:"check,omitempty"`  // the hosts' answers, for the reply
-	Late    *UnbanCheck     `json:"late,omitempty"`   // the answers after the reply (silent hosts)
+	Check   *CheckResult    `json:"check,omitempty"`  // the hosts' answers, for the reply
+	Late    *CheckResult    `json:"late,omitempty"`   // the answers after the reply (silent hosts)
 	Refresh *RefreshResult  `json:"refresh,omitempty"`
 	// Error is set by a Catch on the main path (the reply becomes a failure
 	// reply); LookupError when the stored lists could not be read (the
