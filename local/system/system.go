@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,6 +39,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"sshguard-unban/host"
 	"sshguard-unban/host/lab"
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/lambdas/webhook"
@@ -335,8 +335,13 @@ func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
 			if script == "" {
 				return nil, []byte("unknown document " + document), 1, nil
 			}
+			// The script as the SSM document carries it (host.Script).
+			path, werr := host.WriteScript(h.lab.Dir, script)
+			if werr != nil {
+				return nil, nil, 0, werr
+			}
 			var r lab.Result
-			r, err = h.lab.RunEnv(ctx, nil, filepath.Join(root, "host", script), params["addresses"]...)
+			r, err = h.lab.RunEnv(ctx, nil, path, params["addresses"]...)
 			out, stderr, code = r.Stdout, r.Stderr, r.ExitCode
 		}
 		if docs[document] == "unban" {
