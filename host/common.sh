@@ -846,7 +846,7 @@ function write_results(    i, k, gone) {
 		if ((k in XBY) && !XDEAD[XBY[k]] && XUNTIL[XBY[k]] > NOW) printf "\"exception\":%s,", jexception(XBY[k]) > OUT
 		gone = BLWANT[i] && !(mode == "verify" && (k in BL))
 		printf "\"blacklisted\":%s,\"blacklist_removed\":%s,", (BLACK[i] ? "true" : "false"), (gone ? "true" : "false") > OUT
-		if (gone && blocker_start > 0 && BL[k] > blocker_start + 1) printf "\"ignored_until_restart\":true," > OUT
+		if (gone && blocker_start > 0 && BL[k] >= blocker_start) printf "\"ignored_until_restart\":true," > OUT
 		printf "\"still_blocked\":%s}", (still(k) ? "true" : "false") > OUT
 	}
 	printf "]" > OUT

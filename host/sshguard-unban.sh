@@ -55,7 +55,7 @@ fail() {
 find_blocker() {
 	for d in /proc/[0-9]*; do
 		c=
-		read -r c <"$d/comm" 2>/dev/null || continue
+		{ read -r c <"$d/comm"; } 2>/dev/null || continue
 		[ "$c" = sshg-blocker ] || continue
 		tr '\000' '\n' <"$d/cmdline" 2>/dev/null | awk -v f="$BLFILE" '
 			prev == "-b" && ($0 == f || substr($0, length($0) - length(f)) == ":" f) { hit = 1 }
@@ -66,7 +66,7 @@ find_blocker() {
 	done
 	[ -n "$BLOCKER" ] || return 0
 	tck=$(getconf CLK_TCK 2>/dev/null) || tck=100
-	read -r st <"/proc/$BLOCKER/stat" 2>/dev/null || st=
+	{ read -r st <"/proc/$BLOCKER/stat"; } 2>/dev/null || st=''
 	BLOCKER_START=$(awk -v st="${st##*) }" -v tck="$tck" '
 		$1 == "btime" { split(st, f, " "); if (f[20] != "" && tck > 0) printf "%d", $2 + int(f[20] / tck); exit }' /proc/stat)
 	[ -n "$BLOCKER_START" ] || BLOCKER_START=0
@@ -76,7 +76,7 @@ find_blocker() {
 stopped() {
 	for s in /proc/"$1"/task/*/stat; do
 		st=
-		read -r st <"$s" 2>/dev/null || return 1
+		{ read -r st <"$s"; } 2>/dev/null || return 1
 		st=${st##*) }
 		case $st in T* | t*) ;; *) return 1 ;; esac
 	done

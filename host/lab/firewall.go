@@ -362,3 +362,34 @@ func (h *Host) Exceptions(ctx context.Context) ([]string, error) {
 	slices.Sort(out)
 	return out, nil
 }
+
+// Release deletes an entry the way sshguard's backend does when its timer
+// ends ("release ADDR FAMILY LEN": sshg-fw-nft-sets deletes the element,
+// sshg-fw-iptables the DROP rule, sshg-fw-ipset the element, -exist): for
+// tests that need sshguard's release without waiting for it.
+func (h *Host) Release(ctx context.Context, entry string) error {
+	n, err := Normalize(entry)
+	if err != nil || strings.Contains(n, "-") {
+		return fmt.Errorf("lab: release: %q is not an address or prefix", entry)
+	}
+	p, _ := entryRange(n)
+	fam := 4
+	if p.lo.Is6() {
+		fam = 6
+	}
+	switch h.Backend {
+	case "nft-sets":
+		_, err = h.Command(ctx, "nft", "delete", "element", nftFamily(fam), "sshguard", "attackers", "{ "+n+" }")
+	case "iptables":
+		if !strings.Contains(n, "/") {
+			n += map[int]string{4: "/32", 6: "/128"}[fam]
+		}
+		_, err = h.Command(ctx, iptablesCmd(fam), "-w", "-D", "sshguard", "-s", n, "-j", "DROP")
+	case "ipset":
+		_, err = h.Command(ctx, "ipset", "-quiet", "del", "-exist", fmt.Sprintf("sshguard%d", fam), n)
+	}
+	if err != nil {
+		return fmt.Errorf("lab: release: %w", err)
+	}
+	return nil
+}

@@ -27,6 +27,8 @@ var (
 
 const (
 	listenPort = 22
+	hostMAC    = "02:00:00:00:00:01"
+	netMAC     = "02:00:00:00:00:02"
 	// dialTimeout decides "cannot connect": a dropped SYN is never
 	// answered, while an accepted one completes in well under a
 	// millisecond on a veth (the kernel resends a SYN only after 1 s).
@@ -45,8 +47,8 @@ type network struct {
 }
 
 // startNetwork sets up the veth pair, the routes and the listener. The host
-// routes everything out of eth0 (on-link), the internet reaches the host's
-// two addresses through eth1; DAD is off so IPv6 addresses work at once.
+// routes everything out of eth0, the internet reaches the host's two
+// addresses through eth1; DAD is off so IPv6 addresses work at once.
 func (h *Host) startNetwork(ctx context.Context) error {
 	n := &network{ns: h.NS + "-net", sources: map[netip.Addr]bool{}}
 	if _, err := run(ctx, "ip", "netns", "add", n.ns); err != nil {
@@ -58,15 +60,23 @@ func (h *Host) startNetwork(ctx context.Context) error {
 		{"netns", "exec", h.NS, "sh", "-c", noDAD},
 		{"netns", "exec", n.ns, "sh", "-c", noDAD},
 		{"-n", n.ns, "link", "set", "lo", "up"},
-		{"-n", h.NS, "link", "add", "eth0", "type", "veth", "peer", "name", "eth1", "netns", n.ns},
+		{"-n", h.NS, "link", "add", "eth0", "address", hostMAC, "type", "veth", "peer", "name", "eth1", "address", netMAC, "netns", n.ns},
 		{"-n", h.NS, "addr", "add", HostAddr4.String() + "/32", "dev", "eth0"},
 		{"-n", h.NS, "addr", "add", HostAddr6.String() + "/128", "dev", "eth0", "nodad"},
 		{"-n", h.NS, "link", "set", "eth0", "up"},
 		{"-n", n.ns, "link", "set", "eth1", "up"},
+		// IPv6 through fixed link-local next hops with static neighbour
+		// entries: neighbour discovery is ICMPv6, passes the firewall under
+		// test, and Linux sends a solicitation from the source address of the
+		// packet that needs it, which may be a blocked one.
+		{"-n", h.NS, "addr", "add", "fe80::1/64", "dev", "eth0", "nodad"},
+		{"-n", n.ns, "addr", "add", "fe80::2/64", "dev", "eth1", "nodad"},
 		{"-n", h.NS, "route", "add", "default", "dev", "eth0"},
-		{"-n", h.NS, "-6", "route", "add", "default", "dev", "eth0"},
+		{"-n", h.NS, "-6", "route", "add", "default", "via", "fe80::2", "dev", "eth0"},
 		{"-n", n.ns, "route", "add", HostAddr4.String() + "/32", "dev", "eth1"},
-		{"-n", n.ns, "-6", "route", "add", HostAddr6.String() + "/128", "dev", "eth1"},
+		{"-n", h.NS, "-6", "neigh", "replace", "fe80::2", "lladdr", netMAC, "dev", "eth0", "nud", "permanent"},
+		{"-n", n.ns, "-6", "neigh", "replace", "fe80::1", "lladdr", hostMAC, "dev", "eth1", "nud", "permanent"},
+		{"-n", n.ns, "-6", "route", "add", HostAddr6.String() + "/128", "via", "fe80::1", "dev", "eth1"},
 	}
 	for _, s := range steps {
 		if _, err := run(ctx, "ip", s...); err != nil {
