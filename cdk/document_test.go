@@ -2,19 +2,26 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"sshguard-unban/host"
+	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmdoc"
 )
 
 // renderLikeAgent does what the SSM agent does to each runCommand line
 // (agent/parameters/parameters.go, ReplaceParameters): a line that is only
 // "{{ name }}" becomes the value itself, and inside a longer string the
-// value is replaced by its JSON encoding when it is not a string.
+// value is put in as it is when it is a string and as its JSON encoding
+// otherwise (a list, a Boolean).
 func renderLikeAgent(t *testing.T, lines []interface{}, params map[string]interface{}) string {
 	t.Helper()
 	var out []string
@@ -25,11 +32,15 @@ func renderLikeAgent(t *testing.T, lines []interface{}, params map[string]interf
 			if re.MatchString(s) && strings.TrimSpace(re.ReplaceAllString(s, "")) == "" {
 				t.Fatalf("line %q would be replaced by the list itself", s)
 			}
-			b, err := json.Marshal(v)
-			if err != nil {
-				t.Fatal(err)
+			text, ok := v.(string)
+			if !ok {
+				b, err := json.Marshal(v)
+				if err != nil {
+					t.Fatal(err)
+				}
+				text = string(b)
 			}
-			s = re.ReplaceAllLiteralString(s, string(b))
+			s = re.ReplaceAllLiteralString(s, text)
 		}
 		out = append(out, s)
 	}
@@ -43,7 +54,8 @@ func runCommandOf(doc map[string]interface{}) []interface{} {
 
 // The unban document hands each address to the script as its own argument,
 // with nothing interpreted by the shell on the way: a stand-in script that
-// prints its arguments one per line sees exactly the list.
+// prints its arguments one per line sees exactly the list. The two optional
+// parameters become the options in front of them.
 func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 	if _, err := exec.LookPath("sh"); err != nil {
 		t.Skip("no sh")
@@ -62,12 +74,17 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, addrs := range [][]string{
-		{"192.0.2.12"},
-		{"192.0.2.12", "2001:db8::5", "::ffff:192.0.2.1", "fe80::1", "2001:0db8:0000:0000:0000:0000:0000:0001"},
-		{"1.2", "::"},
+	for _, c := range []struct {
+		addrs    []string
+		seconds  string
+		override bool
+	}{
+		{[]string{"192.0.2.12"}, "0", false},
+		{[]string{"192.0.2.12", "2001:db8::5", "::ffff:192.0.2.1", "fe80::1", "2001:0db8:0000:0000:0000:0000:0000:0001"}, "300", false},
+		{[]string{"1.2", "::"}, "86400", true},
 	} {
-		params := map[string]interface{}{"addresses": addrs}
+		addrs := c.addrs
+		params := map[string]interface{}{"addresses": addrs, "exceptionSeconds": c.seconds, "removeBlacklisted": c.override}
 		script := renderLikeAgent(t, runCommandOf(doc), params)
 		path := filepath.Join(dir, "_script.sh")
 		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
@@ -80,8 +97,13 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", addrs, err, out)
 		}
-		want := []string{"<" + itoa(len(addrs)) + ">"}
-		for _, a := range addrs {
+		args := []string{"--exception-seconds", c.seconds}
+		if c.override {
+			args = append(args, "--remove-blacklisted")
+		}
+		args = append(args, addrs...)
+		want := []string{"<" + itoa(len(args)) + ">"}
+		for _, a := range args {
 			want = append(want, "<"+a+">")
 		}
 		if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !reflect.DeepEqual(got, want) {
@@ -139,5 +161,108 @@ func TestPlaceholders(t *testing.T) {
 	}
 	if _, err := Placeholders(`{}`); err == nil {
 		t.Error("definition without placeholders accepted")
+	}
+}
+
+// A removeBlacklisted that is neither true nor false (SSM types it Boolean,
+// so only a broken agent could send one) stops the wrapper before the
+// script runs.
+func TestUnbanDocumentRefusesOtherOverrideValues(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	doc, err := UnbanDocumentContent("#!/bin/sh\necho ran\n", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []interface{}{"yes", "", "true; echo x", 1} {
+		script := renderLikeAgent(t, runCommandOf(doc), map[string]interface{}{
+			"addresses": []string{"192.0.2.1"}, "exceptionSeconds": "0", "removeBlacklisted": v})
+		path := filepath.Join(t.TempDir(), "_script.sh")
+		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command("sh", "-c", path).CombinedOutput()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Contains(string(out), "ran") ||
+			!strings.Contains(string(out), `"code":"usage"`) {
+			t.Errorf("removeBlacklisted=%v: %v: %s", v, err, out)
+		}
+	}
+}
+
+// exceptionSeconds' allowedPattern is exactly 0 or the bounds the host
+// script enforces, in canonical decimal.
+func TestExceptionSecondsPattern(t *testing.T) {
+	re := regexp.MustCompile(ssmdoc.ExceptionSecondsPattern)
+	for n := 0; n <= 100000; n++ {
+		want := n == 0 || (n >= hostreport.MinExceptionSeconds && n <= hostreport.MaxExceptionSeconds)
+		if got := re.MatchString(strconv.Itoa(n)); got != want {
+			t.Errorf("%d: matches %v, want %v", n, got, want)
+		}
+	}
+	for _, bad := range []string{"", "00", "010", "1e3", "-10", "+10", " 60", "60\n", "60'", "6 0", "0x10", "８６４００"} {
+		if re.MatchString(bad) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if !re.MatchString(ssmdoc.ExceptionSecondsDefault) {
+		t.Error("the default does not match")
+	}
+}
+
+// The documents run exactly the scripts the tests run: the host scripts
+// assembled from the tree at synth time equal the copy compiled into the
+// binaries (host.Script), and each document carries one verbatim, within
+// SSM's 64 KB for the whole document as JSON.
+func TestDocumentsRunTheAssembledScripts(t *testing.T) {
+	root, err := FindRepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbanSrc, reportSrc, err := LoadScripts(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unbanDoc, err := UnbanDocumentContent(unbanSrc, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reportDoc, err := ReportDocumentContent(reportSrc, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		src string
+		doc map[string]interface{}
+	}{host.UnbanScript: {unbanSrc, unbanDoc}, host.ReportScript: {reportSrc, reportDoc}} {
+		want, err := host.Script(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.src != want {
+			t.Errorf("%s: assembled from the tree differs from host.Script", name)
+		}
+		var lines []string
+		for _, l := range runCommandOf(c.doc) {
+			lines = append(lines, l.(string))
+		}
+		body := strings.Join(lines, "\n")
+		start := strings.Index(body, "<<'"+scriptHeredocMarker+"'\n")
+		end := strings.LastIndex(body, "\n"+scriptHeredocMarker+"\n")
+		if start < 0 || end < start {
+			t.Fatalf("%s: no embedded script", name)
+		}
+		if got := body[start+len(scriptHeredocMarker)+5 : end+1]; got != want {
+			t.Errorf("%s: the document does not carry the assembled script verbatim", name)
+		}
+		b, err := json.Marshal(c.doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b) > commandDocumentLimit {
+			t.Errorf("%s: document is %d bytes as JSON, over SSM's %d", name, len(b), commandDocumentLimit)
+		}
+		t.Logf("%s: %d bytes as JSON", name, len(b))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"sshguard-unban/host"
 	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/ssmdoc"
 )
@@ -19,9 +20,23 @@ import (
 type Sources struct {
 	UnbanASL     string // statemachine/unban.asl.json
 	RefreshASL   string // statemachine/refresh.asl.json
-	UnbanScript  string // host/sshguard-unban.sh
-	ReportScript string // host/sshguard-report.sh
+	UnbanScript  string // host/sshguard-unban.sh with host/common.sh put in (host.Assemble)
+	ReportScript string // host/sshguard-report.sh, likewise
 	LambdaDir    string // directory holding the linux/arm64 "bootstrap" binary
+}
+
+// LoadScripts assembles the two host scripts from root/host at synth time,
+// with the same function the tests and the local mode use (host.Script
+// assembles from the copy compiled into them).
+func LoadScripts(root string) (unban, report string, err error) {
+	src := os.DirFS(filepath.Join(root, "host"))
+	if unban, err = host.Assemble(src, host.UnbanScript); err != nil {
+		return "", "", err
+	}
+	if report, err = host.Assemble(src, host.ReportScript); err != nil {
+		return "", "", err
+	}
+	return unban, report, nil
 }
 
 // LambdaDirEnv names a directory that already holds a linux/arm64
@@ -49,18 +64,20 @@ func FindRepoRoot(dir string) (string, error) {
 	}
 }
 
-// LoadSources reads the ASL and host scripts and builds (or locates) the
-// Lambda binary.
+// LoadSources reads the ASL, assembles the host scripts and builds (or
+// locates) the Lambda binary.
 func LoadSources(root string) (Sources, error) {
 	var s Sources
+	var err error
+	if s.UnbanScript, s.ReportScript, err = LoadScripts(root); err != nil {
+		return s, err
+	}
 	files := []struct {
 		dst  *string
 		path string
 	}{
 		{&s.UnbanASL, "statemachine/unban.asl.json"},
 		{&s.RefreshASL, "statemachine/refresh.asl.json"},
-		{&s.UnbanScript, "host/sshguard-unban.sh"},
-		{&s.ReportScript, "host/sshguard-report.sh"},
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(filepath.Join(root, f.path))
@@ -154,19 +171,22 @@ func Placeholders(asl string) ([]string, error) {
 	return names, nil
 }
 
-// The unban document's only parameter. SSM validates every item of the list
-// against allowedPattern before it accepts SendCommand, so an item can hold
-// only hex digits, dots and colons: enough for any textual IPv4 or IPv6
+// The unban document's parameters. SSM validates every item of the address
+// list against allowedPattern before it accepts SendCommand, so an item can
+// hold only hex digits, dots and colons: enough for any textual IPv4 or IPv6
 // address (45 characters with an embedded IPv4), and nothing a shell treats
-// specially. The host script still parses each argument as an address.
+// specially. The host script still parses each argument as an address. The
+// two optional parameters (ssmdoc) are typed and validated the same way.
 const (
-	AddressesParam       = ssmdoc.AddressesParam
-	AddressItemPattern   = ssmdoc.AddressItemPattern
-	AddressesMaxItems    = ssmdoc.MaxAddresses
-	UnbanStepName        = ssmdoc.UnbanStep
-	ReportStepName       = ssmdoc.ReportStep
-	scriptHeredocMarker  = "SSHGUARD_UNBAN_EMBEDDED_SCRIPT_EOF"
-	commandDocumentLimit = 64 * 1024 // SSM's size limit for a Command document
+	AddressesParam         = ssmdoc.AddressesParam
+	AddressItemPattern     = ssmdoc.AddressItemPattern
+	AddressesMaxItems      = ssmdoc.MaxAddresses
+	ExceptionSecondsParam  = ssmdoc.ExceptionSecondsParam
+	RemoveBlacklistedParam = ssmdoc.RemoveBlacklistedParam
+	UnbanStepName          = ssmdoc.UnbanStep
+	ReportStepName         = ssmdoc.ReportStep
+	scriptHeredocMarker    = "SSHGUARD_UNBAN_EMBEDDED_SCRIPT_EOF"
+	commandDocumentLimit   = 64 * 1024 // SSM's size limit for a Command document
 )
 
 // UnbanDocumentContent is the SSM Command document that runs
@@ -185,6 +205,11 @@ const (
 // separate quoted arguments ("$@"). No parameter value is ever evaluated.
 // (interpolationType ENV_VAR is documented for String parameters only, so it
 // cannot carry a list.)
+//
+// The two optional parameters arrive the same way: exceptionSeconds (a
+// String, digits only by its allowedPattern) as xs='300', removeBlacklisted (a
+// Boolean, rendered as its JSON true or false) as rb='false'. They become the
+// script's options --exception-seconds and --remove-blacklisted.
 func UnbanDocumentContent(script string, timeoutSeconds int) (map[string]interface{}, error) {
 	lines := []string{
 		"#!/bin/sh",
@@ -206,6 +231,14 @@ func UnbanDocumentContent(script string, timeoutSeconds int) (map[string]interfa
 		"	n=$((n - 1))",
 		"done",
 		"set +f",
+		"xs='{{ " + ExceptionSecondsParam + " }}'",
+		"rb='{{ " + RemoveBlacklistedParam + " }}'",
+		"case $rb in",
+		"true) set -- --remove-blacklisted \"$@\" ;;",
+		"false) ;;",
+		`*) echo '{"error":"removeBlacklisted must be true or false","code":"usage","results":[]}'; exit 2 ;;`,
+		"esac",
+		"set -- --exception-seconds \"$xs\" \"$@\"",
 	}
 	run, err := embedScript(script, `"$@"`)
 	if err != nil {
@@ -214,7 +247,7 @@ func UnbanDocumentContent(script string, timeoutSeconds int) (map[string]interfa
 	lines = append(lines, run...)
 	doc := map[string]interface{}{
 		"schemaVersion": "2.2",
-		"description":   "Remove exact IPv4/IPv6 addresses from sshguard's blocks on this host (sshguard-unban). Prints one JSON object.",
+		"description":   "Free exact IPv4/IPv6 addresses from sshguard's blocks on this host, never a containing prefix (sshguard-unban). Prints one JSON object.",
 		"parameters": map[string]interface{}{
 			AddressesParam: map[string]interface{}{
 				"type":           "StringList",
@@ -222,6 +255,17 @@ func UnbanDocumentContent(script string, timeoutSeconds int) (map[string]interfa
 				"allowedPattern": AddressItemPattern,
 				"minItems":       1,
 				"maxItems":       AddressesMaxItems,
+			},
+			ExceptionSecondsParam: map[string]interface{}{
+				"type":           "String",
+				"description":    "Seconds an address stays excepted from a containing prefix that stays blocked for everyone else: 0 for the host default (30 x BLOCK_TIME), else 10 to 86400.",
+				"default":        ssmdoc.ExceptionSecondsDefault,
+				"allowedPattern": ssmdoc.ExceptionSecondsPattern,
+			},
+			RemoveBlacklistedParam: map[string]interface{}{
+				"type":        "Boolean",
+				"description": "SRE override: also take the addresses off sshguard's blacklist (they are left alone otherwise). Never set by the bot.",
+				"default":     false,
 			},
 		},
 		"mainSteps": []interface{}{shellStep(UnbanStepName, lines, timeoutSeconds)},

@@ -3,7 +3,6 @@ package host_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -13,154 +12,20 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"sshguard-unban/host"
 	"sshguard-unban/host/lab"
 	"sshguard-unban/host/lab/labtest"
 	"sshguard-unban/shared/hostreport"
 )
 
-const (
-	unbanScript  = "sshguard-unban.sh"
-	reportScript = "sshguard-report.sh"
-)
-
-// decode parses out as exactly one JSON object on one line, rejecting fields
-// that the shared types do not have (a typo in a script's field name fails).
-func decode[T any](t *testing.T, out []byte) T {
-	t.Helper()
-	var v T
-	if !bytes.HasSuffix(out, []byte("\n")) || bytes.Count(out, []byte("\n")) != 1 {
-		t.Fatalf("want one JSON line, got %q", out)
-	}
-	dec := json.NewDecoder(bytes.NewReader(out))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("decode %q: %v", out, err)
-	}
-	if dec.More() {
-		t.Fatalf("trailing data after JSON object: %q", out)
-	}
-	return v
-}
-
-// run runs a script on h; it must say nothing on stderr (errors are JSON).
-func run(t *testing.T, h *lab.Host, env []string, script string, args ...string) ([]byte, int) {
-	t.Helper()
-	r, err := h.RunEnv(context.Background(), env, script, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Stderr) != 0 {
-		t.Errorf("%s wrote to stderr: %q", script, r.Stderr)
-	}
-	return r.Stdout, r.ExitCode
-}
-
-func unban(t *testing.T, h *lab.Host, args ...string) (hostreport.Unban, int) {
-	t.Helper()
-	out, code := run(t, h, nil, unbanScript, args...)
-	return decode[hostreport.Unban](t, out), code
-}
-
-func report(t *testing.T, h *lab.Host) hostreport.Report {
-	t.Helper()
-	out, code := run(t, h, nil, reportScript)
-	if code != 0 {
-		t.Fatalf("report exit %d: %s", code, out)
-	}
-	r := decode[hostreport.Report](t, out)
-	if r.Host != h.Name || r.Backend != h.Backend || r.Error != "" {
-		t.Errorf("report header = %+v, want host %s backend %s", r, h.Name, h.Backend)
-	}
-	ts, err := time.Parse(time.RFC3339, r.Time)
-	if err != nil || !strings.HasSuffix(r.Time, "Z") || time.Since(ts).Abs() > time.Minute {
-		t.Errorf("report time %q: not RFC 3339 UTC and now (%v)", r.Time, err)
-	}
-	return r
-}
-
-// blacklistAddrs is the address field of every line of a blacklist file
-// (epoch|service|family|address); any other shape fails the test.
-func blacklistAddrs(t *testing.T, content []byte) []string {
-	t.Helper()
-	var addrs []string
-	for _, line := range strings.Split(strings.TrimSuffix(string(content), "\n"), "\n") {
-		f := strings.Split(line, "|")
-		if len(f) != 4 {
-			t.Fatalf("blacklist line %q in %q", line, content)
-		}
-		addrs = append(addrs, f[3])
-	}
-	return addrs
-}
-
-func blocked(t *testing.T, h *lab.Host) []string {
-	t.Helper()
-	got, err := h.Blocked(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return got
-}
-
-func attack(t *testing.T, h *lab.Host, addrs ...string) {
-	t.Helper()
-	for _, a := range addrs {
-		if err := h.Attack(context.Background(), a); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-func without(list []string, drop ...string) []string {
-	return slices.DeleteFunc(slices.Clone(list), func(s string) bool { return slices.Contains(drop, s) })
-}
-
-func readFile(t *testing.T, path string) ([]byte, uint64) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b, st.Sys().(*syscall.Stat_t).Ino
-}
-
-// checkReport compares the report with the firewall as the lab reads it, and
-// the blacklisted flags with want.
-func checkReport(t *testing.T, h *lab.Host, blacklisted ...string) {
-	t.Helper()
-	r := report(t, h)
-	var got []string
-	for _, e := range r.Entries {
-		got = append(got, e.Entry)
-		fam := 4
-		if strings.Contains(e.Entry, ":") {
-			fam = 6
-		}
-		if e.Family != fam {
-			t.Errorf("report entry %s: family %d", e.Entry, e.Family)
-		}
-		if e.Blacklisted != slices.Contains(blacklisted, e.Entry) {
-			t.Errorf("report entry %s: blacklisted %v", e.Entry, e.Blacklisted)
-		}
-	}
-	slices.Sort(got)
-	if want := blocked(t, h); !slices.Equal(got, want) {
-		t.Errorf("report entries %q, firewall %q", got, want)
-	}
-}
-
-// TestUnban makes a real sshguard block several addresses on each backend,
-// unbans some, and checks the firewall itself: exactly the entries containing
-// them are gone, the rest stays, the blacklist lost exactly their lines (file
-// rewritten in place), and sshguard still blocks new attackers.
+// TestUnban makes a real sshguard block addresses and prefixes on each
+// backend, unbans some, and checks the firewall itself: exactly the entries
+// that are the asked addresses are gone, containing prefixes stay and the
+// address is excepted from them, blacklisted addresses are left alone with
+// the blacklist untouched, and the unban's report is the firewall's.
 func TestUnban(t *testing.T) {
 	labtest.Require(t)
 	type scenario struct {
@@ -168,10 +33,12 @@ func TestUnban(t *testing.T) {
 		opts        lab.Options
 		attack      []string
 		wantBlocked []string // before the unban
-		reportBL    []string // entries the report flags as blacklisted, before
+		reportBL    []string // entries the report flags as blacklisted
 		args        []string
-		want        []hostreport.AddressResult
-		keepLines   []string // blacklist lines (4th field) left afterwards
+		want        []hostreport.AddressResult // Exception.Expires is checked apart
+	}
+	ex := func(a string, entries ...string) *hostreport.Exception {
+		return &hostreport.Exception{Address: a, Entries: entries}
 	}
 	scenarios := []scenario{{
 		name: "addresses",
@@ -182,12 +49,11 @@ func TestUnban(t *testing.T) {
 		reportBL:    []string{"198.51.100.7", "2001:db8:bad::7"},
 		args:        []string{"192.0.2.1", "2001:DB8:0::1", "198.51.100.7", "203.0.113.99"},
 		want: []hostreport.AddressResult{
-			{Address: "192.0.2.1", WasBlocked: true, Removed: []string{"192.0.2.1"}},
-			{Address: "2001:db8::1", WasBlocked: true, Removed: []string{"2001:db8::1"}},
-			{Address: "198.51.100.7", WasBlocked: true, Removed: []string{"198.51.100.7"}, BlacklistRemoved: true},
-			{Address: "203.0.113.99", Removed: []string{}},
+			{Address: "192.0.2.1", WasBlocked: true, BlockedBy: []string{"192.0.2.1"}, Removed: []string{"192.0.2.1"}},
+			{Address: "2001:db8::1", WasBlocked: true, BlockedBy: []string{"2001:db8::1"}, Removed: []string{"2001:db8::1"}},
+			{Address: "198.51.100.7", WasBlocked: true, BlockedBy: []string{"198.51.100.7"}, Removed: []string{}, Blacklisted: true, StillBlocked: true},
+			{Address: "203.0.113.99", BlockedBy: []string{}, Removed: []string{}},
 		},
-		keepLines: []string{"2001:db8:bad::7"},
 	}, {
 		name:   "subnets",
 		opts:   lab.Options{IPv4Subnet: 24, IPv6Subnet: 64, Blacklist: true, Blacklisted: []string{"198.51.100.7", "2001:db8:bad::7"}},
@@ -195,14 +61,15 @@ func TestUnban(t *testing.T) {
 		wantBlocked: []string{"192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24",
 			"2001:db8:1::/64", "2001:db8:2::/64", "2001:db8:bad::/64"},
 		reportBL: []string{"198.51.100.0/24", "2001:db8:bad::/64"},
-		// Other addresses inside blocked prefixes: the prefixes go.
-		args: []string{"192.0.2.77", "2001:db8:1::abcd", "198.51.100.7"},
+		// Other addresses inside blocked prefixes: the prefixes stay.
+		args: []string{"192.0.2.77", "2001:db8:1::abcd", "198.51.100.5", "198.51.100.7"},
 		want: []hostreport.AddressResult{
-			{Address: "192.0.2.77", WasBlocked: true, Removed: []string{"192.0.2.0/24"}},
-			{Address: "2001:db8:1::abcd", WasBlocked: true, Removed: []string{"2001:db8:1::/64"}},
-			{Address: "198.51.100.7", WasBlocked: true, Removed: []string{"198.51.100.0/24"}, BlacklistRemoved: true},
+			{Address: "192.0.2.77", WasBlocked: true, BlockedBy: []string{"192.0.2.0/24"}, Removed: []string{}, Exception: ex("192.0.2.77", "192.0.2.0/24")},
+			{Address: "2001:db8:1::abcd", WasBlocked: true, BlockedBy: []string{"2001:db8:1::/64"}, Removed: []string{}, Exception: ex("2001:db8:1::abcd", "2001:db8:1::/64")},
+			// Inside a blacklisted prefix, and blacklisted itself: an SRE decides.
+			{Address: "198.51.100.5", WasBlocked: true, BlockedBy: []string{"198.51.100.0/24"}, Removed: []string{}, Blacklisted: true, StillBlocked: true},
+			{Address: "198.51.100.7", WasBlocked: true, BlockedBy: []string{"198.51.100.0/24"}, Removed: []string{}, Blacklisted: true, StillBlocked: true},
 		},
-		keepLines: []string{"2001:db8:bad::7"},
 	}}
 	for _, backend := range lab.Backends {
 		for _, sc := range scenarios {
@@ -216,15 +83,24 @@ func TestUnban(t *testing.T) {
 				if !slices.Equal(before, slices.Sorted(slices.Values(sc.wantBlocked))) {
 					t.Fatalf("sshguard blocked %q, want %q", before, sc.wantBlocked)
 				}
-				checkReport(t, h, sc.reportBL...)
-				_, inode := readFile(t, h.BlacklistFile)
+				checkReport(t, h, report(t, h), sc.reportBL...)
+				blBefore, inode := readFile(t, h.BlacklistFile)
 
-				res, code := unban(t, h, sc.args...)
-				if code != 0 || res.Error != "" || res.Host != h.Name || res.Backend != backend {
-					t.Fatalf("unban: exit %d, %+v", code, res)
+				start := time.Now().Truncate(time.Second)
+				res := mustUnban(t, h, sc.args...)
+				var wantEx []string
+				for i, r := range res.Results {
+					if r.Exception != nil {
+						// 30 x BLOCK_TIME (120 s): an hour.
+						if d := until(t, r.Exception).Sub(start); d < time.Hour || d > time.Hour+5*time.Second {
+							t.Errorf("%s: exception ends %s, %v from now, want an hour", r.Address, r.Exception.Expires, d)
+						}
+						res.Results[i].Exception.Expires = ""
+						wantEx = append(wantEx, r.Address)
+					}
 				}
-				if fmt.Sprint(res.Results) != fmt.Sprint(sc.want) {
-					t.Errorf("results\n got %+v\nwant %+v", res.Results, sc.want)
+				if asJSON(t, res.Results) != asJSON(t, sc.want) {
+					t.Errorf("results\n got %s\nwant %s", asJSON(t, res.Results), asJSON(t, sc.want))
 				}
 				var gone []string
 				for _, r := range sc.want {
@@ -233,15 +109,24 @@ func TestUnban(t *testing.T) {
 				if after, want := blocked(t, h), without(before, gone...); !slices.Equal(after, want) {
 					t.Errorf("firewall after unban %q, want %q", after, want)
 				}
-
-				content, inode2 := readFile(t, h.BlacklistFile)
-				if inode2 != inode {
-					t.Errorf("blacklist replaced (inode %d -> %d), not rewritten in place", inode, inode2)
+				slices.Sort(wantEx)
+				if got := exceptions(t, h); !slices.Equal(got, wantEx) {
+					t.Errorf("exceptions in the firewall %q, want %q", got, wantEx)
 				}
-				if kept := blacklistAddrs(t, content); !slices.Equal(kept, sc.keepLines) {
-					t.Errorf("blacklist keeps %q, want %q", kept, sc.keepLines)
+				checkReport(t, h, *res.Report, sc.reportBL...)
+				want4 := 32
+				if sc.opts.IPv4Subnet > 0 {
+					want4 = sc.opts.IPv4Subnet
+				}
+				if s := res.Report.Settings; s.BlockTime != 120 || s.Threshold != 10 || s.ExceptionSeconds != 3600 ||
+					s.IPv4Subnet != want4 || s.BlacklistFile != h.BlacklistFile {
+					t.Errorf("settings %+v", *s)
 				}
 
+				blAfter, inode2 := readFile(t, h.BlacklistFile)
+				if inode2 != inode || !bytes.Equal(blAfter, blBefore) {
+					t.Errorf("blacklist changed without the override: %q -> %q", blBefore, blAfter)
+				}
 				if !h.Running() {
 					t.Fatal("sshguard stopped")
 				}
@@ -249,20 +134,18 @@ func TestUnban(t *testing.T) {
 				if !lab.Contains(blocked(t, h), netip.MustParseAddr("2001:db8:ffff::1")) {
 					t.Error("new attacker not blocked")
 				}
-				// Only the blacklisted entries that stay are flagged.
-				var stillBL []string
-				for _, e := range sc.reportBL {
-					if !slices.Contains(gone, e) {
-						stillBL = append(stillBL, e)
-					}
+				r := report(t, h)
+				checkReport(t, h, r, sc.reportBL...)
+				if len(r.Exceptions) != len(wantEx) {
+					t.Errorf("report exceptions %+v, want %q", r.Exceptions, wantEx)
 				}
-				checkReport(t, h, stillBL...)
 
-				// Unbanning again finds nothing and changes nothing.
+				// Unbanning again finds the address free: the firewall's
+				// blocks stay as they are (an exception is renewed).
 				now := blocked(t, h)
-				res, code = unban(t, h, sc.args[0])
-				if code != 0 || len(res.Results) != 1 || res.Results[0].WasBlocked || len(res.Results[0].Removed) != 0 {
-					t.Errorf("second unban: exit %d, %+v", code, res)
+				res = mustUnban(t, h, sc.args[0])
+				if len(res.Results) != 1 || res.Results[0].WasBlocked || res.Results[0].StillBlocked || len(res.Results[0].Removed) != 0 {
+					t.Errorf("second unban: %+v", res)
 				}
 				if after := blocked(t, h); !slices.Equal(after, now) {
 					t.Errorf("second unban changed the firewall: %q -> %q", now, after)
@@ -272,35 +155,9 @@ func TestUnban(t *testing.T) {
 	}
 }
 
-// TestBlacklistRewrittenInPlace: sshguard keeps appending to the blacklist it
-// has open (O_APPEND) after the script rewrote it; nothing is lost or garbled.
-func TestBlacklistRewrittenInPlace(t *testing.T) {
-	h := labtest.Start(t, lab.Options{Blacklist: true, BlacklistThreshold: 10})
-	attack(t, h, "192.0.2.1", "192.0.2.12")
-	_, inode := readFile(t, h.BlacklistFile)
-	res, code := unban(t, h, "192.0.2.1")
-	if code != 0 || !res.Results[0].BlacklistRemoved {
-		t.Fatalf("unban: exit %d, %+v", code, res)
-	}
-	attack(t, h, "192.0.2.123")
-	var content []byte
-	deadline := time.Now().Add(5 * time.Second)
-	for !bytes.Contains(content, []byte("|192.0.2.123\n")) && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-		content, _ = readFile(t, h.BlacklistFile)
-	}
-	content, inode2 := readFile(t, h.BlacklistFile)
-	if inode2 != inode {
-		t.Errorf("blacklist inode changed %d -> %d", inode, inode2)
-	}
-	addrs := blacklistAddrs(t, content)
-	if want := []string{"192.0.2.12", "192.0.2.123"}; !slices.Equal(addrs, want) {
-		t.Errorf("blacklist holds %q, want %q", addrs, want)
-	}
-}
-
-// TestHostileArguments: anything but a plain address is refused with exit 2
-// before anything is read or changed, and never reaches a shell.
+// TestHostileArguments: anything but a plain address (and the two options)
+// is refused with exit 2 before anything is read or changed, and never
+// reaches a shell.
 func TestHostileArguments(t *testing.T) {
 	h := labtest.Start(t, lab.Options{Blacklist: true, Blacklisted: []string{"198.51.100.7"}})
 	attack(t, h, "192.0.2.1", "192.0.2.12", "2001:db8::1")
@@ -360,6 +217,16 @@ func TestHostileArguments(t *testing.T) {
 		{"very long", []string{strings.Repeat("1", 100000)}, "bad_address"},
 		{"long valid-looking", []string{strings.Repeat("0", 40) + "::1"}, "bad_address"},
 		{"hostname", []string{"localhost"}, "bad_address"},
+		{"exception seconds missing", []string{"--exception-seconds"}, "usage"},
+		{"exception seconds, no address", []string{"--exception-seconds", "60"}, "usage"},
+		{"exception seconds too short", []string{"--exception-seconds", "9", "192.0.2.1"}, "usage"},
+		{"exception seconds too long", []string{"--exception-seconds", "86401", "192.0.2.1"}, "usage"},
+		{"exception seconds negative", []string{"--exception-seconds", "-60", "192.0.2.1"}, "usage"},
+		{"exception seconds exponent", []string{"--exception-seconds", "1e3", "192.0.2.1"}, "usage"},
+		{"exception seconds shell", []string{"--exception-seconds", "$(touch " + canary + ")", "192.0.2.1"}, "usage"},
+		{"exception seconds huge", []string{"--exception-seconds", strings.Repeat("9", 400), "192.0.2.1"}, "usage"},
+		{"override spelled wrong", []string{"--remove-blacklist", "198.51.100.7"}, "bad_address"},
+		{"override after address", []string{"198.51.100.7", "--remove-blacklisted"}, "bad_address"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -381,6 +248,7 @@ func TestHostileArguments(t *testing.T) {
 	}
 }
 
+// TestAddressForms: every RFC 4291 form of an address is accepted and
 // TestAddressForms: every RFC 4291 form of an address is accepted and
 // reported in the canonical form Go's net/netip prints; duplicates collapse.
 func TestAddressForms(t *testing.T) {
@@ -440,6 +308,7 @@ func TestAddressForms(t *testing.T) {
 	}
 }
 
+// TestErrors: a missing or unusable config, or a firewall without sshguard's
 // TestErrors: a missing or unusable config, or a firewall without sshguard's
 // objects, gives a JSON error with the right code and exit status, nothing on
 // stderr, and no change.
@@ -551,6 +420,8 @@ func blocked4(t *testing.T, h *lab.Host) string {
 }
 
 // TestShellcheck: both scripts are clean POSIX sh.
+
+// TestShellcheck: both assembled scripts are clean POSIX sh.
 func TestShellcheck(t *testing.T) {
 	if _, err := exec.LookPath("shellcheck"); err != nil {
 		if labtest.InCI() {
@@ -564,28 +435,53 @@ func TestShellcheck(t *testing.T) {
 	}
 }
 
-// TestCommonBlock: the shared part of the scripts is the same in both (they
-// cannot source a common file: each is embedded alone in an SSM document).
-func TestCommonBlock(t *testing.T) {
-	block := func(name string) string {
-		b, err := os.ReadFile(name)
+// TestAssembledScripts: each runnable script is its source with common.sh
+// in place of its include line, once; the copy compiled into the binaries
+// (tests, local mode) is the checked-out tree (the CDK app's source).
+func TestAssembledScripts(t *testing.T) {
+	common, err := os.ReadFile(host.CommonFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range host.Scripts {
+		embedded, err := host.Script(name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		s := string(b)
-		i, j := strings.Index(s, "# >>> common"), strings.Index(s, "# <<< common")
-		if i < 0 || j < i {
-			t.Fatalf("%s: no common block", name)
+		tree, err := host.Assemble(os.DirFS("."), name)
+		if err != nil {
+			t.Fatal(err)
 		}
-		return s[i:j]
+		if tree != embedded {
+			t.Errorf("%s: the embedded copy differs from the tree (rebuild)", name)
+		}
+		if strings.Count(embedded, string(common)) != 1 || strings.Contains(embedded, host.IncludeLine) ||
+			!strings.HasPrefix(embedded, "#!/bin/sh\n") {
+			t.Errorf("%s: not its source with common.sh once in place of %q", name, host.IncludeLine)
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := strings.Replace(string(src), host.IncludeLine+"\n", string(common), 1); embedded != want {
+			t.Errorf("%s: assembled text is not the source with common.sh put in", name)
+		}
 	}
-	if block(unbanScript) != block(reportScript) {
-		t.Error("the common blocks of the two scripts differ")
-	}
-	for _, name := range []string{unbanScript, reportScript} {
-		st, err := os.Stat(name)
-		if err != nil || st.Mode()&0o111 == 0 {
-			t.Errorf("%s is not executable (%v)", name, err)
+	for name, fsys := range map[string]map[string]string{
+		"no include":  {host.UnbanScript: "#!/bin/sh\necho hi\n", host.CommonFile: "x=1\n"},
+		"two":         {host.UnbanScript: "#!/bin/sh\n" + host.IncludeLine + "\n" + host.IncludeLine + "\n", host.CommonFile: "x=1\n"},
+		"no common":   {host.UnbanScript: "#!/bin/sh\n" + host.IncludeLine + "\n"},
+		"recursive":   {host.UnbanScript: "#!/bin/sh\n" + host.IncludeLine + "\n", host.CommonFile: host.IncludeLine + "\n"},
+		"no such one": {"other.sh": "#!/bin/sh\n", host.CommonFile: "x=1\n"},
+	} {
+		dir := t.TempDir()
+		for f, body := range fsys {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := host.Assemble(os.DirFS(dir), host.UnbanScript); err == nil {
+			t.Errorf("%s: assembled", name)
 		}
 	}
 }
@@ -654,7 +550,7 @@ func TestPortability(t *testing.T) {
 			got := decode[hostreport.Report](t, out)
 			want := report(t, h)
 			got.Time, want.Time = "", ""
-			if fmt.Sprint(got) != fmt.Sprint(want) {
+			if asJSON(t, got) != asJSON(t, want) {
 				t.Errorf("report\n got %+v\nwant %+v", got, want)
 			}
 
@@ -664,25 +560,46 @@ func TestPortability(t *testing.T) {
 				}
 			}
 
-			out, code = with(unbanScript, "192.0.2.77", "2001:DB8:0::1", "198.51.100.7", "::FFFF:C000:0201", "1:0:0:0:1:0:0:0")
+			// The override too, so that the blacklist rewrite runs under each.
+			out, code = with(unbanScript, "--exception-seconds", "600", "--remove-blacklisted",
+				"192.0.2.77", "2001:DB8:0::1", "198.51.100.7", "::FFFF:C000:0201", "1:0:0:0:1:0:0:0")
 			res := decode[hostreport.Unban](t, out)
+			ex := func(a, e string) *hostreport.Exception {
+				return &hostreport.Exception{Address: a, Entries: []string{e}}
+			}
 			wantRes := []hostreport.AddressResult{
-				{Address: "192.0.2.77", WasBlocked: true, Removed: []string{"192.0.2.0/24"}},
-				{Address: "2001:db8::1", WasBlocked: true, Removed: []string{"2001:db8::1"}},
-				{Address: "198.51.100.7", WasBlocked: true, Removed: []string{"198.51.100.0/24"}, BlacklistRemoved: true},
-				{Address: "::ffff:192.0.2.1", Removed: []string{}},
-				{Address: "1::1:0:0:0", Removed: []string{}},
+				{Address: "192.0.2.77", WasBlocked: true, BlockedBy: []string{"192.0.2.0/24"}, Removed: []string{}, Exception: ex("192.0.2.77", "192.0.2.0/24")},
+				{Address: "2001:db8::1", WasBlocked: true, BlockedBy: []string{"2001:db8::1"}, Removed: []string{"2001:db8::1"}},
+				{Address: "198.51.100.7", WasBlocked: true, BlockedBy: []string{"198.51.100.0/24"}, Removed: []string{},
+					Exception: ex("198.51.100.7", "198.51.100.0/24"), Blacklisted: true, BlacklistRemoved: true},
+				{Address: "::ffff:192.0.2.1", BlockedBy: []string{}, Removed: []string{}},
+				{Address: "1::1:0:0:0", BlockedBy: []string{}, Removed: []string{}},
 			}
-			if code != 0 || fmt.Sprint(res.Results) != fmt.Sprint(wantRes) {
-				t.Errorf("unban: exit %d\n got %+v\nwant %+v", code, res.Results, wantRes)
+			for i, r := range res.Results {
+				if r.Exception != nil {
+					if d := time.Until(until(t, r.Exception)); d < 590*time.Second || d > 601*time.Second {
+						t.Errorf("%s: exception ends in %v, want 600 s", r.Address, d)
+					}
+					res.Results[i].Exception.Expires = ""
+				}
 			}
-			if b := blocked(t, h); !slices.Equal(b, []string{"2001:db8::12"}) {
+			if code != 0 || asJSON(t, res.Results) != asJSON(t, wantRes) {
+				t.Errorf("unban: exit %d\n got %s\nwant %s", code, asJSON(t, res.Results), asJSON(t, wantRes))
+			}
+			if b := blocked(t, h); !slices.Equal(b, []string{"192.0.2.0/24", "198.51.100.0/24", "2001:db8::12"}) {
 				t.Errorf("left blocked %q", b)
+			}
+			if x := exceptions(t, h); !slices.Equal(x, []string{"192.0.2.77", "198.51.100.7"}) {
+				t.Errorf("exceptions %q", x)
+			}
+			if bl, _ := readFile(t, h.BlacklistFile); len(blacklistAddrs(t, bl)) != 0 {
+				t.Errorf("blacklist keeps %q", bl)
 			}
 		})
 	}
 }
 
+// TestConcurrentUnbansReportOnce: colleagues from one office ask at the same
 // TestConcurrentUnbansReportOnce: colleagues from one office ask at the same
 // time, so SSM runs several unbans of one address on a host at once. The
 // firewall changes once, and exactly one run may say it removed the block

@@ -140,7 +140,8 @@ func (h *Host) ipsetEntries(ctx context.Context, fam int) ([]string, error) {
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 3 && f[0] == "add" && f[1] == set {
+		// A nomatch element is an exception (sshguard-unban's), not a block.
+		if len(f) >= 3 && f[0] == "add" && f[1] == set && !slices.Contains(f[3:], "nomatch") {
 			entries = append(entries, f[2])
 		}
 	}
@@ -286,4 +287,109 @@ func Contains(entries []string, a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// Exceptions reads, straight from the firewall, what sshguard-unban.sh adds
+// to exempt an address from a containing block, as "ADDRESS" strings
+// (sorted): the elements of the nft set unban_exceptions, the iptables
+// RETURN rules in chain sshguard, the nomatch elements of the ipset sets.
+// Tests use it to see that nothing is left behind.
+func (h *Host) Exceptions(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, fam := range []int{4, 6} {
+		switch h.Backend {
+		case "nft-sets":
+			b, err := h.Command(ctx, "nft", "-j", "list", "table", nftFamily(fam), "sshguard")
+			if err != nil {
+				return nil, fmt.Errorf("lab: read exceptions: %w", err)
+			}
+			var doc struct {
+				Nftables []struct {
+					Set *struct {
+						Name string            `json:"name"`
+						Elem []json.RawMessage `json:"elem"`
+					} `json:"set"`
+				} `json:"nftables"`
+			}
+			if err := json.Unmarshal(b, &doc); err != nil {
+				return nil, fmt.Errorf("lab: read exceptions: %w", err)
+			}
+			for _, item := range doc.Nftables {
+				if item.Set == nil || item.Set.Name != "unban_exceptions" {
+					continue
+				}
+				for _, raw := range item.Set.Elem {
+					e, err := nftElem(raw)
+					if err != nil {
+						return nil, err
+					}
+					out = append(out, e)
+				}
+			}
+		case "iptables":
+			b, err := h.Command(ctx, iptablesCmd(fam), "-w", "-S", "sshguard")
+			if err != nil {
+				return nil, fmt.Errorf("lab: read exceptions: %w", err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) > 4 && f[0] == "-A" && f[2] == "-s" && f[len(f)-1] == "RETURN" {
+					out = append(out, f[3])
+				}
+			}
+		case "ipset":
+			b, err := h.Command(ctx, "ipset", "save", fmt.Sprintf("sshguard%d", fam))
+			if err != nil {
+				return nil, fmt.Errorf("lab: read exceptions: %w", err)
+			}
+			sc := bufio.NewScanner(bytes.NewReader(b))
+			for sc.Scan() {
+				f := strings.Fields(sc.Text())
+				if len(f) >= 4 && f[0] == "add" && slices.Contains(f[3:], "nomatch") {
+					out = append(out, f[2])
+				}
+			}
+		}
+	}
+	for i, e := range out {
+		n, err := Normalize(e)
+		if err != nil {
+			return nil, fmt.Errorf("lab: read exceptions: %w", err)
+		}
+		out[i] = n
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Release deletes an entry the way sshguard's backend does when its timer
+// ends ("release ADDR FAMILY LEN": sshg-fw-nft-sets deletes the element,
+// sshg-fw-iptables the DROP rule, sshg-fw-ipset the element, -exist): for
+// tests that need sshguard's release without waiting for it.
+func (h *Host) Release(ctx context.Context, entry string) error {
+	n, err := Normalize(entry)
+	if err != nil || strings.Contains(n, "-") {
+		return fmt.Errorf("lab: release: %q is not an address or prefix", entry)
+	}
+	p, _ := entryRange(n)
+	fam := 4
+	if p.lo.Is6() {
+		fam = 6
+	}
+	switch h.Backend {
+	case "nft-sets":
+		_, err = h.Command(ctx, "nft", "delete", "element", nftFamily(fam), "sshguard", "attackers", "{ "+n+" }")
+	case "iptables":
+		if !strings.Contains(n, "/") {
+			n += map[int]string{4: "/32", 6: "/128"}[fam]
+		}
+		_, err = h.Command(ctx, iptablesCmd(fam), "-w", "-D", "sshguard", "-s", n, "-j", "DROP")
+	case "ipset":
+		_, err = h.Command(ctx, "ipset", "-quiet", "del", "-exist", fmt.Sprintf("sshguard%d", fam), n)
+	}
+	if err != nil {
+		return fmt.Errorf("lab: release: %w", err)
+	}
+	return nil
 }

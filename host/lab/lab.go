@@ -72,6 +72,13 @@ type Options struct {
 	// Dir is where the host's temporary directory is made; empty means the
 	// system default. The directory is removed by Close.
 	Dir string
+	// BlockTime and DetectionTime are sshguard's BLOCK_TIME and DETECTION_TIME
+	// in seconds; 0 means 120 and 1800, Debian's defaults.
+	BlockTime, DetectionTime int
+	// Network joins the host to a second namespace, "the internet", by a
+	// veth pair, and listens on TCP port 22 in the host: CanConnect then
+	// tells from real packets whether an address gets through.
+	Network bool
 }
 
 // Host is one running sshguard in its own network namespace.
@@ -91,7 +98,10 @@ type Host struct {
 	DebugLog string
 	// BlacklistFile is the blacklist file, empty without Options.Blacklist.
 	BlacklistFile string
+	// StateDir is the scripts' work directory (SSHGUARD_UNBAN_STATE).
+	StateDir string
 
+	net       *network // with Options.Network
 	cmd       *exec.Cmd
 	done      chan struct{} // closed when the sshguard wrapper has exited
 	logMu     sync.Mutex
@@ -145,6 +155,9 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 	if opts.Name != "" && !nameRE.MatchString(opts.Name) {
 		return nil, fmt.Errorf("lab: bad host name %q", opts.Name)
 	}
+	if opts.BlockTime < 0 || opts.DetectionTime < 0 {
+		return nil, errors.New("lab: BlockTime and DetectionTime must not be negative")
+	}
 	if opts.IPv4Subnet < 0 || opts.IPv4Subnet > 32 || opts.IPv6Subnet < 0 || opts.IPv6Subnet > 128 {
 		return nil, errors.New("lab: subnet lengths must be 0-32 and 0-128")
 	}
@@ -188,6 +201,7 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 	h.Conf = filepath.Join(h.Dir, "sshguard.conf")
 	h.LogFile = filepath.Join(h.Dir, "auth.log")
 	h.DebugLog = filepath.Join(h.Dir, "sshguard.debug")
+	h.StateDir = filepath.Join(h.Dir, "unban-state")
 	if err := os.WriteFile(h.LogFile, nil, 0o600); err != nil {
 		return nil, err
 	}
@@ -199,7 +213,8 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 			if a.Is6() {
 				fam = 6
 			}
-			fmt.Fprintf(&b, "%d|100|%d|%s\n", time.Now().Unix(), fam, a)
+			// An hour old: blacklisted before this sshguard started.
+			fmt.Fprintf(&b, "%d|100|%d|%s\n", time.Now().Add(-time.Hour).Unix(), fam, a)
 		}
 		if err := os.WriteFile(h.BlacklistFile, []byte(b.String()), 0o600); err != nil {
 			return nil, err
@@ -214,6 +229,11 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 	}
 	if _, err := h.Command(ctx, "ip", "link", "set", "lo", "up"); err != nil {
 		return nil, err
+	}
+	if opts.Network {
+		if err := h.startNetwork(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if opts.Backend == "iptables" {
 		// The iptables backend only inserts into a chain the admin made.
@@ -232,6 +252,15 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 	if err := h.waitReady(ctx, seeds); err != nil {
 		return nil, err
 	}
+	if opts.Backend == "ipset" {
+		// The ipset backend only fills sets; the DROP that uses them is the
+		// admin's, as on a real host (sshguard made the sets by now).
+		for fam, ipt := range map[int]string{4: "iptables", 6: "ip6tables"} {
+			if _, err := h.Command(ctx, ipt, "-w", "-I", "INPUT", "-m", "set", "--match-set", fmt.Sprintf("sshguard%d", fam), "src", "-j", "DROP"); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return h, nil
 }
 
@@ -240,7 +269,14 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 func (h *Host) config(opts Options) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "BACKEND=%q\n", libexec+"/sshg-fw-"+opts.Backend)
-	fmt.Fprintf(&b, "THRESHOLD=%d\nBLOCK_TIME=120\nDETECTION_TIME=1800\n", attackScore)
+	bt, dt := opts.BlockTime, opts.DetectionTime
+	if bt == 0 {
+		bt = 120
+	}
+	if dt == 0 {
+		dt = 1800
+	}
+	fmt.Fprintf(&b, "THRESHOLD=%d\nBLOCK_TIME=%d\nDETECTION_TIME=%d\n", attackScore, bt, dt)
 	if opts.IPv4Subnet > 0 {
 		fmt.Fprintf(&b, "IPV4_SUBNET=%d\n", opts.IPv4Subnet)
 	}
@@ -329,9 +365,7 @@ func (h *Host) Attack(ctx context.Context, addr string) error {
 		if !h.Running() {
 			return fmt.Errorf("lab: attack %s: sshguard is not running: %s", a, h.debugTail())
 		}
-		line := fmt.Sprintf("%s %s sshd[4711]: Invalid user bob from %s port 52344\n",
-			time.Now().Format(time.Stamp), h.Name, a)
-		if err := h.appendLog(line); err != nil {
+		if err := h.LogFailure(a); err != nil {
 			return err
 		}
 		// Poll a while before writing again: one line per ~200 ms keeps the
@@ -349,6 +383,20 @@ func (h *Host) Attack(ctx context.Context, addr string) error {
 			}
 		}
 	}
+}
+
+// LogFailure appends one sshd "Invalid user" line for a to the log sshguard
+// follows (one attack, scored 10), without waiting for anything.
+func (h *Host) LogFailure(a netip.Addr) error {
+	return h.appendLog(fmt.Sprintf("%s %s sshd[4711]: Invalid user bob from %s port 52344\n",
+		time.Now().Format(time.Stamp), h.Name, a.Unmap()))
+}
+
+// DebugText is sshguard's debug log so far (SSHGUARD_DEBUG output: its
+// decisions, "Blocking \"192.0.2.1/32\" for 120 secs", "unblocking after …").
+func (h *Host) DebugText() string {
+	b, _ := os.ReadFile(h.DebugLog)
+	return string(b)
 }
 
 func (h *Host) appendLog(line string) error {
@@ -390,6 +438,7 @@ func (h *Host) RunEnv(ctx context.Context, env []string, script string, args ...
 	cmd.Env = append([]string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"SSHGUARD_CONF=" + h.Conf,
+		"SSHGUARD_UNBAN_STATE=" + h.StateDir,
 	}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -456,6 +505,11 @@ func (h *Host) close() error {
 		case <-time.After(5 * time.Second):
 			_ = syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 			<-h.done
+		}
+	}
+	if h.net != nil {
+		if err := h.net.close(ctx); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if h.nsExists() {

@@ -259,3 +259,39 @@ func TestNormalizeAndContains(t *testing.T) {
 		}
 	}
 }
+
+// TestCanConnect judges blocks by real packets on every backend: a blocked
+// source cannot complete a TCP handshake with the host, its neighbours can.
+func TestCanConnect(t *testing.T) {
+	labtest.Require(t)
+	for _, backend := range lab.Backends {
+		t.Run(backend, func(t *testing.T) {
+			t.Parallel()
+			h := labtest.Start(t, lab.Options{Backend: backend, Network: true})
+			ctx := context.Background()
+			if err := h.Attack(ctx, "192.0.2.12"); err != nil {
+				t.Fatal(err)
+			}
+			if err := h.Attack(ctx, "2001:db8::12"); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{"192.0.2.12": false, "192.0.2.13": true, "2001:db8::12": false, "2001:db8::13": true, "198.51.100.1": true}
+			var srcs []netip.Addr
+			for a := range want {
+				srcs = append(srcs, netip.MustParseAddr(a))
+			}
+			got, err := h.CanConnectAll(ctx, srcs...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for a, ok := range want {
+				if got[netip.MustParseAddr(a)] != ok {
+					t.Errorf("CanConnect(%s) = %v, want %v", a, !ok, ok)
+				}
+			}
+			if _, err := (&lab.Host{}).CanConnect(ctx, srcs[0]); err == nil {
+				t.Error("CanConnect without Network succeeded")
+			}
+		})
+	}
+}

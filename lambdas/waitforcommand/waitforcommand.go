@@ -217,9 +217,12 @@ func (h *Handler) outcome(inv types.CommandInvocation, late bool) workflow.HostO
 	return o
 }
 
-// small drops nothing the reply needs but bounds the error text.
+// small drops nothing the reply needs but bounds the error text, and leaves
+// out the host's full report (up to ~50 bytes per blocked entry), which
+// would not fit in the execution's state.
 func small(u hostreport.Unban) *hostreport.Unban {
 	u.Error = clip(u.Error)
+	u.Report = nil
 	return &u
 }
 

@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 
+	"sshguard-unban/host"
 	"sshguard-unban/host/lab"
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/lambdas/webhook"
@@ -343,8 +343,13 @@ func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
 			if script == "" {
 				return nil, []byte("unknown document " + document), 1, nil
 			}
+			// The script as the SSM document carries it (host.Script).
+			path, werr := host.WriteScript(h.lab.Dir, script)
+			if werr != nil {
+				return nil, nil, 0, werr
+			}
 			var r lab.Result
-			r, err = h.lab.RunEnv(ctx, nil, filepath.Join(root, "host", script), params["addresses"]...)
+			r, err = h.lab.RunEnv(ctx, nil, path, params["addresses"]...)
 			out, stderr, code = r.Stdout, r.Stderr, r.ExitCode
 		}
 		if docs[document] == "unban" {

@@ -124,7 +124,10 @@ func TestAbandonedCommandExpires(t *testing.T) {
 	s.InflightTTL = 100 * time.Millisecond
 	addrs := []string{"198.51.100.9"}
 	n := 0
-	send := func(context.Context) (string, time.Time, error) { n++; return fmt.Sprintf("cmd-%d", n), time.Now(), nil }
+	send := func(context.Context) (string, time.Time, error) {
+		n++
+		return fmt.Sprintf("cmd-%d", n), time.Now(), nil
+	}
 	if _, _, err := s.Obtain(context.Background(), addrs, time.Now(), "exec-1", send); err != nil {
 		t.Fatal(err)
 	}

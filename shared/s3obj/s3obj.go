@@ -144,4 +144,3 @@ func classifyPut(bucket, key string, err error) error {
 	}
 	return awserr.Classify(fmt.Errorf("put s3://%s/%s: %w", bucket, key, err))
 }
-

@@ -11,8 +11,8 @@ const (
 	UnbanStep  = "sshguardUnban"
 	ReportStep = "sshguardReport"
 
-	// AddressesParam is the unban document's only parameter: a StringList
-	// with one address per item.
+	// AddressesParam is the unban document's required parameter: a
+	// StringList with one address per item.
 	AddressesParam = "addresses"
 	// AddressItemPattern is its allowedPattern. SSM checks every item
 	// before it accepts SendCommand: only hex digits, dots and colons (any
@@ -24,4 +24,22 @@ const (
 	// Chatwork message may ask for (message.MaxAddresses; a test in
 	// lambdas/unban keeps them equal).
 	MaxAddresses = 5
+)
+
+// The unban document's two optional parameters, which the Lambdas never set
+// (SSM fills in the defaults); they are for an SRE running the document by
+// hand. The host script checks both again.
+const (
+	// ExceptionSecondsParam is how long an address stays excepted from a
+	// containing prefix that stays blocked for everyone else: a String,
+	// "0" (the default: the host's own, 30 × BLOCK_TIME) or 10 to 86400
+	// seconds (hostreport.MinExceptionSeconds, MaxExceptionSeconds), which
+	// ExceptionSecondsPattern enforces before SSM accepts the command.
+	ExceptionSecondsParam   = "exceptionSeconds"
+	ExceptionSecondsDefault = "0"
+	ExceptionSecondsPattern = `^(0|[1-9][0-9]|[1-9][0-9]{2,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)$`
+	// RemoveBlacklistedParam is the SRE override: a Boolean, default false.
+	// true removes the asked addresses from sshguard's blacklist too (the
+	// script leaves blacklisted addresses alone otherwise).
+	RemoveBlacklistedParam = "removeBlacklisted"
 )
