@@ -188,27 +188,37 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 			f.byHandler[handler].AddToRolePolicy(st)
 		}
 	}
+	rw := []string{"s3:GetObject", "s3:PutObject"}
 	grant(functions.Lookup, listBucket, objects("ReadBanLists", []string{"s3:GetObject"}, BanlistPrefix))
+	// unban records the command requests for the same addresses share.
 	grant(functions.Unban, docs.sendCommand(docs.unban)...)
-	grant(functions.WaitForCommand, listBucket, objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix))
-	// These two read calls act on command ids, not on resources: they
-	// support no resource-level permissions.
+	grant(functions.Unban, listBucket, objects("ReadWriteSharedCommands", rw, app.CoalescePrefix))
+	// wait-for-command reads the hosts' output, writes each command's
+	// shared outcome and its poller's lease, and marks the shared command
+	// done.
+	grant(functions.WaitForCommand, listBucket,
+		objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix),
+		objects("ReadWriteCommandState", rw, app.CommandsPrefix))
+	// These read calls act on command ids or on the account's managed
+	// instances as a whole: they support no resource-level permissions.
 	grant(functions.WaitForCommand, awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ReadCommandInvocations"),
-		Actions:   jsii.Strings("ssm:ListCommandInvocations", "ssm:GetCommandInvocation"),
+		Actions:   jsii.Strings("ssm:ListCommandInvocations", "ssm:GetCommandInvocation", "ssm:DescribeInstanceInformation"),
 		Resources: jsii.Strings("*"),
 	}))
 	grant(functions.RefreshList, docs.sendCommand(docs.report)...)
 	grant(functions.RefreshList, listBucket,
 		objects("ReadWriteBanLists", []string{"s3:GetObject", "s3:PutObject"}, BanlistPrefix),
 		objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix))
-	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", []string{"s3:GetObject", "s3:PutObject"}, ReplyMarkPrefix))
+	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", rw, ReplyMarkPrefix),
+		objects("ReadWriteOutbox", []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, app.OutboxPrefix))
 	f.grantSecret(functions.Notify)
 
 	f.suppressObjects(functions.Lookup, BanlistPrefix)
-	f.suppressObjects(functions.WaitForCommand, CommandOutputPrefix)
+	f.suppressObjects(functions.Unban, app.CoalescePrefix)
+	f.suppressObjects(functions.WaitForCommand, CommandOutputPrefix, app.CommandsPrefix)
 	f.suppressObjects(functions.RefreshList, BanlistPrefix, CommandOutputPrefix)
-	f.suppressObjects(functions.Notify, ReplyMarkPrefix)
+	f.suppressObjects(functions.Notify, ReplyMarkPrefix, app.OutboxPrefix)
 	for _, h := range []string{functions.Unban, functions.RefreshList} {
 		cdknag.NagSuppressions_AddResourceSuppressions(f.byHandler[h].Role(), &[]*cdknag.NagPackSuppression{{
 			Id:     jsii.String("AwsSolutions-IAM5"),
@@ -220,7 +230,7 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 	}
 	cdknag.NagSuppressions_AddResourceSuppressions(f.byHandler[functions.WaitForCommand].Role(), &[]*cdknag.NagPackSuppression{{
 		Id:        jsii.String("AwsSolutions-IAM5"),
-		Reason:    jsii.String("ssm:ListCommandInvocations and ssm:GetCommandInvocation support no resource-level permissions (Service Authorization Reference), so Resource \"*\" is required; both are read-only."),
+		Reason:    jsii.String("ssm:ListCommandInvocations, ssm:GetCommandInvocation and ssm:DescribeInstanceInformation support no resource-level permissions (Service Authorization Reference), so Resource \"*\" is required; all three are read-only."),
 		AppliesTo: &[]interface{}{"Resource::*"},
 	}}, jsii.Bool(true))
 }

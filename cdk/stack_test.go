@@ -654,7 +654,7 @@ func TestIAMScoping(t *testing.T) {
 		"logs:CreateLogDelivery": true, "logs:GetLogDelivery": true, "logs:UpdateLogDelivery": true,
 		"logs:DeleteLogDelivery": true, "logs:ListLogDeliveries": true, "logs:PutResourcePolicy": true,
 		"logs:DescribeResourcePolicies": true, "logs:DescribeLogGroups": true,
-		"ssm:ListCommandInvocations": true, "ssm:GetCommandInvocation": true,
+		"ssm:ListCommandInvocations": true, "ssm:GetCommandInvocation": true, "ssm:DescribeInstanceInformation": true,
 	}
 	for _, st := range s.statements() {
 		if st.Effect != "Allow" {
@@ -727,9 +727,11 @@ func TestIAMScoping(t *testing.T) {
 	// S3 per function: exactly these object grants.
 	wantS3 := map[string][]string{
 		functions.Lookup:         {"s3:GetObject banlists/*", "s3:ListBucket"},
-		functions.WaitForCommand: {"s3:GetObject command-output/*", "s3:ListBucket"},
+		functions.Unban:          {"s3:GetObject commands/coalesce/*", "s3:ListBucket", "s3:PutObject commands/coalesce/*"},
+		functions.WaitForCommand: {"s3:GetObject command-output/*", "s3:GetObject commands/*", "s3:ListBucket", "s3:PutObject commands/*"},
 		functions.RefreshList:    {"s3:GetObject banlists/*", "s3:GetObject command-output/*", "s3:ListBucket", "s3:PutObject banlists/*"},
-		functions.Notify:         {"s3:GetObject replies/*", "s3:ListBucket", "s3:PutObject replies/*"},
+		functions.Notify: {"s3:DeleteObject outbox/*", "s3:GetObject outbox/*", "s3:GetObject replies/*", "s3:ListBucket",
+			"s3:PutObject outbox/*", "s3:PutObject replies/*"},
 	}
 	for role, sts := range s.rolePolicies() {
 		h, ok := roleOf[role]

@@ -23,6 +23,9 @@ const (
 	// A reply mark must outlive any redrive of the execution that wrote it
 	// (redrive is possible for 14 days after a failure).
 	replyMarkExpiryDays = 30
+	// The request path's shared state and the reply outbox live seconds to
+	// minutes; a day leaves room to look at a failed run.
+	requestStateExpiryDays = 1
 )
 
 // newStorage defines the data bucket (ban lists, SSM command output, reply
@@ -76,6 +79,16 @@ func newStorage(stack awscdk.Stack, cfg Config) awss3.Bucket {
 				Id:         jsii.String("expire-reply-marks"),
 				Prefix:     jsii.String(ReplyMarkPrefix),
 				Expiration: awscdk.Duration_Days(jsii.Number(replyMarkExpiryDays)),
+			},
+			{
+				Id:         jsii.String("expire-request-state"),
+				Prefix:     jsii.String(app.CommandsPrefix),
+				Expiration: awscdk.Duration_Days(jsii.Number(requestStateExpiryDays)),
+			},
+			{
+				Id:         jsii.String("expire-outbox"),
+				Prefix:     jsii.String(app.OutboxPrefix),
+				Expiration: awscdk.Duration_Days(jsii.Number(requestStateExpiryDays)),
 			},
 			{
 				Id:                                  jsii.String("abort-incomplete-uploads"),

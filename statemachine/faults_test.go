@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/workflow"
 )
@@ -42,17 +43,20 @@ func field(key string, want any) func([]byte) bool {
 
 var targets = []target{
 	{"ReadTheMessage", "parse", nil, "main"},
-	{"LookUpBanLists", "lookup", nil, "main"},
 	{"RemoveBlockOnHosts", "unban", nil, "main"},
-	{"CheckUnbanCommand", "wait-for-command", field("parse_unban", true), "main"},
-	{"RequestFreshBanLists", "refresh-list", field("action", "request"), "refresh"},
-	{"CheckReportCommand", "wait-for-command", field("parse_unban", false), "refresh"},
-	{"StoreBanLists", "refresh-list", field("action", "store"), "refresh"},
+	// The lookup decides nothing: a failure only loses its record.
+	{"LookUpBanLists", "lookup", nil, "lookup"},
+	{"CheckUnbanCommand", "wait-for-command", field("mode", workflow.CheckReply), "main"},
 	{"ReplyToUser", "notify", field("kind", workflow.NotifyReply), "reply"},
-	// Runs after the reply when the list refresh found new blocks: the
+	// After the reply; these two run when a host was silent: the tests
+	// disconnect db-1 (which blocks the address too) until the reply is out.
+	{"WaitForLateHosts", "wait-for-command", field("mode", workflow.CheckFinal), "late"},
+	{"FollowUp", "notify", field("kind", workflow.NotifyFollowUp), "follow-up"},
+	{"StoreBanLists", "refresh-list", field("action", "store_unban"), "after-reply"},
+	// Runs after the reply when the hosts' reports show new blocks: the
 	// tests block a new address on web-1 after the initial refresh.
-	{"AnnounceNewBans", "notify", field("kind", workflow.NotifyBans), "announce"},
-	// These two only run after a failure: the tests break LookUpBanLists too.
+	{"AnnounceNewBans", "notify", field("kind", workflow.NotifyBans), "after-reply"},
+	// These two only run after a failure: the tests break RemoveBlockOnHosts too.
 	{"ReplyFailure", "notify", field("kind", workflow.NotifyFailure), "failure-reply"},
 	{"AlertSREs", "notify", field("kind", workflow.NotifyAlert), "alert"},
 }
@@ -70,12 +74,19 @@ type outcome struct {
 }
 
 func expected(tg target, kind string) outcome {
-	ok := outcome{status: sfnrunner.StatusSucceeded, replies: 1, alerts: 0, replyHas: "Unblock result"}
+	const result = "192.0.2.12: unblocked on"
+	ok := outcome{status: sfnrunner.StatusSucceeded, replies: 1, replyHas: result}
 	failed := outcome{status: sfnrunner.StatusFailed, replies: 1, alerts: 1, replyHas: "Could not finish the unblock"}
 	errName := map[string]string{taskbridge.Permanent: "errorString", taskbridge.Delay: "States.Timeout"}[kind]
+	silentHost := tg.path == "late" || tg.path == "follow-up"
+	if silentHost {
+		// db-1 was silent: the reply names it and the SREs hear of it once;
+		// it answers later and the follow-up says it freed the address.
+		ok.replies, ok.alerts = 2, 1
+	}
 	switch tg.path {
 	case "failure-reply", "alert":
-		// LookUpBanLists fails permanently in these tests.
+		// RemoveBlockOnHosts fails permanently in these tests.
 		failed.errorName = "errorString"
 		if kind == taskbridge.Transient {
 			return failed
@@ -91,27 +102,30 @@ func expected(tg target, kind string) outcome {
 		// A timed-out notify still posts, late, once.
 		return failed
 	}
-	if kind == taskbridge.Transient {
+	if kind == taskbridge.Transient || tg.path == "lookup" {
 		return ok
 	}
 	switch tg.path {
 	case "main":
 		failed.errorName = errName
 		return failed
-	case "refresh":
-		// The unban is done: the asker gets its result, with a note, and
-		// the SREs an alert; the execution succeeds.
-		return outcome{status: sfnrunner.StatusSucceeded, replies: 1, alerts: 1, replyHas: "Refreshing the block lists failed"}
-	case "announce":
-		// The asker already has the unban result; the SREs hear that the
-		// announcement failed, and the execution fails (the alarm fires).
-		return outcome{status: sfnrunner.StatusFailed, replies: 1, alerts: 1, replyHas: "Unblock result", errorName: errName}
+	case "after-reply", "late", "follow-up":
+		// The asker already has the result; the SREs hear that what came
+		// after failed, and the execution fails (the alarm fires).
+		out := outcome{status: sfnrunner.StatusFailed, replies: 1, alerts: 1, replyHas: result, errorName: errName}
+		if silentHost {
+			out.alerts = 2 // the silent host, then the failure
+		}
+		if tg.path == "follow-up" && kind == taskbridge.Delay {
+			out.replies = 2 // the late first attempt posts the follow-up, once
+		}
+		return out
 	case "reply":
 		failed.errorName = errName
 		if kind == taskbridge.Delay {
 			// The late first attempt posts the real reply; ReplyFailure then
 			// finds it posted and stays silent.
-			failed.replyHas = "Unblock result"
+			failed.replyHas = result
 		}
 		return failed
 	}
@@ -127,14 +141,17 @@ func TestFaultInjection(t *testing.T) {
 				t.Parallel()
 				e := newEnv(t, threeHosts())
 				e.refresh("initial-refresh")
-				if tg.path == "announce" {
+				if tg.state == "AnnounceNewBans" {
 					if err := e.hosts["i-0aaaaaaaaaaaaaaa1"].Block("198.51.100.99"); err != nil {
 						t.Fatal(err)
 					}
 				}
+				if tg.path == "late" || tg.path == "follow-up" {
+					e.silentUntilReplied("i-0aaaaaaaaaaaaaaa3", "192.0.2.12")
+				}
 				want := expected(tg, kind)
 				if tg.path == "failure-reply" || tg.path == "alert" {
-					e.bridge.Inject("lookup", taskbridge.Fault{Kind: taskbridge.Permanent})
+					e.bridge.Inject("unban", taskbridge.Fault{Kind: taskbridge.Permanent})
 				}
 				f := taskbridge.Fault{Kind: kind, Match: tg.match}
 				switch kind {
@@ -159,7 +176,7 @@ func TestFaultInjection(t *testing.T) {
 						t.Errorf("reply lacks %q:\n%s", want.replyHas, r)
 					}
 				}
-				if tg.path == "announce" && kind == taskbridge.Transient {
+				if tg.state == "AnnounceNewBans" && kind == taskbridge.Transient {
 					if n := e.notices(); len(n) != 1 || !strings.Contains(n[0].Body, "198.51.100.99") {
 						t.Errorf("ban notices after the unban: %s", bodies(n))
 					}
@@ -184,7 +201,12 @@ func TestFaultInjection(t *testing.T) {
 // message (notify's per-execution mark).
 func TestTimeoutOnceRecovers(t *testing.T) {
 	t.Parallel()
-	for _, tg := range []target{targets[1], targets[2], targets[6], targets[7]} {
+	for _, tg := range targets {
+		switch tg.state {
+		case "RemoveBlockOnHosts", "LookUpBanLists", "CheckUnbanCommand", "ReplyToUser", "StoreBanLists":
+		default:
+			continue
+		}
 		t.Run(tg.state, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, threeHosts())
@@ -196,7 +218,7 @@ func TestTimeoutOnceRecovers(t *testing.T) {
 				t.Fatalf("status %s (%s: %s), %d retries\nstates: %v", x.Status, x.Error, x.Cause, x.Retries, x.States)
 			}
 			checkMessages(t, e, 1, 0)
-			if r := bodies(e.replies()); !strings.Contains(r, "unblocked 192.0.2.12") {
+			if r := bodies(e.replies()); !strings.Contains(r, "192.0.2.12: unblocked on web-1 and web-2.") {
 				t.Errorf("reply:\n%s", r)
 			}
 		})
@@ -227,7 +249,7 @@ func TestLambdaTimeoutRetried(t *testing.T) {
 // Chatwork 403 (a revoked token) is not.
 func TestRealDependencyFailures(t *testing.T) {
 	t.Parallel()
-	recovered := outcome{status: sfnrunner.StatusSucceeded, replies: 1, replyHas: "unblocked 192.0.2.12"}
+	recovered := outcome{status: sfnrunner.StatusSucceeded, replies: 1, replyHas: "192.0.2.12: unblocked on web-1 and web-2."}
 	cases := []struct {
 		name   string
 		inject func(e *env)
@@ -271,4 +293,27 @@ func TestRealDependencyFailures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentUntilReplied blocks addr on the host and keeps its SSM agent
+// disconnected until the first reply is out: a host that was down when the
+// employee asked and comes back moments later.
+func (e *env) silentUntilReplied(id, addr string) {
+	e.t.Helper()
+	if err := e.hosts[id].Block(addr); err != nil {
+		e.t.Fatal(err)
+	}
+	e.ssm.SetFault(id, ssmfake.Fault{Disconnected: true})
+	done := make(chan struct{})
+	e.t.Cleanup(func() { close(done) })
+	go func() {
+		for len(e.replies()) == 0 {
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+		e.ssm.SetFault(id, ssmfake.Fault{})
+	}()
 }

@@ -9,16 +9,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/sfnrunner"
 	"sshguard-unban/local/ssmfake"
+	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/banlist"
 	"sshguard-unban/shared/hostreport"
-	"sshguard-unban/shared/workflow"
 )
 
 // seedLists stores every host's current blocks as if a refresh had run age
@@ -69,12 +68,14 @@ type scenario struct {
 	setup func(e *env)
 	body  string
 
-	status       string   // default SUCCEEDED
-	reply        []string // substrings of the one reply
-	notInReply   []string
-	alerts       int
-	unbanTo      []string // instance ids the unban command went to; "tag" for all hosts
-	noLookup     bool     // the message alone answers: no lookup call
+	status     string   // default SUCCEEDED
+	reply      []string // substrings of the reply (and any follow-up)
+	notInReply []string
+	replies    int // messages to the asker: default 1
+	alerts     int
+	toHosts    bool // the unban command went to every tagged host
+	// unblocked: the host no longer drops the address; stillBlocked: it
+	// does (the asked address's neighbours, or a host that never answered).
 	unblocked    map[string][]string
 	stillBlocked map[string][]string
 	check        func(t *testing.T, e *env, x sfnrunner.Execution)
@@ -87,106 +88,143 @@ func TestUnbanScenarios(t *testing.T) {
 	web1, web2, db1 := "i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", "i-0aaaaaaaaaaaaaaa3"
 	scenarios := []scenario{
 		{
-			name:         "banned on 2 of 3 hosts",
-			setup:        freshLists,
-			body:         "[To:1234]unban bot\nplease unban 192.0.2.12, thanks",
-			reply:        []string{"Unblock result", "web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "web-2 (i-0aaaaaaaaaaaaaaa2): unblocked 192.0.2.0/24", "Please try to connect now"},
-			notInReply:   []string{"db-1", "out of date"},
-			unbanTo:      []string{web1, web2},
-			unblocked:    map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.0/24"}},
-			stillBlocked: map[string][]string{web1: {"198.51.100.7"}, db1: {"203.0.113.9"}},
+			name:  "banned on 2 of 3 hosts, one of them through a /24",
+			setup: freshLists,
+			body:  "[To:1234]unban bot\nplease unban 192.0.2.12, thanks",
+			reply: []string{"[title]Unblocked", "192.0.2.12: unblocked on web-1 and web-2.",
+				"192.0.2.12 was inside the blocked range 192.0.2.0/24, so I exempted just this address", "Please try to connect now"},
+			notInReply:   []string{"db-1", "SRE"},
+			toHosts:      true,
+			unblocked:    map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.12"}},
+			stillBlocked: map[string][]string{web1: {"198.51.100.7"}, web2: {"192.0.2.13", "192.0.2.200"}, db1: {"203.0.113.9"}},
 			check: func(t *testing.T, e *env, x sfnrunner.Execution) {
 				st := finalState(t, x)
-				if st.Refresh == nil || len(st.Refresh.Stored) != 2 || st.RefreshError != nil {
-					t.Errorf("lists not refreshed after the unban: %+v %+v", st.Refresh, st.RefreshError)
+				if st.Refresh == nil || len(st.Refresh.Stored) != 3 {
+					t.Errorf("lists not stored from the unban's reports: %+v", st.Refresh)
 				}
-				// The stored lists no longer show the block: asking again
-				// answers "not blocked" without touching a host.
+				if n := len(e.sent(reportDoc)); n != 1 { // the initial refresh only
+					t.Errorf("%d report commands: the unban's own output is the fresh list", n)
+				}
+				if st.Lookup == nil || st.Lookup.ListedHosts != 2 {
+					t.Errorf("lookup record %+v, want the 2 hosts the lists showed", st.Lookup)
+				}
+				// Asked again: the hosts say it is not blocked any more.
 				again := e.unban("ask-again", "unban 192.0.2.12")
-				if again.Status != sfnrunner.StatusSucceeded || finalState(t, again).Lookup.Action != workflow.ActionNotBanned {
+				if again.Status != sfnrunner.StatusSucceeded {
 					t.Errorf("second request: %s %s", again.Status, again.Output)
+				}
+				if r := bodies(e.replies()); !strings.Contains(r, "192.0.2.12: not blocked on any host (I just checked all 3).") {
+					t.Errorf("second reply:\n%s", r)
 				}
 			},
 		},
 		{
-			name:         "not banned, fresh lists",
-			setup:        freshLists,
+			// The most common case: blocked a moment ago, after the last
+			// refresh. The stored lists know nothing; the hosts do.
+			name: "blocked after the last refresh",
+			setup: func(e *env) {
+				freshLists(e)
+				if err := e.hosts[db1].Block("198.51.100.77"); err != nil {
+					e.t.Fatal(err)
+				}
+			},
+			body:      "198.51.100.77 お願いします",
+			reply:     []string{"198.51.100.77: unblocked on db-1."},
+			toHosts:   true,
+			unblocked: map[string][]string{db1: {"198.51.100.77"}},
+		},
+		{
+			name:      "lists never stored at all",
+			body:      "unban 192.0.2.12",
+			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2."},
+			toHosts:   true,
+			unblocked: map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.12"}},
+		},
+		{
+			name:         "not blocked anywhere: the hosts said so just now",
+			setup:        func(e *env) { e.seedLists(time.Hour) },
 			body:         "unban 203.0.113.50",
-			reply:        []string{"Not blocked", "203.0.113.50 is not blocked on any host"},
-			unbanTo:      []string{},
+			reply:        []string{"[title]Not blocked", "203.0.113.50: not blocked on any host (I just checked all 3)."},
+			toHosts:      true,
 			stillBlocked: map[string][]string{web1: {"192.0.2.12"}},
 		},
 		{
-			name:     "help",
-			body:     "hello, what can you do?",
-			reply:    []string{"Unblocking sshguard bans"},
-			noLookup: true,
+			name:    "help",
+			body:    "hello, what can you do?",
+			reply:   []string{"Unblocking sshguard bans"},
+			toHosts: false,
 		},
 		{
-			name:     "thanks",
-			body:     "thanks!",
-			reply:    []string{"You're welcome"},
-			noLookup: true,
+			name:  "thanks",
+			body:  "thanks!",
+			reply: []string{"You're welcome"},
 		},
 		{
-			name:     "refused address",
-			body:     "unban 127.0.0.1",
-			reply:    []string{"No address I can unblock", "127.0.0.1 is a loopback address"},
-			noLookup: true,
+			name:  "refused address",
+			body:  "unban 127.0.0.1",
+			reply: []string{"No address I can unblock", "127.0.0.1 is a loopback address"},
 		},
 		{
-			name:     "too many addresses",
-			body:     "unban 192.0.2.1 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6",
-			reply:    []string{"up to 5 addresses"},
-			noLookup: true,
+			name:         "keep it blocked: a quoted attacker",
+			setup:        freshLists,
+			body:         "[qt][qtmeta aid=1 time=1764045600]sshguard blocked an address\nAddress: 192.0.2.12[/qt]\nthat's an attack, keep it blocked please",
+			reply:        []string{"Block left in place", "I did not unblock 192.0.2.12"},
+			stillBlocked: map[string][]string{web1: {"192.0.2.12"}},
 		},
 		{
-			name:      "stale lists: unban on every host",
-			setup:     func(e *env) { e.seedLists(time.Hour) },
-			body:      "unban 192.0.2.12",
-			reply:     []string{"out of date", "web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "web-2 (i-0aaaaaaaaaaaaaaa2): unblocked 192.0.2.0/24"},
-			unbanTo:   []string{"tag"},
-			unblocked: map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.0/24"}},
-		},
-		{
-			name:      "index missing (never refreshed): unban on every host",
-			body:      "unban 192.0.2.12",
-			reply:     []string{"out of date", "web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12"},
-			unbanTo:   []string{"tag"},
-			unblocked: map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.0/24"}},
-		},
-		{
-			name:    "index lists no host: unban on every host",
-			setup:   func(e *env) { e.putEmptyIndex() },
-			body:    "unban 192.0.2.12",
-			reply:   []string{"out of date"},
-			unbanTo: []string{"tag"},
-		},
-		{
-			name: "empty ban lists, fresh: not banned",
-			hosts: []hostSpec{
-				{id: web1, name: "web-1"}, {id: web2, name: "web-2"},
-			},
+			name:    "six addresses: five unbanned, the sixth answered",
 			setup:   freshLists,
-			body:    "unban 192.0.2.12",
-			reply:   []string{"Not blocked"},
-			unbanTo: []string{},
+			body:    "unban 192.0.2.12 192.0.2.2 192.0.2.3 192.0.2.4 192.0.2.5 192.0.2.6",
+			reply:   []string{"192.0.2.12: unblocked on web-1 and web-2.", "I did not unblock 192.0.2.6: I take up to 5 addresses at a time."},
+			toHosts: true,
 		},
 		{
-			name: "host offline",
+			// A stopped host: SSM says its agent is not connected. The
+			// reply does not wait for it; when it is back, it runs the
+			// command and a short follow-up says it freed the address too.
+			name: "a silent host answers after the reply",
+			setup: func(e *env) {
+				freshLists(e)
+				if err := e.hosts[db1].Block("192.0.2.12"); err != nil {
+					e.t.Fatal(err)
+				}
+				e.ssm.SetFault(db1, ssmfake.Fault{Disconnected: true})
+				go func() {
+					for len(e.replies()) == 0 {
+						time.Sleep(5 * time.Millisecond)
+					}
+					e.ssm.SetFault(db1, ssmfake.Fault{})
+				}()
+			},
+			body:      "unban 192.0.2.12",
+			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2.", "db-1 did not answer", "db-1 has answered now and unblocked 192.0.2.12 too"},
+			replies:   2,
+			alerts:    1,
+			toHosts:   true,
+			unblocked: map[string][]string{web1: {"192.0.2.12"}, db1: {"192.0.2.12"}},
+			check: func(t *testing.T, e *env, x sfnrunner.Execution) {
+				if !strings.Contains(bodies(e.alerts()), "db-1") {
+					t.Errorf("alert: %s", bodies(e.alerts()))
+				}
+				if i, j := slices.Index(x.States, "ReplyToUser"), slices.Index(x.States, "WaitForLateHosts"); i < 0 || j < i {
+					t.Errorf("states %v: the reply must not wait for the silent host", x.States)
+				}
+			},
+		},
+		{
+			name: "host offline (undeliverable)",
 			setup: func(e *env) {
 				freshLists(e)
 				e.ssm.SetFault(web2, ssmfake.Fault{Offline: true})
 			},
 			body:         "unban 192.0.2.12",
-			reply:        []string{"web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "unreachable", "told the SRE team"},
+			reply:        []string{"192.0.2.12: unblocked on web-1.", "I could not reach web-2 (it may be stopped)", "told the SRE team"},
 			alerts:       1,
-			unbanTo:      []string{web1, web2},
+			toHosts:      true,
 			unblocked:    map[string][]string{web1: {"192.0.2.12"}},
-			stillBlocked: map[string][]string{web2: {"192.0.2.0/24"}},
+			stillBlocked: map[string][]string{web2: {"192.0.2.12"}},
 			check: func(t *testing.T, e *env, x sfnrunner.Execution) {
-				// The offline host has no fresh report: its list is kept
-				// (and ages into stale), the others are stored.
+				// The offline host has no fresh report: its list is kept.
 				if st := finalState(t, x); st.Refresh == nil || !slices.Contains(st.Refresh.Failed, web2) {
 					t.Errorf("refresh result %+v", st.Refresh)
 				}
@@ -199,9 +237,9 @@ func TestUnbanScenarios(t *testing.T) {
 				e.ssm.SetFault(web2, ssmfake.Fault{TimeOut: true})
 			},
 			body:      "unban 192.0.2.12",
-			reply:     []string{"web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "did not answer in time"},
+			reply:     []string{"192.0.2.12: unblocked on web-1.", "web-2 did not answer in time"},
 			alerts:    1,
-			unbanTo:   []string{web1, web2},
+			toHosts:   true,
 			unblocked: map[string][]string{web1: {"192.0.2.12"}},
 		},
 		{
@@ -211,44 +249,41 @@ func TestUnbanScenarios(t *testing.T) {
 				e.ssm.SetFault(web2, ssmfake.Fault{Fail: true})
 			},
 			body:    "unban 192.0.2.12",
-			reply:   []string{"web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "could not unblock", "Some hosts could not be unblocked"},
+			reply:   []string{"[title]Unblocked on some hosts", "web-2 could not unblock it"},
 			alerts:  1,
-			unbanTo: []string{web1, web2},
+			toHosts: true,
 		},
 		{
-			// A contract break (a lookup answer the machine does not know)
-			// touches no host and still answers; the one stand-in handler
-			// of these tests, since no real lookup returns it.
-			name: "unknown lookup action",
+			// The lists cannot be read: that only loses the audit record;
+			// the hosts are asked all the same.
+			name: "lookup fails",
 			setup: func(e *env) {
-				e.bridge.Handle("lookup", lambda.NewHandler(func(context.Context, workflow.LookupInput) (workflow.LookupResult, error) {
-					return workflow.LookupResult{Action: "maybe"}, nil
-				}))
+				freshLists(e)
+				e.bridge.Inject("lookup", taskbridge.Fault{Kind: taskbridge.Permanent})
 			},
-			body:    "unban 192.0.2.12",
-			status:  sfnrunner.StatusFailed,
-			reply:   []string{"Could not finish the unblock"},
-			alerts:  1,
-			unbanTo: []string{},
+			body:      "unban 192.0.2.12",
+			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2."},
+			toHosts:   true,
+			unblocked: map[string][]string{web1: {"192.0.2.12"}},
 			check: func(t *testing.T, e *env, x sfnrunner.Execution) {
-				if x.Error != "UnknownLookupAction" {
-					t.Errorf("error %s", x.Error)
+				if st := finalState(t, x); st.LookupError == nil {
+					t.Error("no lookup_error in the state")
 				}
 			},
 		},
 		{
-			name: "slow host: the wait loop goes round",
+			name: "slow host: the reply waits for it, without a Wait state",
 			setup: func(e *env) {
 				freshLists(e)
-				e.ssm.SetFault(web2, ssmfake.Fault{SlowPolls: 3})
+				e.ssm.SetFault(web2, ssmfake.Fault{SlowFor: 300 * time.Millisecond})
 			},
 			body:      "unban 192.0.2.12",
-			reply:     []string{"web-1 (i-0aaaaaaaaaaaaaaa1): unblocked 192.0.2.12", "web-2 (i-0aaaaaaaaaaaaaaa2): unblocked 192.0.2.0/24"},
-			unbanTo:   []string{web1, web2},
-			unblocked: map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.0/24"}},
+			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2."},
+			toHosts:   true,
+			unblocked: map[string][]string{web1: {"192.0.2.12"}, web2: {"192.0.2.12"}},
 			check: func(t *testing.T, e *env, x sfnrunner.Execution) {
-				if n := x.Entered("CheckUnbanCommand"); n < 2 {
-					t.Errorf("CheckUnbanCommand entered %d times, want a loop", n)
+				if n := x.Entered("CheckUnbanCommand"); n != 1 {
+					t.Errorf("CheckUnbanCommand entered %d times, want one polling invocation", n)
 				}
 			},
 		},
@@ -272,7 +307,11 @@ func TestUnbanScenarios(t *testing.T) {
 			if x.Status != want {
 				t.Fatalf("status %s (%s: %s), want %s\nstates: %v", x.Status, x.Error, x.Cause, want, x.States)
 			}
-			checkMessages(t, e, 1, sc.alerts)
+			replies := sc.replies
+			if replies == 0 {
+				replies = 1
+			}
+			checkMessages(t, e, replies, sc.alerts)
 			reply := bodies(e.replies())
 			for _, s := range sc.reply {
 				if !strings.Contains(reply, s) {
@@ -284,23 +323,25 @@ func TestUnbanScenarios(t *testing.T) {
 					t.Errorf("reply has %q:\n%s", s, reply)
 				}
 			}
-			if sc.noLookup && len(e.bridge.Calls("lookup")) > 0 {
-				t.Error("lookup called for a message that needs none")
+			if got := len(e.sent(unbanDoc)) > 0; got != sc.toHosts {
+				t.Errorf("unban command sent: %v, want %v", got, sc.toHosts)
 			}
-			if sc.unbanTo != nil {
-				checkUnbanTargets(t, e, sc.unbanTo)
+			for _, c := range e.sent(unbanDoc) {
+				if len(c.InstanceIDs) != 0 || len(c.Targets["tag:"+tagKey]) != 1 {
+					t.Errorf("unban command %s targets %v %v, want the tag", c.CommandID, c.InstanceIDs, c.Targets)
+				}
 			}
-			for id, entries := range sc.unblocked {
-				for _, b := range entries {
-					if slices.Contains(e.hosts[id].Blocked(), b) {
-						t.Errorf("%s still blocks %s", id, b)
+			for id, addrs := range sc.unblocked {
+				for _, a := range addrs {
+					if e.hosts[id].Blocks(a) {
+						t.Errorf("%s still blocks %s", id, a)
 					}
 				}
 			}
-			for id, entries := range sc.stillBlocked {
-				for _, b := range entries {
-					if !slices.Contains(e.hosts[id].Blocked(), b) {
-						t.Errorf("%s no longer blocks %s", id, b)
+			for id, addrs := range sc.stillBlocked {
+				for _, a := range addrs {
+					if !e.hosts[id].Blocks(a) {
+						t.Errorf("%s no longer blocks %s", id, a)
 					}
 				}
 			}
@@ -328,25 +369,5 @@ func checkMessages(t *testing.T, e *env, replies, alerts int) {
 		if !strings.Contains(m.Body, "[rp aid="+asker) {
 			t.Errorf("reply does not answer the asker: %s", m.Body)
 		}
-	}
-}
-
-// checkUnbanTargets compares where unban commands went: instance ids, or
-// "tag" for the all-hosts target.
-func checkUnbanTargets(t *testing.T, e *env, want []string) {
-	t.Helper()
-	var got []string
-	for _, c := range e.sent(unbanDoc) {
-		got = append(got, c.InstanceIDs...)
-		if len(c.Targets) > 0 {
-			got = append(got, "tag")
-		}
-	}
-	slices.Sort(got)
-	got = slices.Compact(got)
-	w := slices.Clone(want)
-	slices.Sort(w)
-	if !slices.Equal(got, w) {
-		t.Errorf("unban sent to %v, want %v", got, w)
 	}
 }

@@ -21,8 +21,7 @@ func TestLocalOnce(t *testing.T) {
 		"SIMULATED",
 		"you (account 3000001)",
 		"[unban-requests] bot:",
-		"web-1 (i-00000000010ca1000): unblocked 203.0.113.5",
-		"git-1 (i-00000000010ca1001): unblocked 203.0.113.5",
+		"203.0.113.5: unblocked on git-1 and web-1.",
 		"blocks: (nothing)",
 	} {
 		if !strings.Contains(out, want) {

@@ -48,7 +48,10 @@ type Config struct {
 	// ReplyWait bounds how long a reply waits for the room's outbox to post
 	// it (default 40 s, below the function timeout).
 	ReplyWait time.Duration
-	Now       func() time.Time
+	// PostSpacing is the least time between two posts of a room's outbox
+	// (default DefaultPostSpacing).
+	PostSpacing time.Duration
+	Now         func() time.Time
 }
 
 // Handler posts the messages.
@@ -70,6 +73,9 @@ func New(chat Poster, store s3obj.API, cfg Config, log *slog.Logger) *Handler {
 	}
 	if cfg.ReplyWait <= 0 {
 		cfg.ReplyWait = 40 * time.Second
+	}
+	if cfg.PostSpacing <= 0 {
+		cfg.PostSpacing = DefaultPostSpacing
 	}
 	if cfg.OutboxPrefix == "" {
 		cfg.OutboxPrefix = "outbox/"

@@ -58,7 +58,8 @@ func setup(t *testing.T, locale string) env {
 		},
 		MaxAttempts: 4,
 	}
-	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3}
+	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3,
+		PostSpacing: 10 * time.Millisecond}
 	h := notify.New(client, s3local.NewClient(s3srv.URL), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
 }
@@ -137,6 +138,19 @@ func TestReplies(t *testing.T) {
 		{name: "a silent host is named, the others answered", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: silent,
 		}, want: []string{"web-1 でブロックを解除しました", "db-1 から応答がありません", "応答があり次第"}, wantAlert: true},
+		{name: "inside a blocked /24: only this address exempted, with the time and sshguard's next block", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "192.0.2.5"),
+			Check: answered(2, workflow.HostOutcome{InstanceID: "i-0a", Host: "web-1", Status: workflow.HostSucceeded, Unban: &hostreport.Unban{Host: "web-1",
+				Results: []hostreport.AddressResult{{Address: "192.0.2.5", WasBlocked: true, BlockedBy: []string{"192.0.2.0/24"}, Removed: []string{},
+					Exception: &hostreport.Exception{Address: "192.0.2.5", Entries: []string{"192.0.2.0/24"}, Expires: "2026-12-01T04:30:00Z"}}},
+				Report: &hostreport.Report{Settings: &hostreport.Settings{BlockTime: 120, DetectionTime: 1800, Threshold: 30}}}}),
+		}, want: []string{"192.0.2.5: web-1 でブロックを解除しました", "192.0.2.0/24 の範囲ごとのブロックに含まれていたため、このアドレスだけを 13:30 JST まで除外しました",
+			"ログインに 3 回失敗すると（30 分以内に）、再び 4 分以上ブロックされます"}},
+		{name: "blacklisted: left for an SRE, who is told", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "198.51.100.7"),
+			Check: answered(2, workflow.HostOutcome{InstanceID: "i-0a", Host: "web-1", Status: workflow.HostSucceeded, Unban: &hostreport.Unban{Host: "web-1",
+				Results: []hostreport.AddressResult{{Address: "198.51.100.7", WasBlocked: true, Blacklisted: true, StillBlocked: true, BlockedBy: []string{"198.51.100.7"}, Removed: []string{}}}}}),
+		}, want: []string{"198.51.100.7 は web-1 で sshguard のブラックリスト", "SRE が判断します"}, wantNot: []string{"解除しました", "今すぐ接続"}, wantAlert: true},
 		{name: "host name with markup is escaped", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(1, freed("i-0a", "[To:1]evil", "203.0.113.5")),
 		}, want: []string{"［To:1］evil"}, wantNot: []string{"[To:1]evil"}},

@@ -45,7 +45,17 @@ type item struct {
 type roomLease struct {
 	Holder string    `json:"holder"`
 	Until  time.Time `json:"until"`
+	// LastPost is when the room's outbox last posted: the next post waits
+	// for Config.PostSpacing after it, so a burst stays inside Chatwork's 10
+	// posts per 10 s per room and the replies that arrive meanwhile are
+	// merged into the next post.
+	LastPost time.Time `json:"last_post,omitzero"`
 }
+
+// DefaultPostSpacing is the least time between two posts of one room's
+// outbox: a little over Chatwork's average rate (10 per 10 s), so the room
+// limit is never reached even with a follow-up in between.
+const DefaultPostSpacing = 1200 * time.Millisecond
 
 const (
 	leaseTTL = 15 * time.Second // longer than one post with its retries
@@ -66,7 +76,9 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 	}
 	it := item{Execution: execution, RoomID: r.RoomID, AccountID: r.AccountID, MessageID: r.MessageID, Text: text, Created: h.Cfg.Now()}
 	body, _ := json.Marshal(it)
-	if err := s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body); err != nil {
+	// Create only: a retried task finds its item still waiting and keeps
+	// its place in the queue.
+	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
 		return workflow.NotifyResult{}, err
 	}
 	me := newHolder()
@@ -77,7 +89,7 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 			return workflow.NotifyResult{}, err
 		}
 		if held {
-			err := h.flush(ctx, r.RoomID)
+			err := h.flush(ctx, r.RoomID, me)
 			h.releaseRoom(context.WithoutCancel(ctx), r.RoomID, me)
 			if err != nil {
 				return workflow.NotifyResult{}, err
@@ -103,8 +115,11 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 // flush posts everything waiting in the room's outbox, merged by text, and
 // goes round again until the outbox is empty (replies keep arriving during
 // a burst).
-func (h *Handler) flush(ctx context.Context, roomID string) error {
+func (h *Handler) flush(ctx context.Context, roomID, me string) error {
 	for round := 0; round < 20; round++ {
+		if err := h.waitForSpacing(ctx, roomID, me); err != nil {
+			return err
+		}
 		keys, err := s3obj.List(ctx, h.Store, h.Cfg.Bucket, h.roomPrefix(roomID), 1000)
 		if err != nil {
 			return err
@@ -129,9 +144,18 @@ func (h *Handler) flush(ctx context.Context, roomID string) error {
 			}
 			items = append(items, it)
 		}
-		for _, group := range groupByText(items) {
-			if err := h.postGroup(ctx, roomID, group); err != nil {
+		for i, group := range groupByText(items) {
+			if i > 0 {
+				if err := h.waitForSpacing(ctx, roomID, me); err != nil {
+					return err
+				}
+			}
+			posted, err := h.postGroup(ctx, roomID, group)
+			if err != nil {
 				return err
+			}
+			if posted {
+				h.notePost(ctx, roomID, me)
 			}
 		}
 	}
@@ -158,12 +182,12 @@ func groupByText(items []item) [][]item {
 // postGroup posts one message for askers with the same reply, marks each
 // as answered and removes their items. An asker already marked (a retry
 // that found its item again) is not mentioned twice.
-func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) error {
+func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (bool, error) {
 	var todo []item
 	for _, it := range group {
 		m, err := h.posted(ctx, it.Execution+"/user")
 		if err != nil {
-			return err
+			return false, err
 		}
 		if m != nil {
 			_ = s3obj.Delete(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it))
@@ -172,7 +196,7 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) er
 		todo = append(todo, it)
 	}
 	if len(todo) == 0 {
-		return nil
+		return false, nil
 	}
 	var head string
 	if len(todo) == 1 {
@@ -192,27 +216,67 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) er
 	}
 	id, err := h.Chat.PostMessage(ctx, roomID, head+todo[0].Text)
 	if err != nil {
-		return err
+		return false, err
 	}
-	h.Log.InfoContext(ctx, "posted reply", "room_id", roomID, "message_id", id, "askers", len(todo))
+	h.Log.InfoContext(ctx, "posted", "kind", "reply", "room_id", roomID, "message_id", id, "askers", len(todo))
 	for _, it := range todo {
 		h.setMark(ctx, it.Execution+"/user", mark{RoomID: roomID, MessageID: id})
 		if err := s3obj.Delete(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it)); err != nil {
 			h.Log.WarnContext(ctx, "could not remove a posted outbox item", "execution", it.Execution, "error", err)
 		}
 	}
+	return true, nil
+}
+
+// waitForSpacing holds the next post until Config.PostSpacing after the room's
+// last one (replies arriving meanwhile join it).
+func (h *Handler) waitForSpacing(ctx context.Context, roomID, me string) error {
+	l, _, err := h.readRoom(ctx, roomID)
+	if err != nil || l == nil || l.Holder != me || l.LastPost.IsZero() {
+		return err
+	}
+	if d := l.LastPost.Add(h.Cfg.PostSpacing).Sub(h.Cfg.Now()); d > 0 {
+		return sleepCtx(ctx, d)
+	}
 	return nil
+}
+
+// notePost records the post time in the lease this invocation holds (and
+// renews it).
+func (h *Handler) notePost(ctx context.Context, roomID, me string) {
+	l, etag, err := h.readRoom(ctx, roomID)
+	if err != nil || l == nil || l.Holder != me {
+		return
+	}
+	now := h.Cfg.Now()
+	l.LastPost, l.Until = now, now.Add(leaseTTL)
+	body, _ := json.Marshal(l)
+	_ = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(roomID), body, etag)
+}
+
+func (h *Handler) readRoom(ctx context.Context, roomID string) (*roomLease, string, error) {
+	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(roomID))
+	if isNotFound(err) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	var l roomLease
+	if json.Unmarshal(raw, &l) != nil {
+		return nil, etag, nil
+	}
+	return &l, etag, nil
 }
 
 func (h *Handler) roomPrefix(roomID string) string {
 	return h.Cfg.OutboxPrefix + roomID + "/items/"
 }
 
-// itemKey sorts by creation time (S3 lists keys in order) and is unique per
-// execution.
+// itemKey is one per execution, so a retry finds its own item.
 func (h *Handler) itemKey(it item) string {
 	sum := sha256.Sum256([]byte(it.Execution))
-	return h.roomPrefix(it.RoomID) + it.Created.UTC().Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(sum[:8]) + ".json"
+	return h.roomPrefix(it.RoomID) + hex.EncodeToString(sum[:12]) + ".json"
 }
 
 func (h *Handler) leaseKey(roomID string) string { return h.Cfg.OutboxPrefix + roomID + "/lease.json" }
@@ -223,18 +287,18 @@ func (h *Handler) takeRoom(ctx context.Context, roomID, me string) (bool, error)
 	key := h.leaseKey(roomID)
 	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, key)
 	now := h.Cfg.Now()
+	var l roomLease
 	switch {
 	case isNotFound(err):
 		etag = ""
 	case err != nil:
 		return false, err
 	default:
-		var l roomLease
 		if json.Unmarshal(raw, &l) == nil && l.Holder != me && now.Before(l.Until) {
 			return false, nil
 		}
 	}
-	body, _ := json.Marshal(roomLease{Holder: me, Until: now.Add(leaseTTL)})
+	body, _ := json.Marshal(roomLease{Holder: me, Until: now.Add(leaseTTL), LastPost: l.LastPost})
 	err = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, key, body, etag)
 	if errors.Is(err, s3obj.ErrConflict) {
 		return false, nil
@@ -249,7 +313,7 @@ func (h *Handler) releaseRoom(ctx context.Context, roomID, me string) {
 	if err != nil || json.Unmarshal(raw, &l) != nil || l.Holder != me {
 		return
 	}
-	body, _ := json.Marshal(roomLease{Holder: me})
+	body, _ := json.Marshal(roomLease{Holder: me, LastPost: l.LastPost})
 	_ = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, key, body, etag)
 }
 

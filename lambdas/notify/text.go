@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/hostreport"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/workflow"
 )
@@ -19,6 +20,7 @@ import (
 type lang struct {
 	zone *time.Location
 	list func([]string) string // "web-1、git-1" / "web-1 and git-1"
+	sep  string                // between two sentences on one line
 
 	helpTitle, help, findAddress string
 	thanks                       string
@@ -29,8 +31,11 @@ type lang struct {
 
 	titleUnblocked, titlePartial, titleNotBlocked, titleUnknown string
 	freed, notBlockedChecked, notBlockedAnswered, hostFailed    string
+	hostOffline, hostTimedOut                                   string
 	silent, more                                                string
-	tryNow, grace, notBlockedNext, privateAddress               string
+	tryNow, grace, graceUnknown, notBlockedNext, privateAddress string
+	excepted, blacklisted, stillBlocked                         string
+	minutes, seconds                                            string // "%d 分"
 	merged                                                      string
 	followUpText                                                string
 
@@ -77,10 +82,18 @@ var langs = map[string]lang{
 		notBlockedChecked:  "%s: どのホストでもブロックされていませんでした（いま %d 台すべてに確認しました）。",
 		notBlockedAnswered: "%s: 応答した %d 台ではブロックされていませんでした。",
 		hostFailed:         "%s では解除できませんでした（%s）。SRE に連絡しました。",
+		hostOffline:        "%s には接続できませんでした（停止中かもしれません）。SRE に連絡しました。",
+		hostTimedOut:       "%s から時間内に応答がありませんでした。SRE に連絡しました。",
 		silent:             "%s から応答がありません（停止中かもしれません）。応答があり次第、結果をお知らせします。SRE にも連絡しました。",
 		more:               "%s ほか %d 台",
 		tryNow:             "今すぐ接続をお試しください。",
-		grace:              "sshguard はしばらくこのアドレスを再ブロックしません。その間に SSH の鍵や設定をご確認ください。",
+		grace:              "ログインに %d 回失敗すると（%s以内に）、再び %s以上ブロックされます。SSH の鍵や設定をご確認のうえ接続してください。",
+		graceUnknown:       "ブロックされるたびに、次のブロックは 2 倍の長さになります。SSH の鍵や設定をご確認のうえ接続してください。",
+		excepted:           "%s は %s の範囲ごとのブロックに含まれていたため、このアドレスだけを %s まで除外しました（範囲のほかのアドレスはブロックされたままです）。",
+		blacklisted:        "%s は %s で sshguard のブラックリスト（恒久的なブロック）に載っているため、解除していません。解除するかどうかは SRE が判断します。SRE に連絡しました。",
+		stillBlocked:       "%s は %s でまだブロックされています。SRE に連絡しました。",
+		minutes:            "%d 分",
+		seconds:            "%d 秒",
 		notBlockedNext:     "それでも接続できない場合は、別のアドレスから接続しているのかもしれません。",
 		privateAddress:     "%s はプライベートアドレスです。サーバーから見えるのはルーターや VPN の外側のアドレスなので、そちらを書いてください。",
 		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
@@ -101,6 +114,7 @@ var langs = map[string]lang{
 	"en": {
 		zone:      time.UTC,
 		list:      englishList,
+		sep:       " ",
 		helpTitle: "Unblocking sshguard bans",
 		help: "Mention me with the blocked IP address (for example 203.0.113.5).\n" +
 			"You can also quote one of my ban notifications and mention me. Up to 5 addresses at a time.",
@@ -130,10 +144,18 @@ var langs = map[string]lang{
 		notBlockedChecked:  "%s: not blocked on any host (I just checked all %d).",
 		notBlockedAnswered: "%s: not blocked on the %d hosts that answered.",
 		hostFailed:         "%s could not unblock it (%s). I have told the SRE team.",
+		hostOffline:        "I could not reach %s (it may be stopped). I have told the SRE team.",
+		hostTimedOut:       "%s did not answer in time. I have told the SRE team.",
 		silent:             "%s did not answer (it may be down). I will let you know when it does. I have told the SRE team.",
 		more:               "%s and %d more",
 		tryNow:             "Please try to connect now.",
-		grace:              "sshguard will not block this address again for a while: a good moment to check your SSH key and settings.",
+		grace:              "%d failed logins (within %s) block it again, for %s or longer. Please check your SSH key and settings before you connect.",
+		graceUnknown:       "Each new block lasts twice as long as the one before. Please check your SSH key and settings before you connect.",
+		excepted:           "%s was inside the blocked range %s, so I exempted just this address until %s (the rest of the range stays blocked).",
+		blacklisted:        "%s is on sshguard's blacklist (a permanent block) on %s, so I did not unblock it: the SRE team decides. I have told them.",
+		stillBlocked:       "%s is still blocked on %s. I have told the SRE team.",
+		minutes:            "%d minutes",
+		seconds:            "%d seconds",
 		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
 		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
 		merged:             "(one answer for %d identical requests)",
@@ -226,9 +248,13 @@ func (l lang) result(st workflow.State) reply {
 	if c == nil {
 		c = &workflow.CheckResult{}
 	}
-	freedOn := map[string][]string{} // address → host labels
-	var failed, silent []string
-	var failedWhy []string
+	// What each host did, by address.
+	freedOn := map[string][]string{}
+	blacklistedOn := map[string][]string{}
+	stillOn := map[string][]string{}
+	exceptions := map[string]*hostreport.Exception{}
+	var settings *hostreport.Settings
+	var failed, silent, why []string
 	for _, h := range c.Named {
 		switch h.Status {
 		case workflow.HostSucceeded:
@@ -236,33 +262,61 @@ func (l lang) result(st workflow.State) reply {
 				continue
 			}
 			for _, r := range h.Unban.Results {
-				if r.WasBlocked {
+				switch {
+				case r.Blacklisted:
+					blacklistedOn[r.Address] = append(blacklistedOn[r.Address], hostName(h))
+				case r.StillBlocked:
+					stillOn[r.Address] = append(stillOn[r.Address], hostName(h))
+				case r.WasBlocked:
 					freedOn[r.Address] = append(freedOn[r.Address], hostName(h))
+					if r.Exception != nil && exceptions[r.Address] == nil {
+						exceptions[r.Address] = r.Exception
+					}
+					if settings == nil && h.Unban.Report != nil {
+						settings = h.Unban.Report.Settings
+					}
 				}
 			}
 		case workflow.HostSilent, workflow.HostPending:
 			silent = append(silent, hostName(h))
+		case workflow.HostOffline:
+			failed = append(failed, fmt.Sprintf(l.hostOffline, hostName(h)))
+			why = append(why, hostName(h)+": "+detail(h))
+		case workflow.HostTimedOut:
+			failed = append(failed, fmt.Sprintf(l.hostTimedOut, hostName(h)))
+			why = append(why, hostName(h)+": "+detail(h))
 		default:
 			failed = append(failed, fmt.Sprintf(l.hostFailed, hostName(h), chatwork.Escape(detail(h))))
-			failedWhy = append(failedWhy, hostName(h)+": "+detail(h))
+			why = append(why, hostName(h)+": "+detail(h))
 		}
 	}
 	for _, h := range c.Silent {
 		silent = append(silent, hostName(h))
 	}
-	answered := c.Answered
 	var lines []string
 	anyFreed := false
 	for _, a := range p.Addresses {
-		if hosts := freedOn[a]; len(hosts) > 0 {
+		switch {
+		case len(freedOn[a]) > 0:
 			anyFreed = true
-			lines = append(lines, fmt.Sprintf(l.freed, a, l.names(hosts)))
-			continue
-		}
-		if len(silent) == 0 && len(failed) == 0 {
+			lines = append(lines, fmt.Sprintf(l.freed, a, l.names(freedOn[a])))
+			if x := exceptions[a]; x != nil {
+				lines = append(lines, fmt.Sprintf(l.excepted, a, strings.Join(x.Entries, ", "), l.clock(x.Expires)))
+			}
+		case len(blacklistedOn[a]) > 0 || len(stillOn[a]) > 0:
+			// said below
+		case len(silent) == 0 && len(failed) == 0:
 			lines = append(lines, fmt.Sprintf(l.notBlockedChecked, a, c.Targeted))
-		} else {
-			lines = append(lines, fmt.Sprintf(l.notBlockedAnswered, a, answered))
+		default:
+			lines = append(lines, fmt.Sprintf(l.notBlockedAnswered, a, c.Answered))
+		}
+		if hosts := blacklistedOn[a]; len(hosts) > 0 {
+			lines = append(lines, fmt.Sprintf(l.blacklisted, a, l.names(hosts)))
+			why = append(why, fmt.Sprintf("%s is blacklisted on %s: left in place for an SRE to decide", a, strings.Join(hosts, ", ")))
+		}
+		if hosts := stillOn[a]; len(hosts) > 0 {
+			lines = append(lines, fmt.Sprintf(l.stillBlocked, a, l.names(hosts)))
+			why = append(why, fmt.Sprintf("%s is still blocked after the unban on %s", a, strings.Join(hosts, ", ")))
 		}
 	}
 	lines = append(lines, failed...)
@@ -272,7 +326,7 @@ func (l lang) result(st workflow.State) reply {
 	if r := l.refusals(p); r != "" {
 		lines = append(lines, r)
 	}
-	problem := len(failed) > 0 || len(silent) > 0
+	problem := len(why) > 0 || len(silent) > 0
 	title := l.titleNotBlocked
 	switch {
 	case anyFreed && problem:
@@ -283,23 +337,52 @@ func (l lang) result(st workflow.State) reply {
 		title = l.titleUnknown
 	}
 	if anyFreed {
-		lines = append(lines, l.tryNow+l.grace)
+		lines = append(lines, l.tryNow+l.sep+l.graceText(settings))
 	} else if !problem {
 		for _, a := range p.Addresses {
 			if ip, err := netip.ParseAddr(a); err == nil && ip.IsPrivate() {
 				lines = append(lines, fmt.Sprintf(l.privateAddress, a))
 			}
 		}
-		lines = append(lines, l.notBlockedNext+l.findAddress)
+		lines = append(lines, l.notBlockedNext+l.sep+l.findAddress)
 	}
 	r := reply{body: chatwork.Info(title, strings.Join(lines, "\n"))}
-	if len(failedWhy) > 0 {
-		r.failed = "some hosts could not unblock: " + strings.Join(failedWhy, "; ")
+	if len(why) > 0 {
+		r.failed = strings.Join(why, "; ")
 	}
 	if c.Targeted == 0 && !problem {
 		r.failed = "the unban command reached no host: check the target tag and the SSM agents"
 	}
 	return r
+}
+
+// graceText says what follows from the host's sshguard settings about the
+// next block (measured on sshguard 2.4.2: each block of an address lasts
+// twice the one before, so the next one lasts at least 2 × BLOCK_TIME).
+// Nothing is promised about how long sshguard keeps ignoring the address:
+// the host cannot know when its block started.
+func (l lang) graceText(s *hostreport.Settings) string {
+	if s == nil || s.BlockTime <= 0 || s.DetectionTime <= 0 || s.FailedLoginsToBlock() <= 0 {
+		return l.graceUnknown
+	}
+	return fmt.Sprintf(l.grace, s.FailedLoginsToBlock(), l.duration(time.Duration(s.DetectionTime)*time.Second), l.duration(s.BlockPardon(2)))
+}
+
+// duration prints whole minutes or seconds.
+func (l lang) duration(d time.Duration) string {
+	if d >= time.Minute && d%time.Minute == 0 {
+		return fmt.Sprintf(l.minutes, int(d/time.Minute))
+	}
+	return fmt.Sprintf(l.seconds, int(d/time.Second))
+}
+
+// clock prints an RFC 3339 time as the asker's clock time.
+func (l lang) clock(rfc string) string {
+	t, err := time.Parse(time.RFC3339, rfc)
+	if err != nil {
+		return rfc
+	}
+	return t.In(l.zone).Format("15:04 MST")
 }
 
 // names lists host names, shortened past five.

@@ -307,7 +307,7 @@ func noteworthy(u *hostreport.Unban) bool {
 		return false
 	}
 	for _, r := range u.Results {
-		if r.WasBlocked || len(r.Removed) > 0 || r.BlacklistRemoved {
+		if r.WasBlocked || len(r.Removed) > 0 || r.BlacklistRemoved || r.Blacklisted || r.StillBlocked || r.Exception != nil {
 			return true
 		}
 	}

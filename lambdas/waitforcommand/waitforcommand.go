@@ -219,10 +219,13 @@ func (h *Handler) outcome(inv types.CommandInvocation, late bool) workflow.HostO
 
 // small drops nothing the reply needs but bounds the error text, and leaves
 // out the host's full report (up to ~50 bytes per blocked entry), which
-// would not fit in the execution's state.
+// would not fit in the execution's state: only its settings stay (what the
+// reply says about sshguard's next block follows from them).
 func small(u hostreport.Unban) *hostreport.Unban {
 	u.Error = clip(u.Error)
-	u.Report = nil
+	if u.Report != nil {
+		u.Report = &hostreport.Report{Settings: u.Report.Settings}
+	}
 	return &u
 }
 

@@ -1,9 +1,12 @@
 // Package simhost is a SIMULATED sshguard host for the local mode on
 // machines that cannot run the real one (not root, or sshguard not
-// installed). It keeps its blocks in memory and answers the unban and report
-// documents with the same JSON as host/sshguard-unban.sh and
-// host/sshguard-report.sh. Everything it prints is labelled "simulated", and
-// no test of the host scripts uses it: those run a real sshguard.
+// installed), and for the state machine tests. It keeps its blocks in memory
+// and answers the unban and report documents with the same JSON as
+// host/sshguard-unban.sh and host/sshguard-report.sh, with the same
+// semantics: exactly the asked address is freed, a containing prefix stays
+// blocked and the address gets an exception from it (ExceptionTime), and
+// the unban prints the post-unban report. Everything it prints is labelled
+// "simulated"; the host scripts' own tests run a real sshguard.
 package simhost
 
 import (
@@ -12,6 +15,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,8 +31,33 @@ type Host struct {
 	// Documents maps SSM document names to "unban" or "report".
 	Documents map[string]string
 
-	mu     sync.Mutex
-	blocks []netip.Prefix
+	mu         sync.Mutex
+	blocks     []netip.Prefix
+	exceptions map[netip.Addr]time.Time // address → expiry
+}
+
+// ExceptionTime is how long an exception from a containing prefix lasts
+// (the scripts' default with Debian's BLOCK_TIME of 120 s: 30 × 120 s).
+const ExceptionTime = time.Hour
+
+// Blocks reports whether the host's firewall drops packets from addr: a
+// block contains it and no live exception exempts it.
+func (h *Host) Blocks(addr string) bool {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if exp, ok := h.exceptions[a]; ok && time.Now().Before(exp) {
+		return false
+	}
+	for _, p := range h.blocks {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // Block adds a block, as sshguard would after an attack.
@@ -80,25 +109,52 @@ func (h *Host) unban(args []string) ([]byte, []byte, int, error) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	now := time.Now()
 	for _, a := range addrs {
-		r := hostreport.AddressResult{Address: a.String(), Removed: []string{}}
+		r := hostreport.AddressResult{Address: a.String(), BlockedBy: []string{}, Removed: []string{}}
+		var containing []string
 		h.blocks = slices.DeleteFunc(h.blocks, func(p netip.Prefix) bool {
-			if p.Contains(a) {
-				r.WasBlocked = true
+			if !p.Contains(a) {
+				return false
+			}
+			r.BlockedBy = append(r.BlockedBy, entryString(p))
+			if p.IsSingleIP() {
 				r.Removed = append(r.Removed, entryString(p))
 				return true
 			}
+			containing = append(containing, entryString(p))
 			return false
 		})
+		if exp, ok := h.exceptions[a]; ok && now.Before(exp) {
+			containing = nil // already exempt: nothing blocks it
+		}
+		r.WasBlocked = len(r.Removed) > 0 || len(containing) > 0
+		if len(containing) > 0 {
+			if h.exceptions == nil {
+				h.exceptions = map[netip.Addr]time.Time{}
+			}
+			exp := now.Add(ExceptionTime)
+			h.exceptions[a] = exp
+			r.Exception = &hostreport.Exception{Address: a.String(), Entries: containing, Expires: exp.UTC().Format(time.RFC3339)}
+		}
 		out.Results = append(out.Results, r)
 	}
+	rep := h.reportLocked()
+	out.Report = &rep
 	return marshal(out), nil, 0, nil
 }
 
 func (h *Host) report() ([]byte, []byte, int, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := hostreport.Report{Host: h.Name, Time: time.Now().UTC().Format(time.RFC3339), Backend: Backend, Entries: []hostreport.Entry{}}
+	return marshal(h.reportLocked()), nil, 0, nil
+}
+
+// reportLocked is the host's report; live exceptions are listed, ended ones
+// dropped, as the scripts do.
+func (h *Host) reportLocked() hostreport.Report {
+	out := hostreport.Report{Host: h.Name, Time: time.Now().UTC().Format(time.RFC3339), Backend: Backend, Entries: []hostreport.Entry{},
+		Settings: &hostreport.Settings{BlockTime: 120, DetectionTime: 1800, Threshold: 30, IPv4Subnet: 32, IPv6Subnet: 128, ExceptionSeconds: int(ExceptionTime / time.Second)}}
 	for _, p := range h.blocks {
 		fam := 4
 		if p.Addr().Is6() {
@@ -106,7 +162,22 @@ func (h *Host) report() ([]byte, []byte, int, error) {
 		}
 		out.Entries = append(out.Entries, hostreport.Entry{Entry: entryString(p), Family: fam})
 	}
-	return marshal(out), nil, 0, nil
+	now := time.Now()
+	for a, exp := range h.exceptions {
+		var in []string
+		for _, p := range h.blocks {
+			if !p.IsSingleIP() && p.Contains(a) {
+				in = append(in, entryString(p))
+			}
+		}
+		if !now.Before(exp) || len(in) == 0 {
+			delete(h.exceptions, a) // ended, or its prefix was released
+			continue
+		}
+		out.Exceptions = append(out.Exceptions, hostreport.Exception{Address: a.String(), Entries: in, Expires: exp.UTC().Format(time.RFC3339)})
+	}
+	slices.SortFunc(out.Exceptions, func(x, y hostreport.Exception) int { return strings.Compare(x.Address, y.Address) })
+	return out
 }
 
 func parseEntry(s string) (netip.Prefix, error) {

@@ -56,19 +56,26 @@ const (
 // The Japanese texts the bot says (lambdas/notify/text.go); the tests check
 // what the employee reads, in the default locale.
 const (
-	jaUnblocked      = "%s: %s のブロックを解除しました" // host label, entries
-	jaOffline        = "%s: ホストに接続できませんでした（停止中の可能性）"
-	jaPartial        = "一部のホストで解除できなかったため、SRE に連絡しました。"
-	jaTryNow         = "今すぐ接続を試してください。"
-	jaNotBannedTitle = "[title]ブロックされていません[/title]"
-	jaNotBanned      = "%s はどのホストでもブロックされていません（最新のブロック一覧で確認しました）。"
+	jaOffline        = "%s には接続できませんでした（停止中かもしれません）。SRE に連絡しました。"
+	jaPartialTitle   = "[title]一部のホストでブロックを解除しました[/title]"
+	jaTryNow         = "今すぐ接続をお試しください。"
+	jaNotBannedTitle = "[title]ブロックされていませんでした[/title]"
+	jaNotBanned      = "%s: どのホストでもブロックされていませんでした（いま %d 台すべてに確認しました）。"
 	jaHelpTitle      = "[title]sshguard のブロック解除[/title]"
-	jaThanks         = "どういたしまして！またいつでも呼んでください。"
-	jaFailureTitle   = "ブロック解除を完了できませんでした"
-	jaNothingBlocked = "どのホストでもブロックされていませんでした。"
+	jaThanks         = "どういたしまして。また何かあればいつでもどうぞ。"
 	jaBanTitle       = "[title]sshguard がアドレスをブロックしました[/title]"
-	alertTitle       = "[title]unban の実行が失敗しました[/title]"
+	alertTitle       = "[title]unban の実行で問題がありました[/title]"
 )
+
+// jaFreed is the reply's line for an address freed on hosts.
+func jaFreed(addr string, hosts ...*Host) string {
+	var names []string
+	for _, h := range hosts {
+		names = append(names, h.Name)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("%s: %s でブロックを解除しました。", addr, strings.Join(names, "、"))
+}
 
 // banlists is where the deployment stores the lists (BANLIST_PREFIX).
 var banlists = banlist.Location{Bucket: Bucket, Prefix: "banlists"}
@@ -140,12 +147,14 @@ func replyHead(account, messageID string) string {
 
 var replyRE = regexp.MustCompile(`^\[rp aid=([0-9]+) to=([0-9]+)-([0-9]+)\]`)
 
-// repliesTo returns every message the bot posted, in any room, that replies
-// to the message id.
-func repliesTo(s *System, messageID string) []chatworkfake.Message {
+// repliesTo returns every message the bot posted, in any room, that
+// answers the account's message: a reply to it, or a merged answer that
+// mentions the account ([To:ACCOUNT]; these tests give every message its
+// own account).
+func repliesTo(s *System, account, messageID string) []chatworkfake.Message {
 	var out []chatworkfake.Message
 	for _, m := range s.Chat.Messages() {
-		if g := replyRE.FindStringSubmatch(m.Body); g != nil && g[3] == messageID {
+		if g := replyRE.FindStringSubmatch(m.Body); (g != nil && g[3] == messageID) || strings.Contains(m.Body, "[To:"+account+"]") {
 			out = append(out, m)
 		}
 	}
@@ -175,7 +184,7 @@ func answered(t testing.TB, ctx context.Context, s *System, account, id string) 
 		t.Errorf("execution %s: %s %s %s; states %v", ex.Name, ex.Status, ex.Error, ex.Cause, ex.Run.States)
 	}
 	// The execution has ended: every message it posts is out by now.
-	rs := repliesTo(s, id)
+	rs := repliesTo(s, account, id)
 	if len(rs) != 1 {
 		t.Fatalf("message %s: want exactly one reply, got %d: %v", id, len(rs), bodies(rs))
 	}
@@ -183,7 +192,7 @@ func answered(t testing.TB, ctx context.Context, s *System, account, id string) 
 	if m.RoomID != AskRoomID {
 		t.Errorf("reply posted in room %s, want the asking room %s", m.RoomID, AskRoomID)
 	}
-	if !strings.HasPrefix(m.Body, replyHead(account, id)) {
+	if !strings.HasPrefix(m.Body, replyHead(account, id)) && !strings.HasPrefix(m.Body, "[To:") {
 		t.Errorf("reply does not mention the asker: want prefix %q, got %q", replyHead(account, id), m.Body)
 	}
 	return m, ex, id
@@ -391,10 +400,8 @@ func runUnbanCase(t *testing.T, ctx context.Context, s *System, tc unbanCase) {
 	t.Logf("reply: %s", reply.Body)
 
 	// The reply names both hosts, and only them.
-	for _, h := range two {
-		if want := fmt.Sprintf(jaUnblocked, label(h), tc.target); !strings.Contains(reply.Body, want) {
-			t.Errorf("reply lacks %q", want)
-		}
+	if want := jaFreed(tc.target, two...); !strings.Contains(reply.Body, want) {
+		t.Errorf("reply lacks %q", want)
 	}
 	if strings.Contains(reply.Body, third.Name) || strings.Contains(reply.Body, third.InstanceID) {
 		t.Errorf("reply mentions %s, which never blocked %s", third.Name, tc.target)
@@ -424,19 +431,21 @@ func runUnbanCase(t *testing.T, ctx context.Context, s *System, tc unbanCase) {
 			}
 		}
 	}
-	// Only the two hosts got the command, with only the target.
+	// One command, to every tagged host (the live verdict: the third host
+	// was asked too), with only the target; no second command for the lists.
 	cmds := s.SSM.Sent()[commandsBefore:]
 	unbans := 0
 	for _, c := range cmds {
 		if c.DocumentName != UnbanDocument {
+			t.Errorf("command %s of %s: the unban's own output is the fresh list", c.CommandID, c.DocumentName)
 			continue
 		}
 		unbans++
 		if !slices.Equal(c.Parameters["addresses"], []string{tc.target}) {
 			t.Errorf("unban command %s addresses %v, want [%s]", c.CommandID, c.Parameters["addresses"], tc.target)
 		}
-		if slices.Contains(c.Resolved, third.InstanceID) {
-			t.Errorf("unban command %s went to %s, which did not block %s", c.CommandID, third.Name, tc.target)
+		if len(c.Resolved) != len(s.Hosts) || len(c.Targets["tag:"+TagKey]) != 1 {
+			t.Errorf("unban command %s went to %v (targets %v), want every tagged host", c.CommandID, c.Resolved, c.Targets)
 		}
 	}
 	if unbans != 1 {
@@ -531,10 +540,10 @@ func TestE2EQuoteBanNotice(t *testing.T) {
 	quote := fmt.Sprintf("[qt][qtmeta aid=%s time=%d]%s[/qt]\nこれ私です", BotAccountID, notice.Time.Unix(), notice.Body)
 	reply, ex, _ := ask(t, ctx, s, account, quote)
 	t.Logf("reply: %s", reply.Body)
+	if want := jaFreed(addr, web, db); !strings.Contains(reply.Body, want) {
+		t.Errorf("reply lacks %q", want)
+	}
 	for _, h := range []*Host{web, db} {
-		if want := fmt.Sprintf(jaUnblocked, label(h), addr); !strings.Contains(reply.Body, want) {
-			t.Errorf("reply lacks %q", want)
-		}
 		if b := blocks(t, ctx, h); blocking(b, addr) {
 			t.Errorf("%s still blocks %s", h.Label(), addr)
 		}
@@ -562,7 +571,7 @@ func TestE2EBanNoticeSurvivesAnUnbansListRefresh(t *testing.T) {
 	attack(t, ctx, map[*Host][]string{web: {x}})
 	seen := len(s.Chat.RoomMessages(NotifyRoomID))
 	reply, _, _ := ask(t, ctx, s, account, asked+" です")
-	if want := fmt.Sprintf(jaUnblocked, label(web), asked); !strings.Contains(reply.Body, want) {
+	if want := jaFreed(asked, web); !strings.Contains(reply.Body, want) {
 		t.Fatalf("reply lacks %q: %q", want, reply.Body)
 	}
 	if l := hostList(t, ctx, s, web); !listHas(l, x) {
@@ -580,19 +589,22 @@ func TestE2EBanNoticeSurvivesAnUnbansListRefresh(t *testing.T) {
 	}
 }
 
-func TestE2EAnswersWithoutTouchingHosts(t *testing.T) {
+// "Not blocked" comes from the hosts, asked just now; help and thanks are
+// answered from the message alone.
+func TestE2EAnswers(t *testing.T) {
 	ctx, s, _, _, _ := e2eSystem(t)
 	cases := []struct {
 		name, account, text string
 		want                []string
+		toHosts             bool
 	}{
 		{"not banned", "3000301", "203.0.113.99 をブロック解除して",
-			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "203.0.113.99")}},
+			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "203.0.113.99", 3)}, true},
 		{"not banned ipv6", "3000302", "2001:db8:99::5 が入れません",
-			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "2001:db8:99::5")}},
-		{"help", "3000303", "使い方を教えてください", []string{jaHelpTitle}},
-		{"empty mention", "3000304", "", []string{jaHelpTitle}},
-		{"thanks", "3000305", "ありがとうございました！", []string{jaThanks}},
+			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "2001:db8:99::5", 3)}, true},
+		{"help", "3000303", "使い方を教えてください", []string{jaHelpTitle}, false},
+		{"empty mention", "3000304", "", []string{jaHelpTitle}, false},
+		{"thanks", "3000305", "ありがとうございました！", []string{jaThanks}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -603,11 +615,15 @@ func TestE2EAnswersWithoutTouchingHosts(t *testing.T) {
 					t.Errorf("reply lacks %q: %q", w, reply.Body)
 				}
 			}
-			if got := countUnbanCommands(s) - n; got != 0 {
-				t.Errorf("%d unban commands sent, want none", got)
+			want := 0
+			if tc.toHosts {
+				want = 1
 			}
-			if slices.Contains(ex.Run.States, "RemoveBlockOnHosts") {
-				t.Errorf("execution went to the hosts: %v", ex.Run.States)
+			if got := countUnbanCommands(s) - n; got != want {
+				t.Errorf("%d unban commands sent, want %d", got, want)
+			}
+			if got := slices.Contains(ex.Run.States, "RemoveBlockOnHosts"); got != tc.toHosts {
+				t.Errorf("execution went to the hosts: %v (states %v)", got, ex.Run.States)
 			}
 		})
 	}
@@ -663,7 +679,7 @@ func TestE2EForgedSignature(t *testing.T) {
 	// Nothing may follow later either.
 	time.Sleep(500 * time.Millisecond)
 	for _, id := range ids {
-		if rs := repliesTo(s, id); len(rs) != 0 {
+		if rs := repliesTo(s, "3000401", id); len(rs) != 0 {
 			t.Errorf("reply to forged message %s: %v", id, bodies(rs))
 		}
 	}
@@ -706,7 +722,7 @@ func TestE2EDuplicateWebhook(t *testing.T) {
 				}
 			}
 			reply, _, _ := answered(t, ctx, s, tc.account, id)
-			if want := fmt.Sprintf(jaUnblocked, label(web), tc.addr); !strings.Contains(reply.Body, want) {
+			if want := jaFreed(tc.addr, web); !strings.Contains(reply.Body, want) {
 				t.Errorf("reply lacks %q: %q", want, reply.Body)
 			}
 			n := 0
@@ -723,7 +739,7 @@ func TestE2EDuplicateWebhook(t *testing.T) {
 			}
 			// A late second execution would reply after the first one.
 			time.Sleep(300 * time.Millisecond)
-			if rs := repliesTo(s, id); len(rs) != 1 {
+			if rs := repliesTo(s, tc.account, id); len(rs) != 1 {
 				t.Errorf("%d replies, want 1: %v", len(rs), bodies(rs))
 			}
 		})
@@ -732,10 +748,10 @@ func TestE2EDuplicateWebhook(t *testing.T) {
 
 func TestE2ESimultaneousAskers(t *testing.T) {
 	ctx, s, web, git, db := e2eSystem(t)
-	// Colleagues behind one office address ask at the same moment:
-	// their executions reach the hosts together. The firewall changes
-	// once per host, so exactly one unban run per host may say it
-	// removed the block (the burst test checks the same at scale).
+	// Colleagues behind one office address ask at the same moment: they
+	// share the unban command (shared/coalesce), every one of them is told
+	// where it was freed, and each host's firewall changes once (the burst
+	// test checks the same at scale).
 	const addr = "198.51.100.240"
 	attack(t, ctx, map[*Host][]string{web: {addr}, git: {addr}})
 	refresh(t, ctx, s)
@@ -753,14 +769,14 @@ func TestE2ESimultaneousAskers(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	said := map[string]int{}
 	for i, acct := range accounts {
 		reply, _, _ := answered(t, ctx, s, acct, ids[i])
-		for _, h := range s.Hosts {
-			if strings.Contains(reply.Body, fmt.Sprintf(jaUnblocked, label(h), addr)) {
-				said[h.Name]++
-			}
+		if want := jaFreed(addr, web, git); !strings.Contains(reply.Body, want) {
+			t.Errorf("reply to %s lacks %q: %q", acct, want, reply.Body)
 		}
+	}
+	if n := len(unbanCommandsFor(s, addr)); n > 2 {
+		t.Errorf("%d unban commands for 3 simultaneous askers", n)
 	}
 	for _, h := range s.Hosts {
 		want := 1
@@ -770,9 +786,6 @@ func TestE2ESimultaneousAskers(t *testing.T) {
 		runs, changes := unbanChanges(t, h, addr)
 		if changes != want {
 			t.Errorf("%s: %d unban runs report removing %s (was_blocked), want %d: the firewall changed once", h.Label(), changes, addr, want)
-		}
-		if said[h.Name] != want {
-			t.Errorf("%d replies say %s unblocked %s, want %d", said[h.Name], h.Name, addr, want)
 		}
 		if b := blocks(t, ctx, h); blocking(b, addr) {
 			t.Errorf("%s still blocks %s", h.Label(), addr)
@@ -792,9 +805,9 @@ func TestE2EHostDown(t *testing.T) {
 	reply, ex, _ := ask(t, ctx, s, account, addr+" の解除をお願いします")
 	t.Logf("reply: %s", reply.Body)
 	for _, want := range []string{
-		fmt.Sprintf(jaUnblocked, label(git), addr),
-		fmt.Sprintf(jaOffline, label(db)),
-		jaPartial,
+		jaFreed(addr, git),
+		fmt.Sprintf(jaOffline, db.Name),
+		jaPartialTitle,
 	} {
 		if !strings.Contains(reply.Body, want) {
 			t.Errorf("reply lacks %q", want)
@@ -829,7 +842,7 @@ func TestE2EChatwork429OnTheReply(t *testing.T) {
 	requests, refused := s.Chat.Requests(), s.Chat.Refused()
 	s.Chat.FailNext(429, 1) // the next Chatwork request is the reply
 	reply, ex, _ := ask(t, ctx, s, account, addr+" をお願いします")
-	if want := fmt.Sprintf(jaUnblocked, label(git), addr); !strings.Contains(reply.Body, want) {
+	if want := jaFreed(addr, git); !strings.Contains(reply.Body, want) {
 		t.Errorf("reply lacks %q: %q", want, reply.Body)
 	}
 	if got := s.Chat.Requests() - requests; got != 2 {
@@ -863,7 +876,7 @@ func TestE2EIdleLatency(t *testing.T) {
 			t.Fatalf("status %d, error %v", status, err)
 		}
 		reply, _, _ := answered(t, ctx, s, account, id)
-		if k.kind == "unban" && !strings.Contains(reply.Body, fmt.Sprintf(jaUnblocked, label(web), addr)) {
+		if k.kind == "unban" && !strings.Contains(reply.Body, jaFreed(addr, git, web)) {
 			t.Errorf("unexpected reply %q", reply.Body)
 		}
 		t.Logf("E2E-NUMBERS single kind=%s hosts=%s wait=%v ack=%v e2e=%v", k.kind, hostKind(s), e2eWait,
@@ -952,26 +965,22 @@ func TestE2EBurst(t *testing.T) {
 		}
 	}
 
-	// Every asker gets an answer.
-	byID := map[string]int{}
-	for i, r := range reqs {
-		byID[r.id] = i
-	}
-	deadline := time.Now().Add(3 * time.Minute)
-	var replies map[string][]chatworkfake.Message
-	for {
-		replies = map[string][]chatworkfake.Message{}
-		for _, m := range s.Chat.Messages() {
-			if g := replyRE.FindStringSubmatch(m.Body); g != nil {
-				if _, ok := byID[g[3]]; ok {
-					replies[g[3]] = append(replies[g[3]], m)
+	// Every asker gets an answer, within 30 s: their own reply or a merged
+	// one that mentions them (Chatwork allows 10 posts per 10 s per room).
+	answers := func() map[string][]chatworkfake.Message {
+		out := map[string][]chatworkfake.Message{}
+		for _, m := range s.Chat.RoomMessages(AskRoomID) {
+			for _, r := range reqs {
+				if strings.HasPrefix(m.Body, replyHead(r.account, r.id)) || strings.Contains(m.Body, "[To:"+r.account+"]") {
+					out[r.account] = append(out[r.account], m)
 				}
 			}
 		}
-		if len(replies) == requests || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
+		return out
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for len(answers()) < requests && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
 	}
 	answeredIn := time.Since(begin)
 	// Let every execution end (and every late task finish) before counting.
@@ -986,50 +995,38 @@ func TestE2EBurst(t *testing.T) {
 		}
 	}
 	s.Bridge.Idle()
-	replies = map[string][]chatworkfake.Message{}
-	for _, m := range s.Chat.Messages() {
-		if g := replyRE.FindStringSubmatch(m.Body); g != nil {
-			if _, ok := byID[g[3]]; ok {
-				replies[g[3]] = append(replies[g[3]], m)
-			}
-		}
-	}
+	got := answers()
 
 	var ack, e2e []time.Duration
-	unblockedOn := map[string]int{}
 	kinds := map[string]int{}
+	freed := jaFreed(office, s.Hosts[0], s.Hosts[1])
 	for _, r := range reqs {
 		ack = append(ack, r.ack)
-		rs := replies[r.id]
+		rs := got[r.account]
 		if len(rs) != 1 {
-			t.Errorf("%s (message %s): %d replies, want 1: %v", r.account, r.id, len(rs), bodies(rs))
+			t.Errorf("%s (message %s): %d answers, want 1: %v", r.account, r.id, len(rs), bodies(rs))
 			continue
 		}
 		m := rs[0]
-		if m.RoomID != AskRoomID || !strings.HasPrefix(m.Body, replyHead(r.account, r.id)) {
-			t.Errorf("reply to %s in room %s does not mention them: %q", r.account, m.RoomID, m.Body)
+		d := m.Time.Sub(r.at)
+		e2e = append(e2e, d)
+		if d > 30*time.Second {
+			t.Errorf("%s was answered after %v, more than 30 s", r.account, d)
 		}
-		e2e = append(e2e, m.Time.Sub(r.at))
 		switch {
-		case strings.Contains(m.Body, jaFailureTitle):
-			kinds["failure"]++
-			t.Errorf("%s got a failure reply: %q", r.account, m.Body)
-		case strings.Contains(m.Body, jaNotBannedTitle):
-			kinds["not_banned"]++
-		case strings.Contains(m.Body, jaNothingBlocked):
-			kinds["nothing_blocked"]++
-		case strings.Contains(m.Body, jaTryNow):
-			kinds["unblocked"]++
+		case strings.Contains(m.Body, freed):
+			kinds["unblocked"]++ // their request shared the command that freed it
+		case strings.Contains(m.Body, fmt.Sprintf(jaNotBanned, office, len(s.Hosts))):
+			kinds["not_blocked"]++ // asked after a colleague's unban had freed it: true, just now
 		default:
 			kinds["other"]++
 			t.Errorf("%s got an unexpected reply: %q", r.account, m.Body)
 		}
-		for _, h := range s.Hosts {
-			if strings.Contains(m.Body, fmt.Sprintf(jaUnblocked, label(h), office)) {
-				unblockedOn[h.Name]++
-			}
-		}
 	}
+	if kinds["unblocked"] == 0 {
+		t.Error("no reply says where the address was freed")
+	}
+	posts := len(s.Chat.RoomMessages(AskRoomID))
 
 	// Exactly one firewall change per blocking host, none on the third.
 	for i, h := range s.Hosts {
@@ -1041,16 +1038,17 @@ func TestE2EBurst(t *testing.T) {
 		if changes != want {
 			t.Errorf("%s: %d firewall changes (was_blocked results) over %d unban runs, want %d", h.Label(), changes, runs, want)
 		}
-		if unblockedOn[h.Name] != want {
-			t.Errorf("%d replies say %s unblocked the address, want %d", unblockedOn[h.Name], h.Name, want)
-		}
 		if b := blocks(t, ctx, h); blocking(b, office) {
 			t.Errorf("%s still blocks %s", h.Label(), office)
 		}
 		t.Logf("%s: %d unban runs, %d firewall changes", h.Name, runs, changes)
 	}
+	// About one shared command per command round trip, not one per asker.
+	if n := len(unbanCommandsFor(s, office)); n > requests/4 {
+		t.Errorf("%d unban commands for %d askers", n, requests)
+	}
 	if n := s.Chat.Refused(); n != 0 {
-		t.Errorf("Chatwork refused %d requests for the rate limit", n)
+		t.Errorf("Chatwork refused %d requests for its rate limits", n)
 	}
 	if n := len(s.Chat.RoomMessages(SRERoomID)); n != 0 {
 		t.Errorf("%d SRE alerts during the burst: %v", n, bodies(s.Chat.RoomMessages(SRERoomID)))
@@ -1066,13 +1064,14 @@ func TestE2EBurst(t *testing.T) {
 		if slices.Contains(e.Run.States, "RemoveBlockOnHosts") {
 			paths["hosts"]++
 		} else {
-			paths["lists_only"]++
+			paths["message_only"]++
 		}
 		unbanSpan = append(unbanSpan, e.Stop.Sub(e.Start))
 	}
-	t.Logf("E2E-BURST requests=%d sent_in=%v all_answered_in=%v replies=%v paths=%v ssm_commands=%d chatwork_requests=%d bridge_calls=%d",
-		requests, sentIn.Round(time.Millisecond), answeredIn.Round(time.Millisecond), kinds, paths,
-		len(s.SSM.Sent()), s.Chat.Requests()-chatBefore, len(s.Bridge.Calls("")))
+	t.Logf("E2E-BURST requests=%d sent_in=%v all_answered_in=%v replies=%v posts=%d paths=%v unban_commands=%d ssm_commands=%d chatwork_requests=%d bridge_calls=%d list_invocations=%d",
+		requests, sentIn.Round(time.Millisecond), answeredIn.Round(time.Millisecond), kinds, posts, paths,
+		len(unbanCommandsFor(s, office)), len(s.SSM.Sent())-commandsBefore, s.Chat.Requests()-chatBefore, len(s.Bridge.Calls("")),
+		s.SSM.Calls("ListCommandInvocations"))
 	t.Logf("E2E-BURST execution durations p50=%v p95=%v max=%v", pct(unbanSpan, 50), pct(unbanSpan, 95), pct(unbanSpan, 100))
 	logScriptTimes(t, ctx, s, s.SSM.Sent()[commandsBefore:])
 	t.Logf("E2E-NUMBERS burst n=%d hosts=%s wait=%v ack p50=%v p95=%v p99=%v max=%v e2e p50=%v p95=%v max=%v",

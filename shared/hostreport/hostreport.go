@@ -206,11 +206,11 @@ type Unban struct {
 }
 
 // DecodeUnbanResults reads the unban script's output up to and including
-// its results, skipping the embedded report: the SSM API's inline output
-// (2,400 characters in ListCommandInvocations) holds the results even when
-// the report that follows them was cut off. complete is false when the
-// results themselves were cut off (read the whole output then). The
-// returned Unban has no Report.
+// its results and the report's settings, skipping the report's entries and
+// exceptions: the SSM API's inline output (2,400 characters in
+// ListCommandInvocations) holds those first parts even when the rest was cut
+// off. complete is false when the results themselves were cut off (read the
+// whole output then). The returned Report, if any, holds only Settings.
 func DecodeUnbanResults(out []byte) (u Unban, complete bool) {
 	dec := json.NewDecoder(bytes.NewReader(out))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
@@ -220,7 +220,7 @@ func DecodeUnbanResults(out []byte) (u Unban, complete bool) {
 	for dec.More() {
 		t, err := dec.Token()
 		if err != nil {
-			return u, false
+			return u, sawResults
 		}
 		key, _ := t.(string)
 		var dst any
@@ -235,17 +235,56 @@ func DecodeUnbanResults(out []byte) (u Unban, complete bool) {
 			dst = &u.Error
 		case "code":
 			dst = &u.Code
+		case "report":
+			rep, whole := decodeSettings(dec)
+			u.Report = rep
+			if !whole {
+				// Cut off inside the report: enough if the results came first.
+				return u, sawResults
+			}
+			continue
 		default:
 			var skip json.RawMessage
 			dst = &skip
 		}
 		if err := dec.Decode(dst); err != nil {
 			// Cut off inside this value: fine if the results were read.
-			return u, sawResults || (u.Error != "" && key != "error")
+			return u, sawResults
 		}
 		if key == "results" {
 			sawResults = true
 		}
 	}
 	return u, sawResults || u.Code != ""
+}
+
+// decodeSettings reads a report object, keeping only its settings, and
+// skips the rest (entries, exceptions). whole is false when the object was
+// cut off; the settings, printed before the entries, may be there anyway.
+func decodeSettings(dec *json.Decoder) (rep *Report, whole bool) {
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, false
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return rep, false
+		}
+		if t == "settings" {
+			var s Settings
+			if dec.Decode(&s) != nil {
+				return rep, false
+			}
+			rep = &Report{Settings: &s}
+			continue
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return rep, false
+		}
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
+		return rep, false
+	}
+	return rep, true
 }

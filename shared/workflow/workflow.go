@@ -221,6 +221,9 @@ type State struct {
 	Check   *CheckResult    `json:"check,omitempty"`  // the hosts' answers, for the reply
 	Late    *CheckResult    `json:"late,omitempty"`   // the answers after the reply (silent hosts)
 	Refresh *RefreshResult  `json:"refresh,omitempty"`
+	// Report is the refresh machine's report-command check (that machine
+	// shares this state document).
+	Report *CheckResult `json:"report,omitempty"`
 	// Error is set by a Catch on the main path (the reply becomes a failure
 	// reply); LookupError when the stored lists could not be read (the
 	// unban goes on: the verdict comes from the hosts).
