@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"regexp"
@@ -15,7 +16,9 @@ import (
 	"syscall"
 	"time"
 
+	"sshguard-unban/host/lab"
 	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/latency"
 	"sshguard-unban/local/system"
 )
 
@@ -37,8 +40,22 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	seed := fs.Bool("seed", true, "block "+demoAddress+" on two hosts at start")
 	logFile := fs.String("log", "", "write the components' JSON logs to this file")
 	timeout := fs.Duration("timeout", 60*time.Second, "with --once: how long to wait for the reply")
+	latencyModel := fs.String("latency", "none", "latency model of the local endpoints: none, or aws (production timings, local/latency)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *locale != "ja" && *locale != "en" {
+		fmt.Fprintf(stderr, "unbanbot local: --locale %q: the bot speaks ja or en\n", *locale)
+		return 2
+	}
+	profile, ok := latency.Profiles[*latencyModel]
+	if !ok {
+		fmt.Fprintf(stderr, "unbanbot local: --latency %q: want none or aws\n", *latencyModel)
+		return 2
+	}
+	var lat *latency.Profile
+	if *latencyModel != "none" {
+		lat = &profile
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,11 +77,21 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer outMu.Unlock()
 		fmt.Fprintf(stdout, format, a...)
 	}
+	// Messages arrive while someone may be typing: on a terminal, clear the
+	// prompt line, print the message, and give the prompt back.
+	interactive := isTerminal(stdout) && *once == ""
+	sayAsync := func(format string, a ...any) {
+		if !interactive {
+			say(format, a...)
+			return
+		}
+		say("\r\033[K"+format+"> ", a...)
+	}
 
 	fmt.Fprintln(stderr, "starting the local system (S3, SSM, Step Functions, Secrets Manager and Chatwork endpoints on 127.0.0.1)…")
 	sys, err := system.Start(ctx, system.Options{
-		Simulate: *simulate, Locale: *locale, Log: logOut,
-		OnMessage: func(m chatworkfake.Message) { say("%s\n", renderMessage(m)) },
+		Simulate: *simulate, Locale: *locale, Log: logOut, Latency: lat,
+		OnMessage: func(m chatworkfake.Message) { sayAsync("%s\n", renderMessage(m)) },
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "unbanbot local:", err)
@@ -79,8 +106,27 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if sys.Simulated {
 		say("  NOTE: hosts are SIMULATED (%s). Run as root with sshguard installed for real ones.\n", sys.SimulateWhy)
 	}
-	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n\n", sys.WebhookURL, sys.AWSURL, sys.ChatURL)
+	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n", sys.WebhookURL, sys.AWSURL, sys.ChatURL)
+	say("Webhook token (for unbanbot sign --token): %s\n", sys.WebhookToken())
+	if lat != nil {
+		say("Latency model: %s (every endpoint takes the time its production counterpart would)\n", lat.Name)
+	}
+	say("\n")
 
+	// The schedule's first run stores every host's list (a host's first
+	// list announces nothing); the seed block comes after it, so the next
+	// run announces it in the ban-notification room and /quote has a
+	// notice to quote at once.
+	refresh := func(what string) bool {
+		if ex, err := sys.Refresh(ctx); err != nil || ex.Status != "SUCCEEDED" {
+			fmt.Fprintf(stderr, "unbanbot local: %s: %v %s %s\n", what, err, ex.Error, ex.Cause)
+			return false
+		}
+		return true
+	}
+	if !refresh("first refresh") {
+		return 1
+	}
 	if *seed {
 		for _, h := range sys.Hosts[:2] {
 			if err := h.Attack(ctx, demoAddress); err != nil {
@@ -89,25 +135,22 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			}
 		}
 		say("sshguard on %s and %s blocked %s (fake failed logins).\n", sys.Hosts[0].Name, sys.Hosts[1].Name, demoAddress)
-	}
-	// The schedule's first run fills the ban lists (and announces the seed
-	// block in the ban-notification room).
-	if ex, err := sys.Refresh(ctx); err != nil || ex.Status != "SUCCEEDED" {
-		fmt.Fprintf(stderr, "unbanbot local: first refresh: %v %s %s\n", err, ex.Error, ex.Cause)
-		return 1
+		if !refresh("refresh after the seed") {
+			return 1
+		}
 	}
 
 	bg, cancelBG := context.WithCancel(ctx)
 	defer cancelBG()
 	go every(bg, *refreshEvery, func() {
 		if ex, err := sys.Refresh(bg); err != nil && bg.Err() == nil {
-			say("(refresh failed: %v)\n", err)
+			sayAsync("(refresh failed: %v)\n", err)
 		} else if ex.Status != "SUCCEEDED" && bg.Err() == nil {
-			say("(refresh %s: %s)\n", ex.Status, ex.Error)
+			sayAsync("(refresh %s: %s)\n", ex.Status, ex.Error)
 		}
 	})
 	if *attack > 0 {
-		go every(bg, *attack, func() { randomAttack(bg, sys, say) })
+		go every(bg, *attack, func() { randomAttack(bg, sys, sayAsync) })
 	}
 
 	if *once != "" {
@@ -133,11 +176,15 @@ func sendOnce(ctx context.Context, sys *system.System, text string, timeout time
 	return 0
 }
 
-const replHelp = `Type a message to the bot as an employee (e.g. "203.0.113.5", "ありがとう", "help").
-Commands: /quote (quote the latest ban notification), /attack ADDRESS [HOST], /hosts, /refresh, /quit`
+const replHelp = `Type a message to the bot as an employee (e.g. "203.0.113.5", "ありがとう", "help");
+end a line with \ to go on on the next one.
+Commands: /quote (quote the latest ban notification), /attack ADDRESS [HOST], /down HOST, /up HOST,
+/as ACCOUNT (speak as another employee), /hosts, /refresh, /quit`
 
 func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(string, ...any)) int {
 	say("%s\n> ", replHelp)
+	account := employee
+	var pending []string // lines of a message continued with a trailing \
 	lines := make(chan string)
 	go func() {
 		sc := bufio.NewScanner(stdin)
@@ -157,6 +204,18 @@ func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(str
 				return 0
 			}
 		}
+		if cont, ok := strings.CutSuffix(line, "\\"); ok {
+			pending = append(pending, cont)
+			say("… ")
+			continue
+		}
+		if len(pending) > 0 {
+			line = strings.Join(append(pending, line), "\n")
+			pending = nil
+			send(ctx, sys, account, line, say)
+			say("> ")
+			continue
+		}
 		line = strings.TrimSpace(line)
 		fields := strings.Fields(line)
 		switch {
@@ -172,15 +231,51 @@ func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(str
 				say("refresh: %s\n", ex.Status)
 			}
 		case fields[0] == "/attack" && len(fields) >= 2:
-			for _, h := range sys.Hosts {
-				if len(fields) == 2 || fields[2] == h.Name {
-					if err := h.Attack(ctx, fields[1]); err != nil {
-						say("attack on %s: %v\n", h.Name, err)
-					} else {
-						say("sshguard on %s blocked %s.\n", h.Name, fields[1])
-					}
+			hosts := sys.Hosts
+			if len(fields) > 2 {
+				h := sys.HostByName(fields[2])
+				if h == nil {
+					say("no host %q (the hosts are %s)\n", fields[2], hostNames(sys))
+					break
+				}
+				hosts = []*system.Host{h}
+			}
+			if _, err := netip.ParseAddr(fields[1]); err != nil {
+				say("%q is not an IP address\n", fields[1])
+				break
+			}
+			for _, h := range hosts {
+				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				err := h.Attack(actx, fields[1])
+				cancel()
+				switch {
+				case errors.Is(err, lab.ErrStillCounted):
+					say("sshguard on %s did not block %s: it still counts it as blocked since the unban and ignores its failed logins until its own timer ends.\n", h.Name, fields[1])
+				case err != nil:
+					say("sshguard on %s did not block %s: %s\n", h.Name, fields[1], firstLine(err.Error()))
+				default:
+					say("sshguard on %s blocked %s.\n", h.Name, fields[1])
 				}
 			}
+		case (fields[0] == "/down" || fields[0] == "/up") && len(fields) == 2:
+			h := sys.HostByName(fields[1])
+			if h == nil {
+				say("no host %q (the hosts are %s)\n", fields[1], hostNames(sys))
+				break
+			}
+			sys.SetAgentConnected(h, fields[0] == "/up")
+			if fields[0] == "/down" {
+				say("%s's SSM agent is disconnected: SSM reports it ConnectionLost and its commands wait (until /up or their timeout).\n", h.Name)
+			} else {
+				say("%s's SSM agent is back: it runs the commands that waited.\n", h.Name)
+			}
+		case fields[0] == "/as" && len(fields) == 2:
+			if !digitsOnly(fields[1]) {
+				say("an account id is digits, like 3000002\n")
+				break
+			}
+			account = fields[1]
+			say("you are now account %s\n", account)
 		case line == "/quote":
 			notices := sys.Chat.RoomMessages(system.NotifyRoomID)
 			if len(notices) == 0 {
@@ -189,19 +284,19 @@ func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(str
 			}
 			n := notices[len(notices)-1]
 			text := fmt.Sprintf("[qt][qtmeta aid=%s time=%d]%s[/qt]", system.BotAccountID, n.Time.Unix(), n.Body)
-			send(ctx, sys, text, say)
+			send(ctx, sys, account, text, say)
 		case strings.HasPrefix(line, "/"):
 			say("%s\n", replHelp)
 		default:
-			send(ctx, sys, line, say)
+			send(ctx, sys, account, line, say)
 		}
 		say("> ")
 	}
 }
 
-func send(ctx context.Context, sys *system.System, text string, say func(string, ...any)) {
-	say("%s\n", renderYou(text))
-	status, id, err := sys.Say(ctx, employee, text)
+func send(ctx context.Context, sys *system.System, account, text string, say func(string, ...any)) {
+	say("%s\n", renderYouAs(account, text))
+	status, id, err := sys.Say(ctx, account, text)
 	if err != nil || status != 200 {
 		say("webhook answered %d %v\n", status, err)
 		return
@@ -284,6 +379,43 @@ func renderMessage(m chatworkfake.Message) string {
 	return b.String()
 }
 
-func renderYou(text string) string {
-	return fmt.Sprintf("[%s] you (account %s) → [To:%s] unbanbot: %s", roomNames[system.AskRoomID], employee, system.BotAccountID, text)
+func renderYou(text string) string { return renderYouAs(employee, text) }
+
+func renderYouAs(account, text string) string {
+	return fmt.Sprintf("[%s] you (account %s) → [To:%s] unbanbot: %s", roomNames[system.AskRoomID], account, system.BotAccountID, text)
+}
+
+// isTerminal reports whether w is a terminal (not a pipe or a file).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func hostNames(sys *system.System) string {
+	var names []string
+	for _, h := range sys.Hosts {
+		names = append(names, h.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	if len(line) > 200 {
+		line = line[:200] + "…"
+	}
+	return line
+}
+
+func digitsOnly(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
 }

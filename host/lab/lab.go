@@ -361,6 +361,8 @@ func (h *Host) Attack(ctx context.Context, addr string) error {
 	a = a.Unmap()
 	ctx, cancel := withDefaultTimeout(ctx)
 	defer cancel()
+	ignored := fmt.Sprintf("%s has already been blocked.", a)
+	seen := strings.Count(h.DebugText(), ignored)
 	for {
 		if !h.Running() {
 			return fmt.Errorf("lab: attack %s: sshguard is not running: %s", a, h.debugTail())
@@ -375,6 +377,12 @@ func (h *Host) Attack(ctx context.Context, addr string) error {
 			if err == nil && Contains(entries, a) {
 				return nil
 			}
+			if strings.Count(h.DebugText(), ignored) > seen {
+				// sshguard still counts the address as blocked (after an
+				// unban, until its own timer ends): no failed login will
+				// block it now.
+				return fmt.Errorf("lab: attack %s: %w", a, ErrStillCounted)
+			}
 			select {
 			case <-ctx.Done():
 				return fmt.Errorf("lab: attack %s: not blocked: %w (last read error: %v); debug log: %s",
@@ -384,6 +392,11 @@ func (h *Host) Attack(ctx context.Context, addr string) error {
 		}
 	}
 }
+
+// ErrStillCounted: sshguard still counts the address as blocked (the grace
+// after an unban lasts until its own timer ends) and ignores its failed
+// logins, so an attack cannot block it now.
+var ErrStillCounted = errors.New("sshguard still counts this address as blocked and ignores its failed logins until its own timer ends")
 
 // LogFailure appends one sshd "Invalid user" line for a to the log sshguard
 // follows (one attack, scored 10), without waiting for anything.

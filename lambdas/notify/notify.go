@@ -48,10 +48,10 @@ type Config struct {
 	// ReplyWait bounds how long a reply waits for the room's outbox to post
 	// it (default 40 s, below the function timeout).
 	ReplyWait time.Duration
-	// PostSpacing is the least time between two posts of a room's outbox
-	// (default DefaultPostSpacing).
-	PostSpacing time.Duration
-	Now         func() time.Time
+	// RoomPosts is how many replies a room's outbox posts per Chatwork room
+	// window (default DefaultRoomPosts).
+	RoomPosts int
+	Now       func() time.Time
 }
 
 // Handler posts the messages.
@@ -74,8 +74,8 @@ func New(chat Poster, store s3obj.API, cfg Config, log *slog.Logger) *Handler {
 	if cfg.ReplyWait <= 0 {
 		cfg.ReplyWait = 40 * time.Second
 	}
-	if cfg.PostSpacing <= 0 {
-		cfg.PostSpacing = DefaultPostSpacing
+	if cfg.RoomPosts <= 0 {
+		cfg.RoomPosts = DefaultRoomPosts
 	}
 	if cfg.OutboxPrefix == "" {
 		cfg.OutboxPrefix = "outbox/"

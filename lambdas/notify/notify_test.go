@@ -58,8 +58,7 @@ func setup(t *testing.T, locale string) env {
 		},
 		MaxAttempts: 4,
 	}
-	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3,
-		PostSpacing: 10 * time.Millisecond}
+	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3}
 	h := notify.New(client, s3local.NewClient(s3srv.URL), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
 }

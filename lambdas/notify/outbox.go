@@ -45,17 +45,17 @@ type item struct {
 type roomLease struct {
 	Holder string    `json:"holder"`
 	Until  time.Time `json:"until"`
-	// LastPost is when the room's outbox last posted: the next post waits
-	// for Config.PostSpacing after it, so a burst stays inside Chatwork's 10
-	// posts per 10 s per room and the replies that arrive meanwhile are
-	// merged into the next post.
-	LastPost time.Time `json:"last_post,omitzero"`
+	// Posts are the room outbox's recent post times: a post waits while
+	// Config.RoomPosts of them fall within the last chatwork.RoomWindow, so
+	// a burst stays inside Chatwork's 10 posts per 10 s per room and the
+	// replies that arrive meanwhile are merged into the next post.
+	Posts []time.Time `json:"posts,omitempty"`
 }
 
-// DefaultPostSpacing is the least time between two posts of one room's
-// outbox: a little over Chatwork's average rate (10 per 10 s), so the room
-// limit is never reached even with a follow-up in between.
-const DefaultPostSpacing = 1200 * time.Millisecond
+// DefaultRoomPosts is how many replies one room's outbox posts per
+// chatwork.RoomWindow: one less than Chatwork allows, which leaves room for
+// a follow-up or a manual message in the same window.
+const DefaultRoomPosts = chatwork.RoomLimit - 1
 
 const (
 	leaseTTL = 15 * time.Second // longer than one post with its retries
@@ -68,29 +68,43 @@ const (
 // returns the id of the message that carries it.
 func (h *Handler) reply(ctx context.Context, execution string, r workflow.Request, text string) (workflow.NotifyResult, error) {
 	key := execution + "/user"
-	if m, err := h.posted(ctx, key); err != nil {
+	it := item{Execution: execution, RoomID: r.RoomID, AccountID: r.AccountID, MessageID: r.MessageID, Text: text, Created: h.Cfg.Now()}
+	// The mark (already answered: a retry) and the item (create only: a
+	// retried task finds its item still waiting and keeps its place) at
+	// once: both are on the reply's path. An item written for an execution
+	// already answered is dropped by the next flush.
+	var putErr error
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		body, _ := json.Marshal(it)
+		if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
+			putErr = err
+		}
+	}()
+	m, err := h.posted(ctx, key)
+	<-wrote
+	if err != nil {
 		return workflow.NotifyResult{}, err
-	} else if m != nil {
+	}
+	if m != nil {
 		h.Log.InfoContext(ctx, "already replied", "execution", execution, "message_id", m.MessageID)
 		return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: true}, nil
 	}
-	it := item{Execution: execution, RoomID: r.RoomID, AccountID: r.AccountID, MessageID: r.MessageID, Text: text, Created: h.Cfg.Now()}
-	body, _ := json.Marshal(it)
-	// Create only: a retried task finds its item still waiting and keeps
-	// its place in the queue.
-	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
-		return workflow.NotifyResult{}, err
+	if putErr != nil {
+		return workflow.NotifyResult{}, putErr
 	}
 	me := newHolder()
 	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
 	for {
-		held, err := h.takeRoom(ctx, r.RoomID, me)
+		room, err := h.takeRoom(ctx, r.RoomID, me)
 		if err != nil {
 			return workflow.NotifyResult{}, err
 		}
+		held := room != nil
 		if held {
-			err := h.flush(ctx, r.RoomID, me)
-			h.releaseRoom(context.WithoutCancel(ctx), r.RoomID, me)
+			err := h.flush(ctx, room, it)
+			h.releaseRoom(context.WithoutCancel(ctx), room)
 			if err != nil {
 				return workflow.NotifyResult{}, err
 			}
@@ -105,7 +119,7 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 			// state machine retries, and the item is still in the outbox.
 			return workflow.NotifyResult{}, taskerr.Transient(fmt.Errorf("notify: reply to %s still waiting in the outbox of room %s", execution, r.RoomID))
 		}
-		d := 100*time.Millisecond + mrand.N(100*time.Millisecond)
+		d := 50*time.Millisecond + mrand.N(100*time.Millisecond)
 		if err := sleepCtx(ctx, d); err != nil {
 			return workflow.NotifyResult{}, taskerr.Transient(err)
 		}
@@ -115,9 +129,10 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 // flush posts everything waiting in the room's outbox, merged by text, and
 // goes round again until the outbox is empty (replies keep arriving during
 // a burst).
-func (h *Handler) flush(ctx context.Context, roomID, me string) error {
+func (h *Handler) flush(ctx context.Context, room *heldRoom, mine item) error {
+	roomID := room.id
 	for round := 0; round < 20; round++ {
-		if err := h.waitForSpacing(ctx, roomID, me); err != nil {
+		if err := h.waitForRoom(ctx, room); err != nil {
 			return err
 		}
 		keys, err := s3obj.List(ctx, h.Store, h.Cfg.Bucket, h.roomPrefix(roomID), 1000)
@@ -129,6 +144,10 @@ func (h *Handler) flush(ctx context.Context, roomID, me string) error {
 		}
 		var items []item
 		for _, k := range keys {
+			if k == h.itemKey(mine) && round == 0 {
+				items = append(items, mine) // no need to read back our own
+				continue
+			}
 			raw, _, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, k)
 			if isNotFound(err) {
 				continue // posted and removed meanwhile
@@ -146,7 +165,7 @@ func (h *Handler) flush(ctx context.Context, roomID, me string) error {
 		}
 		for i, group := range groupByText(items) {
 			if i > 0 {
-				if err := h.waitForSpacing(ctx, roomID, me); err != nil {
+				if err := h.waitForRoom(ctx, room); err != nil {
 					return err
 				}
 			}
@@ -155,7 +174,7 @@ func (h *Handler) flush(ctx context.Context, roomID, me string) error {
 				return err
 			}
 			if posted {
-				h.notePost(ctx, roomID, me)
+				h.notePost(ctx, room)
 			}
 		}
 	}
@@ -228,45 +247,47 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (b
 	return true, nil
 }
 
-// waitForSpacing holds the next post until Config.PostSpacing after the room's
-// last one (replies arriving meanwhile join it).
-func (h *Handler) waitForSpacing(ctx context.Context, roomID, me string) error {
-	l, _, err := h.readRoom(ctx, roomID)
-	if err != nil || l == nil || l.Holder != me || l.LastPost.IsZero() {
-		return err
+// heldRoom is a room whose lease this invocation holds, with the lease's
+// record of recent posts.
+type heldRoom struct {
+	id    string
+	lease roomLease
+}
+
+// waitForRoom holds the next post while the room's outbox has posted
+// Config.RoomPosts times within the last chatwork.RoomWindow (replies
+// arriving meanwhile join it).
+func (h *Handler) waitForRoom(ctx context.Context, room *heldRoom) error {
+	recent := room.lease.recent(h.Cfg.Now())
+	if len(recent) < h.Cfg.RoomPosts {
+		return nil
 	}
-	if d := l.LastPost.Add(h.Cfg.PostSpacing).Sub(h.Cfg.Now()); d > 0 {
+	if d := recent[len(recent)-h.Cfg.RoomPosts].Add(chatwork.RoomWindow).Sub(h.Cfg.Now()); d > 0 {
 		return sleepCtx(ctx, d)
 	}
 	return nil
 }
 
-// notePost records the post time in the lease this invocation holds (and
-// renews it).
-func (h *Handler) notePost(ctx context.Context, roomID, me string) {
-	l, etag, err := h.readRoom(ctx, roomID)
-	if err != nil || l == nil || l.Holder != me {
-		return
+// recent are the post times within the last room window, oldest first.
+func (l *roomLease) recent(now time.Time) []time.Time {
+	var out []time.Time
+	for _, t := range l.Posts {
+		if now.Sub(t) < chatwork.RoomWindow {
+			out = append(out, t)
+		}
 	}
-	now := h.Cfg.Now()
-	l.LastPost, l.Until = now, now.Add(leaseTTL)
-	body, _ := json.Marshal(l)
-	_ = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(roomID), body, etag)
+	return out
 }
 
-func (h *Handler) readRoom(ctx context.Context, roomID string) (*roomLease, string, error) {
-	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(roomID))
-	if isNotFound(err) {
-		return nil, "", nil
+// notePost records a post in the held lease and renews it. The holder is
+// the lease's only writer until it expires, so the write is unconditional.
+func (h *Handler) notePost(ctx context.Context, room *heldRoom) {
+	now := h.Cfg.Now()
+	room.lease.Posts, room.lease.Until = append(room.lease.recent(now), now), now.Add(leaseTTL)
+	body, _ := json.Marshal(room.lease)
+	if err := s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id), body); err != nil {
+		h.Log.WarnContext(ctx, "could not record a post in the room lease", "room_id", room.id, "error", err)
 	}
-	if err != nil {
-		return nil, "", err
-	}
-	var l roomLease
-	if json.Unmarshal(raw, &l) != nil {
-		return nil, etag, nil
-	}
-	return &l, etag, nil
 }
 
 func (h *Handler) roomPrefix(roomID string) string {
@@ -282,8 +303,8 @@ func (h *Handler) itemKey(it item) string {
 func (h *Handler) leaseKey(roomID string) string { return h.Cfg.OutboxPrefix + roomID + "/lease.json" }
 
 // takeRoom makes me the room's poster unless someone else holds a live
-// lease.
-func (h *Handler) takeRoom(ctx context.Context, roomID, me string) (bool, error) {
+// lease (nil then).
+func (h *Handler) takeRoom(ctx context.Context, roomID, me string) (*heldRoom, error) {
 	key := h.leaseKey(roomID)
 	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, key)
 	now := h.Cfg.Now()
@@ -292,29 +313,30 @@ func (h *Handler) takeRoom(ctx context.Context, roomID, me string) (bool, error)
 	case isNotFound(err):
 		etag = ""
 	case err != nil:
-		return false, err
+		return nil, err
 	default:
 		if json.Unmarshal(raw, &l) == nil && l.Holder != me && now.Before(l.Until) {
-			return false, nil
+			return nil, nil
 		}
 	}
-	body, _ := json.Marshal(roomLease{Holder: me, Until: now.Add(leaseTTL), LastPost: l.LastPost})
+	room := &heldRoom{id: roomID, lease: roomLease{Holder: me, Until: now.Add(leaseTTL), Posts: l.Posts}}
+	body, _ := json.Marshal(room.lease)
 	err = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, key, body, etag)
 	if errors.Is(err, s3obj.ErrConflict) {
-		return false, nil
+		return nil, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return nil, err
+	}
+	return room, nil
 }
 
-func (h *Handler) releaseRoom(ctx context.Context, roomID, me string) {
-	key := h.leaseKey(roomID)
-	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, key)
-	var l roomLease
-	if err != nil || json.Unmarshal(raw, &l) != nil || l.Holder != me {
-		return
-	}
-	body, _ := json.Marshal(roomLease{Holder: me, LastPost: l.LastPost})
-	_ = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, key, body, etag)
+// releaseRoom lets the next reply post at once, keeping the post record.
+func (h *Handler) releaseRoom(ctx context.Context, room *heldRoom) {
+	l := room.lease
+	l.Until = time.Time{}
+	body, _ := json.Marshal(l)
+	_ = s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id), body)
 }
 
 func newHolder() string {

@@ -69,30 +69,36 @@ func (h *Handler) checkUnban(ctx context.Context, in workflow.CheckInput) (workf
 	}
 	key := h.Cfg.OutcomePrefix + c.CommandID + ".json"
 	defer h.releaseLease(context.WithoutCancel(ctx), c.CommandID, me)
+	var leaseUntil time.Time // while in the future, this invocation polls SSM
+	var written *Outcome     // what it last wrote to S3
 	for poll := 0; ; poll++ {
-		out, err := h.readOutcome(ctx, key)
-		if err != nil {
-			return workflow.CheckResult{}, err
-		}
-		if out == nil || !satisfied(out, in.Mode) {
-			held, err := h.takeLease(ctx, c.CommandID, me)
-			if err != nil {
+		var out *Outcome
+		if !h.Cfg.Now().Before(leaseUntil) {
+			// Not (or no longer) the poller: another waiter's outcome may
+			// already say enough; otherwise try to become the poller.
+			var err error
+			if out, err = h.readOutcome(ctx, key); err != nil {
 				return workflow.CheckResult{}, err
 			}
-			if held {
-				if out, err = h.pollSSM(ctx, c.CommandID, sentAt, deadline, ping); err != nil {
+			if out == nil || !satisfied(out, in.Mode) {
+				held, err := h.takeLease(ctx, c.CommandID, me)
+				if err != nil {
 					return workflow.CheckResult{}, err
 				}
-				if err := h.writeOutcome(ctx, key, out); err != nil {
-					return workflow.CheckResult{}, err
-				}
-				if out.ReplyReady && c.Key != "" && h.Coalesce != nil {
-					// The next request for these addresses may send now.
-					if err := h.Coalesce.Done(ctx, c.Key, c.CommandID); err != nil {
-						h.Log.Warn("could not mark the shared command done", "command_id", c.CommandID, "error", err)
-					}
+				if held {
+					leaseUntil = h.Cfg.Now().Add(h.Cfg.LeaseTTL / 2)
 				}
 			}
+		}
+		if h.Cfg.Now().Before(leaseUntil) {
+			var err error
+			if out, err = h.pollSSM(ctx, c.CommandID, sentAt, deadline, ping); err != nil {
+				return workflow.CheckResult{}, err
+			}
+			if err := h.share(ctx, c, key, out, written); err != nil {
+				return workflow.CheckResult{}, err
+			}
+			written = out
 		}
 		if out != nil && satisfied(out, in.Mode) {
 			return summarize(out, key, true), nil
@@ -107,6 +113,41 @@ func (h *Handler) checkUnban(ctx context.Context, in workflow.CheckInput) (workf
 			return workflow.CheckResult{}, err
 		}
 	}
+}
+
+// share writes the outcome for the other waiters when it changed since the
+// last write, and, once the reply can go, marks the shared command done so
+// the next request for these addresses may send: both at the same time, as
+// both are on the reply's path.
+func (h *Handler) share(ctx context.Context, c *workflow.UnbanCommand, key string, out, last *Outcome) error {
+	if last != nil && sameAnswers(out, last) {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if out.ReplyReady && c.Key != "" && h.Coalesce != nil {
+			if err := h.Coalesce.Done(ctx, c.Key, c.CommandID); err != nil {
+				h.Log.Warn("could not mark the shared command done", "command_id", c.CommandID, "error", err)
+			}
+		}
+	}()
+	err := h.writeOutcome(ctx, key, out)
+	<-done
+	return err
+}
+
+// sameAnswers: nothing a waiter would act on changed.
+func sameAnswers(a, b *Outcome) bool {
+	if a.ReplyReady != b.ReplyReady || a.Final != b.Final || len(a.Hosts) != len(b.Hosts) {
+		return false
+	}
+	for i := range a.Hosts {
+		if a.Hosts[i].InstanceID != b.Hosts[i].InstanceID || a.Hosts[i].Status != b.Hosts[i].Status {
+			return false
+		}
+	}
+	return true
 }
 
 func satisfied(o *Outcome, mode string) bool {

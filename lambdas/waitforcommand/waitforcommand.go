@@ -94,7 +94,7 @@ type Config struct {
 // and neither should hold the other hosts' answers back.
 const (
 	DefaultBudget       = 20 * time.Second
-	DefaultPollInterval = 200 * time.Millisecond
+	DefaultPollInterval = 150 * time.Millisecond
 	DefaultPickupBound  = 5 * time.Second
 	DefaultRunBound     = 15 * time.Second
 	DefaultLeaseTTL     = 3 * time.Second

@@ -15,7 +15,7 @@
 //                {"type": "stop", "id": "..."}   (aborts a running execution)
 //   stdout: {"type": "result", "id": "...", "status": "SUCCEEDED"|"FAILED"|"TIMED_OUT"|"ABORTED",
 //            "output": ..., "error": "...", "cause": "...", "transitions": N,
-//            "states": ["ReadTheMessage", ...], "retries": N, "max_state_bytes": N,
+//            "states": ["ReadTheMessage", ...], "entered_ms": [unix ms, ...], "retries": N, "max_state_bytes": N,
 //            "start_ms": N, "stop_ms": N}
 //   where <overrides> is {"bridge_url": "http://127.0.0.1:N",
 //      "wait_ms": {"*": 0, "<state>": 5}, "retry_interval_ms": {"*": 0},
@@ -217,7 +217,7 @@ function named(name, message) {
 async function run(req) {
   const m = machines.get(req.machine);
   const started = Date.now();
-  const result = { type: 'result', id: req.id, transitions: 0, states: [], retries: 0, max_state_bytes: 0, start_ms: started };
+  const result = { type: 'result', id: req.id, transitions: 0, states: [], entered_ms: [], retries: 0, max_state_bytes: 0, start_ms: started };
   if (!m) {
     send({ ...result, status: 'FAILED', error: 'StateMachineDoesNotExist', cause: `no machine ${req.machine}`, stop_ms: Date.now() });
     return;
@@ -272,6 +272,7 @@ async function run(req) {
         unpaid++;
         result.transitions++;
         result.states.push(ev.state.name);
+        result.entered_ms.push(ev.timestamp ?? Date.now());
       } else if (ev.type === 'StateRetried') {
         result.transitions++;
         result.retries++;

@@ -108,9 +108,11 @@ type Execution struct {
 	// Transitions is what Step Functions Standard bills: states entered plus
 	// retries.
 	Transitions int `json:"transitions"`
-	// States lists the states entered, in order (repeats included).
-	States  []string `json:"states"`
-	Retries int      `json:"retries"`
+	// States lists the states entered, in order (repeats included), and
+	// EnteredMillis when each was entered (Unix milliseconds).
+	States        []string `json:"states"`
+	EnteredMillis []int64  `json:"entered_ms"`
+	Retries       int      `json:"retries"`
 	// MaxStateBytes is the largest state output (JSON) of the run; Step
 	// Functions fails an execution whose payload exceeds 256 KiB.
 	MaxStateBytes int   `json:"max_state_bytes"`

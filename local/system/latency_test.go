@@ -27,7 +27,7 @@ import (
 // it and the state machines using their own Wait and Retry settings. The
 // employee was blocked a moment ago (the scenario the product is for): each
 // request attacks one host with real sshguard, then asks at once. Requests
-// arrive one per LATENCY_SPACING (default 1 s), so a few overlap, as they do
+// arrive one per LATENCY_SPACING (default 2 s), so a few overlap, as they do
 // in an office.
 //
 // The floor is measured in the same run under the same model: one SSM round
@@ -38,13 +38,11 @@ import (
 //	LATENCY p50_s=… p95_s=… floor_p50_s=… ratio=…
 func BenchmarkRequestLatency(b *testing.B) {
 	n := envInt("LATENCY_REQUESTS", 50)
-	spacing := time.Duration(envInt("LATENCY_SPACING_MS", 1000)) * time.Millisecond
+	spacing := time.Duration(envInt("LATENCY_SPACING_MS", 2000)) * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	real, _ := realHosts()
-	// BEFORE-ONLY: lists always stale, so the old path takes its unban
-	// route (its lookup trusts lists up to five minutes old).
-	s := start(b, ctx, Options{Latency: &latency.AWS, Simulate: !real, Freshness: time.Second})
+	s := start(b, ctx, Options{Latency: &latency.AWS, Simulate: !real})
 	refresh(b, ctx, s)
 
 	for b.Loop() {
@@ -59,6 +57,7 @@ func BenchmarkRequestLatency(b *testing.B) {
 		fmt.Printf("hosts=%s requests=%d spacing=%v message→reply p50=%v p95=%v max=%v; floor p50=%v p95=%v\n",
 			hostKind(s), n, spacing, p50.Round(time.Millisecond), p95.Round(time.Millisecond), slices.Max(e2e).Round(time.Millisecond),
 			f50.Round(time.Millisecond), pct(floor, 95).Round(time.Millisecond))
+		printBreakdown(s)
 		fmt.Printf("LATENCY p50_s=%.2f p95_s=%.2f floor_p50_s=%.2f ratio=%.2f\n", p50.Seconds(), p95.Seconds(), f50.Seconds(), ratio)
 	}
 }
@@ -142,6 +141,31 @@ func floorLatencies(b *testing.B, ctx context.Context, s *System, k int) []time.
 		out = append(out, time.Since(start))
 	}
 	return out
+}
+
+// printBreakdown says where the time went, as medians over the unban
+// executions: from the execution's start to each state of the path.
+func printBreakdown(s *System) {
+	marks := []string{"ReadTheMessage", "RemoveBlockOnHosts", "LookUpBanLists", "CheckUnbanCommand", "ReplyToUser", "AnySilentHosts"}
+	at := map[string][]time.Duration{}
+	for _, e := range s.SFN.Executions() {
+		if e.Machine != "unban" || len(e.Run.EnteredMillis) != len(e.Run.States) {
+			continue
+		}
+		start := e.Run.Start()
+		seen := map[string]bool{}
+		for i, st := range e.Run.States {
+			if slices.Contains(marks, st) && !seen[st] {
+				seen[st] = true
+				at[st] = append(at[st], time.UnixMilli(e.Run.EnteredMillis[i]).Sub(start))
+			}
+		}
+	}
+	var parts []string
+	for _, m := range marks {
+		parts = append(parts, fmt.Sprintf("%s@%v", m, pct(at[m], 50)))
+	}
+	fmt.Printf("breakdown (median time after the execution started): %s\n", strings.Join(parts, " "))
 }
 
 func envInt(name string, def int) int {

@@ -378,6 +378,27 @@ func (h *Host) Blocked(ctx context.Context) ([]string, error) {
 	return h.lab.Blocked(ctx)
 }
 
+// HostByName finds a host by its name (nil if there is none).
+func (s *System) HostByName(name string) *Host {
+	for _, h := range s.Hosts {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+// SetAgentConnected takes a host's SSM agent offline (as when the host is
+// stopped: SSM reports ConnectionLost, commands wait for it) or brings it
+// back (it then runs what waited).
+func (s *System) SetAgentConnected(h *Host, connected bool) {
+	s.SSM.SetFault(h.InstanceID, ssmfake.Fault{Disconnected: !connected})
+}
+
+// WebhookToken is this run's Chatwork webhook token (base64, as Chatwork
+// issues it), for signing requests by hand (unbanbot sign).
+func (s *System) WebhookToken() string { return s.webhookToken }
+
 // UnbanOutputs returns every unban script output the host printed.
 func (h *Host) UnbanOutputs() []string {
 	h.mu.Lock()
