@@ -179,17 +179,17 @@ fi
 
 run_engine unban -v addrs="$ADDRS" -v override="$OVERRIDE" -v blocker_start="$BLOCKER_START"
 if [ "$APPLIED" = 0 ]; then
-	list_firewall
 	engine verify -v addrs="$ADDRS" -v errcode=remove_failed \
 		-v errmsg="the $BACKEND firewall did not take the change (it kept changing meanwhile)"
 	cat "$W/out"
 	exit 5
 fi
 if [ "$BLLINES" -gt 0 ] && ! rewrite_blacklist; then
-	list_firewall
 	engine verify -v addrs="$ADDRS" -v errcode=blacklist_write_failed \
 		-v errmsg="cannot rewrite blacklist $BLFILE"
 	cat "$W/out"
 	exit 5
 fi
-cat "$W/out"
+# exec: nothing is left for the EXIT trap to do (the blocker runs), and it
+# saves a fork.
+exec cat "$W/out"
