@@ -13,7 +13,7 @@ func TestBlockArithmetic(t *testing.T) {
 	s := hostreport.Settings{BlockTime: 120, Threshold: 30}
 	for _, c := range []struct {
 		n                      int
-		pardon, first, lastest time.Duration
+		pardon, first, latest time.Duration
 	}{
 		{0, 120 * time.Second, 120 * time.Second, 182 * time.Second},
 		{1, 120 * time.Second, 120 * time.Second, 182 * time.Second},
@@ -23,8 +23,8 @@ func TestBlockArithmetic(t *testing.T) {
 		if got := s.BlockPardon(c.n); got != c.pardon {
 			t.Errorf("BlockPardon(%d) = %v, want %v", c.n, got, c.pardon)
 		}
-		if e, l := s.BlockEnds(c.n); e != c.first || l != c.lastest {
-			t.Errorf("BlockEnds(%d) = %v, %v, want %v, %v", c.n, e, l, c.first, c.lastest)
+		if e, l := s.BlockEnds(c.n); e != c.first || l != c.latest {
+			t.Errorf("BlockEnds(%d) = %v, %v, want %v, %v", c.n, e, l, c.first, c.latest)
 		}
 	}
 	for th, want := range map[int]int{30: 3, 10: 1, 25: 3, 0: 0} {
