@@ -12,7 +12,7 @@ import (
 func TestBlockArithmetic(t *testing.T) {
 	s := hostreport.Settings{BlockTime: 120, Threshold: 30}
 	for _, c := range []struct {
-		n                      int
+		n                     int
 		pardon, first, latest time.Duration
 	}{
 		{0, 120 * time.Second, 120 * time.Second, 182 * time.Second},
