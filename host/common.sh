@@ -413,35 +413,41 @@ need() {
 		fail firewall_unreadable 3 "$1 is not installed but sshguard's $BACKEND backend needs it"
 }
 
-# list_firewall: the backend's own listing of sshguard's objects into $W/l4
-# and $W/l6 (ipset: both sets into $W/l, in one process: restore runs save
-# commands too). A missing table, chain or set means sshguard is not running
-# or uses another firewall: that is an error, not "nothing blocked".
-list_firewall() {
+# tools: fail unless the backend's firewall tools are installed.
+tools() {
+	case $BACKEND in
+	nft-sets) need nft ;;
+	iptables) need iptables && need ip6tables && need iptables-restore && need ip6tables-restore ;;
+	ipset) need ipset ;;
+	esac
+}
+
+# listing writes the backend's own listing of sshguard's objects to stdout,
+# for the engine to read while it is written (the tool and awk run at once):
+# "#sec l4" and "#sec l6" start a family ("#sec l" both, ipset: restore runs
+# save commands, one process for both sets), "#fail WHAT" marks a listing
+# that failed, its message in $W/err.list. A missing table, chain or set
+# means sshguard is not running or uses another firewall: an error, not
+# "nothing blocked".
+listing() {
+	: >"$W/err.list"
 	case $BACKEND in
 	nft-sets)
-		need nft
-		for t in ip ip6; do
-			f=4
-			[ "$t" = ip ] || f=6
-			nft -n list table "$t" sshguard >"$W/l$f" 2>"$W/err" ||
-				fail firewall_unreadable 3 "cannot read nft set $t sshguard attackers (is sshguard running with the $BACKEND backend?): $(head -n 1 "$W/err")"
-		done
+		echo '#sec l4'
+		nft -n list table ip sshguard 2>>"$W/err.list" || echo '#fail nft set ip sshguard attackers'
+		echo '#sec l6'
+		nft -n list table ip6 sshguard 2>>"$W/err.list" || echo '#fail nft set ip6 sshguard attackers'
 		;;
 	iptables)
-		for t in iptables ip6tables; do
-			need "$t"
-			f=4
-			[ "$t" = iptables ] || f=6
-			"$t" -w -S sshguard >"$W/l$f" 2>"$W/err" ||
-				fail firewall_unreadable 3 "cannot read $t chain sshguard (is sshguard running with the $BACKEND backend?): $(head -n 1 "$W/err")"
-		done
+		echo '#sec l4'
+		iptables -w -S sshguard 2>>"$W/err.list" || echo '#fail iptables chain sshguard'
+		echo '#sec l6'
+		ip6tables -w -S sshguard 2>>"$W/err.list" || echo '#fail ip6tables chain sshguard'
 		;;
 	ipset)
-		need ipset
+		echo '#sec l'
 		printf 'save sshguard4\nsave sshguard6\n' >"$W/list"
-		ipset restore <"$W/list" >"$W/l" 2>"$W/err" ||
-			fail firewall_unreadable 3 "cannot read ipset sets sshguard4 and sshguard6 (is sshguard running with the $BACKEND backend?): $(head -n 1 "$W/err")"
+		ipset restore <"$W/list" 2>>"$W/err.list" || echo '#fail ipset sets sshguard4 and sshguard6'
 		;;
 	esac
 }
@@ -458,10 +464,6 @@ list_firewall() {
 ENGINE='
 BEGIN {
 	srand(); NOW = srand() # POSIX: srand() seeds with the time of day
-	# The forms the tools print (see the hot path below).
-	FAST4 = "^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(/[0123456789]+)?$"
-	FAST6 = "^[0123456789abcdef]*:[0123456789abcdef:]*(/[0123456789]+)?$"
-	LZ6 = "(^|:)0[0123456789abcdef]|:::"
 	split(settings, S, " ")
 	XSEC = S[8]
 	XSET = "unban_exceptions"
@@ -514,19 +516,31 @@ sec == "plan" {
 # which is RFC 5952) is taken as printed; anything else goes through
 # add_entry, which parses it. Each is written to the report at once, but
 # an asked address: whether it goes is decided at the end.
+sec == "lst" { marker(); next }
 sec == "l" {
-	if ($1 != "add") { if ($1 == "create") SETS[$2] = 1; next }
-	if ($2 == "sshguard4") fm = 4; else if ($2 == "sshguard6") fm = 6; else next
-	if (NF == 4 && $4 == "nomatch") { NOMATCH[fm " " canon_addr(fm, $3)] = $3; next }
-	t = $3
-	if (NF == 3 && (fm == 4 ? t ~ FAST4 : t ~ FAST6 && t !~ LZ6)) {
+	# "add sshguard4 ENTRY": cut, not split into fields. (The family is a
+	# string: a number would be converted at every use.)
+	if (substr($0, 1, 12) != "add sshguard") {
+		if ($1 == "create") SETS[$2] = 1
+		else if (substr($0, 1, 1) == "#") marker()
+		next
+	}
+	fm = substr($0, 13, 1)
+	t = substr($0, 15)
+	if ((fm != "4" && fm != "6") || substr($0, 14, 1) != " ") next
+	if (index(t, " ")) {
+		if (split(t, w, " ") == 2 && w[2] == "nomatch") NOMATCH[fm " " canon_addr(fm, w[1])] = w[1]
+		else add_entry(fm, t, 0)
+		next
+	}
+	if (fm == "4" ? t ~ /^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/ : printed(fm, t)) {
 		k = fm " " t
 		if (k in ENT) next
 		ENT[k] = 0
 		if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-		else if (!FULL[fm]) { FULL[fm] = 1; newlen(fm, fm == 4 ? 32 : 128) }
-		if (k in AIDX) { HELD[k] = 1; next }
-		printf "%s{\"entry\":\"%s\",\"family\":%d,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
+		else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
+		if (AN && (k in AIDX)) { HELD[k] = 1; next }
+		printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
 		SEP = ","
 		next
 	}
@@ -534,22 +548,25 @@ sec == "l" {
 	next
 }
 sec == "l4" || sec == "l6" {
-	fm = sec == "l4" ? 4 : 6
+	fm = sec == "l4" ? "4" : "6"
 	if (backend == "iptables") {
-		if ($1 != "-A" || $2 != "sshguard") next
+		if ($1 != "-A" || $2 != "sshguard") {
+			if (substr($0, 1, 1) == "#") marker()
+			next
+		}
 		POS[fm]++
 		if (NF == 6 && $3 == "-s" && $5 == "-j" && $6 == "DROP") {
 			t = $4
-			if (fm == 4 && substr(t, length(t) - 2) == "/32") t = substr(t, 1, length(t) - 3)
-			else if (fm == 6 && substr(t, length(t) - 3) == "/128") t = substr(t, 1, length(t) - 4)
+			if (fm == "4" && substr(t, length(t) - 2) == "/32") t = substr(t, 1, length(t) - 3)
+			else if (fm == "6" && substr(t, length(t) - 3) == "/128") t = substr(t, 1, length(t) - 4)
 			k = fm " " t
 			if (k in ENT) { DUP[k]++; next }
-			if (fm == 4 ? t ~ FAST4 : t ~ FAST6 && t !~ LZ6) {
+			if (printed(fm, t)) {
 				ENT[k] = POS[fm]; DUP[k] = 1
 				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-				else if (!FULL[fm]) { FULL[fm] = 1; newlen(fm, fm == 4 ? 32 : 128) }
+				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
 				if (k in AIDX) { HELD[k] = 1; next }
-				printf "%s{\"entry\":\"%s\",\"family\":%d,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
+				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
 				SEP = ","
 			} else add_entry(fm, $4, POS[fm])
 			next
@@ -572,12 +589,12 @@ sec == "l4" || sec == "l6" {
 			if (t == "") continue
 			k = fm " " t
 			if (k in ENT) continue
-			if (fm == 4 ? t ~ FAST4 : t ~ FAST6 && t !~ LZ6) {
+			if (printed(fm, t)) {
 				ENT[k] = 0
 				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-				else if (!FULL[fm]) { FULL[fm] = 1; newlen(fm, fm == 4 ? 32 : 128) }
+				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
 				if (k in AIDX) { HELD[k] = 1; continue }
-				printf "%s{\"entry\":\"%s\",\"family\":%d,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
+				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
 				SEP = ","
 			} else add_entry(fm, t, 0)
 		}
@@ -585,6 +602,18 @@ sec == "l4" || sec == "l6" {
 	}
 	nft_line(fm)
 	next
+}
+# printed(fam, t): t is in the form the tools print (regex literals: busybox
+# awk compiles a regex held in a string again at every match).
+function printed(fam, t) {
+	if (fam == "4") return t ~ /^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/
+	return t ~ /^[0123456789abcdef]*:[0123456789abcdef:]*(\/[0123456789]+)?$/ && t !~ /(^|:)0[0123456789abcdef]|:::/
+}
+# marker: a line of the listing function: "#sec SECTION" starts a family,
+# "#fail WHAT" says a listing failed.
+function marker() {
+	if ($1 == "#sec") { sec = $2; CURSET = ""; CURCHAIN = ""; INEL = 0 }
+	else if ($1 == "#fail") { FAILED = substr($0, 7); exit 4 }
 }
 # newlen: a prefix length seen for the first time; the blacklisted
 # addresses are indexed by their prefixes of that length, so that marking
@@ -598,6 +627,7 @@ function newlen(fam, len,    i) {
 }
 function nft_line(fam,    line, last, n, p, i, w) {
 	line = $0
+	if (substr(line, 1, 1) == "#") { marker(); return }
 	if (line ~ /^[ \t]*set [^ \t]+ [{]/) { CURSET = $2; CURCHAIN = ""; INEL = 0; if (CURSET == "attackers") HASSET[fam] = 1; return }
 	if (line ~ /^[ \t]*chain [^ \t]+ [{]/) { CURCHAIN = $2; CURSET = ""; return }
 	if (CURCHAIN == "blacklist") {
@@ -746,6 +776,7 @@ function jexception(x) {
 # --- the work, once the listing is read ---
 END {
 	if (BADARG) exit 2
+	if (FAILED != "") { print FAILED > "/dev/stderr"; exit 4 }
 	if (BADENTRY != "") { print "unexpected entry \"" BADENTRY "\"" > "/dev/stderr"; exit 3 }
 	if (backend == "nft-sets" && (!HASSET[4] || !HASSET[6])) { print "no set attackers in table " (HASSET[4] ? "ip6" : "ip") " sshguard" > "/dev/stderr"; exit 3 }
 	if (backend == "ipset" && (!("sshguard4" in SETS) || !("sshguard6" in SETS))) { print "no sets sshguard4 and sshguard6" > "/dev/stderr"; exit 3 }
@@ -854,8 +885,8 @@ function write_results(    i, k, gone) {
 	printf "}" > OUT
 }'
 
-# engine MODE [AWK-OPTION...]: runs ENGINE over the inputs and sets CHANGES
-# and BLLINES from what it prints.
+# engine MODE [AWK-OPTION...]: lists the firewall into ENGINE, with the other
+# inputs, and sets CHANGES and BLLINES from what it prints.
 engine() {
 	m=$1
 	shift
@@ -865,19 +896,19 @@ engine() {
 	[ "$BACKEND" != ipset ] || [ ! -f "$STATE/ipset-exceptions" ] || st=$STATE/ipset-exceptions
 	pl=/dev/null
 	[ "$m" != verify ] || pl=$W/plan
-	l=/dev/null l4=$W/l4 l6=$W/l6
-	[ "$BACKEND" != ipset ] || l=$W/l l4=/dev/null l6=/dev/null
-	if res=$(awk -v mode="$m" -v backend="$BACKEND" -v host="$HOST" -v W="$W" \
+	res=$(listing | awk -v mode="$m" -v backend="$BACKEND" -v host="$HOST" -v W="$W" \
 		-v statefile="$STATE/ipset-exceptions" -v settings="$SETTINGS" -v blfile="$BLFILE" -v MAXFROM=4 \
-		"$@" "$AWKLIB$ENGINE" sec=bl "$bl" sec=state "$st" sec=plan "$pl" sec=l "$l" sec=l4 "$l4" sec=l6 "$l6" 2>"$W/err"); then
+		"$@" "$AWKLIB$ENGINE" sec=bl "$bl" sec=state "$st" sec=plan "$pl" sec=lst - 2>"$W/err")
+	case $? in
+	0)
 		CHANGES=${res% *}
 		# shellcheck disable=SC2034 # used by sshguard-unban.sh
 		BLLINES=${res#* }
-		return 0
-	fi
-	# (a second check of the addresses: the shell let them through)
-	[ $? -ne 2 ] || fail bad_address 2 "$(head -n 1 "$W/err")"
-	fail firewall_unreadable 3 "cannot read the $BACKEND firewall: $(head -n 1 "$W/err")"
+		;;
+	2) fail bad_address 2 "$(head -n 1 "$W/err")" ;; # the awk checks the addresses again
+	4) fail firewall_unreadable 3 "cannot read $(head -n 1 "$W/err") (is sshguard running with the $BACKEND backend?): $(head -n 1 "$W/err.list")" ;;
+	*) fail firewall_unreadable 3 "cannot read the $BACKEND firewall: $(head -n 1 "$W/err")" ;;
+	esac
 }
 
 # apply: runs the batch the engine wrote; 0 when the kernel took it.
@@ -898,8 +929,8 @@ apply() {
 run_engine() {
 	APPLIED=1
 	tries=0
+	tools
 	while :; do
-		list_firewall
 		engine "$@"
 		[ "$CHANGES" -gt 0 ] || return 0
 		apply && return 0

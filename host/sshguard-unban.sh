@@ -4,12 +4,12 @@
 # Frees exactly the given IPv4/IPv6 addresses from sshguard's blocks on this
 # host, never anything else, and prints one JSON object
 # (shared/hostreport.Unban) with the host's report after the unban:
-#   {"host":"web-1","backend":"nft-sets","results":[{"address":"192.0.2.5",
-#    "was_blocked":true,"blocked_by":["192.0.2.0/24"],"removed":[],
+#   {"host":"web-1","backend":"nft-sets","report":{…},
+#    "results":[{"address":"192.0.2.5","was_blocked":true,
+#    "blocked_by":["192.0.2.0/24"],"removed":[],
 #    "exception":{"address":"192.0.2.5","entries":["192.0.2.0/24"],
 #                 "expires":"2025-11-24T11:00:00Z"},
-#    "blacklisted":false,"blacklist_removed":false,"still_blocked":false}],
-#    "report":{…}}
+#    "blacklisted":false,"blacklist_removed":false,"still_blocked":false}]}
 # Per address: an entry that is the address itself is deleted; entries that
 # contain it (192.0.2.0/24 when sshguard blocks subnets) stay blocked for
 # everyone else and the address gets an exception from them, which ends by
@@ -179,17 +179,17 @@ fi
 
 run_engine unban -v addrs="$ADDRS" -v override="$OVERRIDE" -v blocker_start="$BLOCKER_START"
 if [ "$APPLIED" = 0 ]; then
-	list_firewall
 	engine verify -v addrs="$ADDRS" -v errcode=remove_failed \
 		-v errmsg="the $BACKEND firewall did not take the change (it kept changing meanwhile)"
 	cat "$W/out"
 	exit 5
 fi
 if [ "$BLLINES" -gt 0 ] && ! rewrite_blacklist; then
-	list_firewall
 	engine verify -v addrs="$ADDRS" -v errcode=blacklist_write_failed \
 		-v errmsg="cannot rewrite blacklist $BLFILE"
 	cat "$W/out"
 	exit 5
 fi
-cat "$W/out"
+# exec: nothing is left for the EXIT trap to do (the blocker runs), and it
+# saves a fork.
+exec cat "$W/out"

@@ -75,6 +75,10 @@ type Options struct {
 	// BlockTime and DetectionTime are sshguard's BLOCK_TIME and DETECTION_TIME
 	// in seconds; 0 means 120 and 1800, Debian's defaults.
 	BlockTime, DetectionTime int
+	// Awk, if set, is the awk the host's scripts find as /usr/bin/awk (a
+	// name on PATH or a path), bind-mounted in the host's mount namespace:
+	// Debian's hosts have mawk, Amazon Linux gawk.
+	Awk string
 	// Network joins the host to a second namespace, "the internet", by a
 	// veth pair, and listens on TCP port 22 in the host: CanConnect then
 	// tells from real packets whether an address gets through.
@@ -102,6 +106,8 @@ type Host struct {
 	StateDir string
 
 	net       *network // with Options.Network
+	awk       string   // Options.Awk resolved, and what /usr/bin/awk resolves to
+	awkTarget string
 	cmd       *exec.Cmd
 	done      chan struct{} // closed when the sshguard wrapper has exited
 	logMu     sync.Mutex
@@ -122,7 +128,7 @@ func Available() error {
 		}
 	}
 	for _, c := range []string{"ip", "nft", "iptables", "ip6tables", "iptables-restore",
-		"ip6tables-restore", "ipset", "unshare", "mount", "hostname", "sh"} {
+		"ip6tables-restore", "ipset", "unshare", "nsenter", "mount", "hostname", "sh"} {
 		if _, err := exec.LookPath(c); err != nil {
 			missing = append(missing, c)
 		}
@@ -195,6 +201,14 @@ func Start(ctx context.Context, opts Options) (_ *Host, err error) {
 		}
 	}()
 
+	if opts.Awk != "" {
+		if h.awk, err = exec.LookPath(opts.Awk); err != nil {
+			return nil, err
+		}
+		if h.awkTarget, err = filepath.EvalSymlinks("/usr/bin/awk"); err != nil {
+			return nil, err
+		}
+	}
 	if h.Dir, err = os.MkdirTemp(opts.Dir, "sshguard-lab-"); err != nil {
 		return nil, err
 	}
@@ -304,10 +318,13 @@ func (h *Host) startSSHGuard() error {
 	}
 	defer debug.Close()
 	// "ip netns exec" gives the command a private mount namespace, so the
-	// bind mount is seen by this sshguard only.
-	const script = `mount --bind "$1" /etc/sshguard/sshguard.conf && exec "$2" -i "$3" "$4"`
-	h.cmd = exec.Command("ip", "netns", "exec", h.NS, "sh", "-c", script, "sh",
-		h.Conf, sshguardBin, filepath.Join(h.Dir, "sshguard.pid"), h.LogFile)
+	// bind mounts (the config, an Options.Awk) are seen by this sshguard and
+	// the scripts RunEnv runs in its namespaces only; unshare a UTS
+	// namespace for the host name.
+	const script = `hostname "$1" && mount --bind "$2" /etc/sshguard/sshguard.conf &&
+		{ [ -z "$3" ] || mount --bind "$3" "$4"; } && exec "$5" -i "$6" "$7"`
+	h.cmd = exec.Command("ip", "netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c", script, "sh",
+		h.Name, h.Conf, h.awk, h.awkTarget, sshguardBin, filepath.Join(h.Dir, "sshguard.pid"), h.LogFile)
 	h.cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "SSHGUARD_DEBUG=1"}
 	h.cmd.Stdout, h.cmd.Stderr = debug, debug
 	h.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
@@ -444,10 +461,19 @@ func (h *Host) RunEnv(ctx context.Context, env []string, script string, args ...
 	if err != nil {
 		return Result{}, err
 	}
-	// A private UTS namespace per run, so "uname -n" is this host's name.
-	const wrap = `hostname "$1" && shift && exec "$@"`
-	argv := append([]string{"netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c", wrap, "sh", h.Name, script}, args...)
-	cmd := exec.CommandContext(ctx, "ip", argv...)
+	var cmd *exec.Cmd
+	if pid := h.pid(); pid > 0 {
+		// The namespaces of the host's sshguard: network, the UTS one with
+		// the host's name, the mounts (its awk); one process to enter.
+		argv := append([]string{"--net=" + filepath.Join("/run/netns", h.NS),
+			fmt.Sprintf("--uts=/proc/%d/ns/uts", pid), fmt.Sprintf("--mount=/proc/%d/ns/mnt", pid), "--", script}, args...)
+		cmd = exec.CommandContext(ctx, "nsenter", argv...)
+	} else {
+		// sshguard is gone: a private UTS namespace for this run.
+		const wrap = `hostname "$1" && shift && exec "$@"`
+		argv := append([]string{"netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c", wrap, "sh", h.Name, script}, args...)
+		cmd = exec.CommandContext(ctx, "ip", argv...)
+	}
 	cmd.Env = append([]string{
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"SSHGUARD_CONF=" + h.Conf,
@@ -470,14 +496,24 @@ func (h *Host) RunEnv(ctx context.Context, env []string, script string, args ...
 }
 
 // Command runs name with args inside the host's network namespace (for
-// firewall commands: "nft", "iptables", ...) and returns its stdout.
+// firewall commands: "nft", "iptables", ...) and returns its stdout. Like
+// RunEnv, it enters the namespace with one process (nsenter), so the two
+// cost the same to start.
 func (h *Host) Command(ctx context.Context, name string, args ...string) ([]byte, error) {
-	return run(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	return h.CommandInput(ctx, nil, name, args...)
 }
 
 // CommandInput is Command with stdin.
 func (h *Host) CommandInput(ctx context.Context, stdin []byte, name string, args ...string) ([]byte, error) {
-	return runInput(ctx, stdin, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	return runInput(ctx, stdin, "nsenter", append([]string{"--net=" + filepath.Join("/run/netns", h.NS), "--", name}, args...)...)
+}
+
+// pid is the sshguard wrapper's process id while it runs, else 0.
+func (h *Host) pid() int {
+	if !h.Running() {
+		return 0
+	}
+	return h.cmd.Process.Pid
 }
 
 // Running reports whether the sshguard wrapper is still running.

@@ -295,3 +295,31 @@ func TestCanConnect(t *testing.T) {
 		})
 	}
 }
+
+// TestAwkOption: the host's scripts find Options.Awk as awk, and only they.
+func TestAwkOption(t *testing.T) {
+	labtest.Require(t)
+	for _, awk := range []string{"mawk", "busybox"} {
+		if _, err := exec.LookPath(awk); err != nil {
+			t.Logf("%s not installed", awk)
+			continue
+		}
+		h := labtest.Start(t, lab.Options{Awk: awk})
+		probe := filepath.Join(t.TempDir(), "probe.sh")
+		if err := os.WriteFile(probe, []byte("#!/bin/sh\nawk -W version 2>&1 </dev/null | head -n 1; awk 2>&1 </dev/null | head -n 1\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		out, _, err := h.Run(context.Background(), probe)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"mawk": "mawk", "busybox": "BusyBox"}[awk]
+		if !strings.Contains(string(out), want) {
+			t.Errorf("Awk %s: the script's awk says %q", awk, out)
+		}
+		own, _ := exec.Command("awk", "-W", "version").CombinedOutput()
+		if awk == "busybox" && strings.Contains(string(own), "BusyBox") {
+			t.Error("the machine's own awk changed")
+		}
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -343,8 +344,14 @@ func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
 			if script == "" {
 				return nil, []byte("unknown document " + document), 1, nil
 			}
-			// The script as the SSM document carries it (host.Script).
-			path, werr := host.WriteScript(h.lab.Dir, script)
+			// The script as the SSM document carries it (host.Script), a copy
+			// per run as the agent makes one: runs on one host overlap.
+			dir, werr := os.MkdirTemp(h.lab.Dir, "run-")
+			if werr != nil {
+				return nil, nil, 0, werr
+			}
+			defer os.RemoveAll(dir)
+			path, werr := host.WriteScript(dir, script)
 			if werr != nil {
 				return nil, nil, 0, werr
 			}

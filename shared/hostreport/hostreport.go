@@ -15,8 +15,10 @@
 //     that holds a blacklisted address, is left alone (Blacklisted) unless an
 //     SRE ran the document with its override (BlacklistRemoved).
 //
-// # What sshguard 2.4.2 does afterwards (measured on Debian 12, see
-// host/README.md and host/sshguard_test.go)
+// # What sshguard 2.4.2 does afterwards
+//
+// Measured on Debian 12 (host/README.md, host/behaviour_test.go), read in
+// its source:
 //
 //   - A block lasts BLOCK_TIME × 2^(n−1) seconds for an address's n-th block
 //     since sshguard started (it never forgets an offender): 120, 240, 480,
