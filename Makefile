@@ -81,7 +81,7 @@ bench: deps
 # minutes; real sshguard hosts as root). The last line is for scripts.
 latency: deps system-deps
 	mkdir -p build
-	set -o pipefail; go test ./local/system -run '^$$' -bench RequestLatency -benchtime 1x -timeout 30m | tee build/latency.txt | grep -E 'hosts=|^LATENCY'
+	set -o pipefail; go test ./local/system -run '^$$' -bench RequestLatency -benchtime 1x -timeout 30m | tee build/latency.txt | grep -E 'hosts=|^floor|^breakdown|^LATENCY'
 
 lambda:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build $(LAMBDA_FLAGS) -o build/lambda/bootstrap ./lambdas/bootstrap

@@ -197,7 +197,7 @@ func TestUnbanScenarios(t *testing.T) {
 				}()
 			},
 			body:      "unban 192.0.2.12",
-			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2.", "db-1 did not answer", "db-1 has answered now and unblocked 192.0.2.12 too"},
+			reply:     []string{"192.0.2.12: unblocked on web-1 and web-2.", "db-1 did not answer", "A late answer from db-1: 192.0.2.12 is unblocked there too."},
 			replies:   2,
 			alerts:    1,
 			toHosts:   true,

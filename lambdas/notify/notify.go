@@ -17,6 +17,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -142,15 +144,48 @@ func (h *Handler) alertProblems(ctx context.Context, execution string, st workfl
 	if st.Check == nil {
 		return
 	}
+	// One alert per request for the silent hosts not alerted on in this
+	// period: a rolling restart of a hundred hosts is one SRE message, not
+	// a hundred against Chatwork's per-room and per-token limits.
 	period := h.Cfg.Now().Truncate(h.Cfg.SilentAlertPeriod).UTC().Format("20060102T1504")
+	var fresh []string
+	byDetail := map[string][]string{}
 	for _, s := range st.Check.Silent {
-		why := fmt.Sprintf("host %s did not answer an unban in time: %s. Until it is back, it may still block addresses people ask for.",
-			hostName(s), s.Detail)
 		key := "silent/" + s.InstanceID + "/" + period
-		if _, err := h.alert(ctx, key, execution, st, l, why); err != nil {
-			h.Log.ErrorContext(ctx, "could not alert SREs about a silent host", "instance_id", s.InstanceID, "error", err)
+		if m, err := h.posted(ctx, key); err != nil {
+			h.Log.ErrorContext(ctx, "could not read a silent-host mark", "instance_id", s.InstanceID, "error", err)
+		} else if m == nil {
+			fresh = append(fresh, key)
+			byDetail[s.Detail] = append(byDetail[s.Detail], hostName(s))
 		}
 	}
+	if len(fresh) == 0 {
+		return
+	}
+	var groups []string
+	for _, d := range slices.Sorted(maps.Keys(byDetail)) {
+		groups = append(groups, l.names(byDetail[d])+": "+d)
+	}
+	why := fmt.Sprintf("%d host(s) did not answer an unban in time (%s). Until they are back, they may still block addresses people ask for.",
+		len(fresh), strings.Join(groups, "; "))
+	if st.Check.SilentCount > len(st.Check.Silent) {
+		why += fmt.Sprintf(" %d hosts in all were silent; the execution's outcome object lists every one.", st.Check.SilentCount)
+	}
+	res, err := h.alert(ctx, execution+"/silent", execution, st, l, why)
+	if err != nil {
+		h.Log.ErrorContext(ctx, "could not alert SREs about silent hosts", "hosts", len(fresh), "error", err)
+		return
+	}
+	for _, key := range fresh {
+		h.setMark(ctx, key, mark{RoomID: h.Cfg.SRERoomID, MessageID: firstOf(res.MessageIDs)})
+	}
+}
+
+func firstOf(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return ids[0]
 }
 
 // followUp tells the asker that a host silent at reply time has freed the

@@ -146,7 +146,7 @@ var langs = map[string]lang{
 		hostFailed:         "%s could not unblock it (%s). I have told the SRE team.",
 		hostOffline:        "I could not reach %s (it may be stopped). I have told the SRE team.",
 		hostTimedOut:       "%s did not answer in time. I have told the SRE team.",
-		silent:             "%s did not answer (it may be down). I will let you know when it does. I have told the SRE team.",
+		silent:             "%s did not answer (possibly stopped). I will tell you as soon as there is an answer. I have told the SRE team.",
 		more:               "%s and %d more",
 		tryNow:             "Please try to connect now.",
 		grace:              "%d failed logins (within %s) block it again, for %s or longer. Please check your SSH key and settings before you connect.",
@@ -159,7 +159,7 @@ var langs = map[string]lang{
 		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
 		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
 		merged:             "(one answer for %d identical requests)",
-		followUpText:       "%s has answered now and unblocked %s too. Please try to connect now.",
+		followUpText:       "A late answer from %s: %s is unblocked there too. Please try to connect now.",
 
 		failureTitle:  "Could not finish the unblock",
 		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (execution: %s)",
@@ -299,7 +299,7 @@ func (l lang) result(st workflow.State) reply {
 		switch {
 		case len(freedOn[a]) > 0:
 			anyFreed = true
-			lines = append(lines, fmt.Sprintf(l.freed, a, l.names(freedOn[a])))
+			lines = append(lines, fmt.Sprintf(l.freed, a, l.namesOf(freedOn[a], c.Freed[a])))
 			if x := exceptions[a]; x != nil {
 				lines = append(lines, fmt.Sprintf(l.excepted, a, strings.Join(x.Entries, ", "), l.clock(x.Expires)))
 			}
@@ -321,7 +321,7 @@ func (l lang) result(st workflow.State) reply {
 	}
 	lines = append(lines, failed...)
 	if len(silent) > 0 {
-		lines = append(lines, fmt.Sprintf(l.silent, l.names(silent)))
+		lines = append(lines, fmt.Sprintf(l.silent, l.namesOf(silent, len(silent)+c.SilentCount-len(c.Silent))))
 	}
 	if r := l.refusals(p); r != "" {
 		lines = append(lines, r)
@@ -386,11 +386,16 @@ func (l lang) clock(rfc string) string {
 }
 
 // names lists host names, shortened past five.
-func (l lang) names(hosts []string) string {
+func (l lang) names(hosts []string) string { return l.namesOf(hosts, 0) }
+
+// namesOf names up to five hosts of total (at least the named ones): the
+// state names at most workflow.MaxNamed hosts and counts the rest.
+func (l lang) namesOf(hosts []string, total int) string {
 	slices.Sort(hosts)
 	hosts = slices.Compact(hosts)
-	if len(hosts) > 5 {
-		return fmt.Sprintf(l.more, l.list(hosts[:5]), len(hosts)-5)
+	total = max(total, len(hosts))
+	if shown := min(len(hosts), 5); total > shown {
+		return fmt.Sprintf(l.more, l.list(hosts[:shown]), total-shown)
 	}
 	return l.list(hosts)
 }
@@ -401,13 +406,19 @@ func (l lang) followUp(st workflow.State) string {
 	if st.Check == nil || st.Late == nil {
 		return ""
 	}
-	silent := map[string]bool{}
+	silent, answered := map[string]bool{}, map[string]bool{}
 	for _, h := range st.Check.Silent {
 		silent[h.InstanceID] = true
 	}
+	for _, h := range st.Check.Named {
+		answered[h.InstanceID] = true
+	}
+	// Past the cap, a silent host is one the reply did not name as answered.
+	unnamedSilent := st.Check.SilentCount > len(st.Check.Silent)
 	freed := map[string][]string{}
 	for _, h := range st.Late.Named {
-		if !silent[h.InstanceID] || h.Status != workflow.HostSucceeded || h.Unban == nil {
+		wasSilent := silent[h.InstanceID] || (unnamedSilent && !answered[h.InstanceID])
+		if !wasSilent || h.Status != workflow.HostSucceeded || h.Unban == nil {
 			continue
 		}
 		for _, r := range h.Unban.Results {

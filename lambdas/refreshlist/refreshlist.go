@@ -239,6 +239,9 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef, step strin
 	res.Failed = slices.Compact(res.Failed)
 	// A host stored by one command and failed by another counts as stored.
 	res.Failed = slices.DeleteFunc(res.Failed, func(id string) bool { _, ok := slices.BinarySearch(res.Stored, id); return ok })
+	res.StoredCount, res.FailedCount = len(res.Stored), len(res.Failed)
+	failedIDs := res.Failed
+	res.Stored, res.Failed = firstN(res.Stored, workflow.MaxNamed), firstN(res.Failed, workflow.MaxNamed)
 	slices.SortFunc(newBans, func(a, b workflow.NewBan) int {
 		if c := strings.Compare(a.InstanceID, b.InstanceID); c != 0 {
 			return c
@@ -251,8 +254,8 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef, step strin
 		newBans = newBans[:h.Cfg.MaxNewBans]
 	}
 	res.NewBans = newBans
-	h.Log.Info("reports stored", "invocations", len(invs), "stored", len(res.Stored),
-		"failed", len(res.Failed), "new_bans", len(res.NewBans))
+	h.Log.Info("reports stored", "invocations", len(invs), "stored", res.StoredCount,
+		"failed", res.FailedCount, "failed_ids", failedIDs, "new_bans", len(res.NewBans))
 	return res, nil
 }
 
@@ -320,4 +323,13 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	}
 	r.stored = &put
 	return r, nil
+}
+
+// firstN keeps the execution's state small: the full lists are logged and
+// in the index.
+func firstN(ids []string, n int) []string {
+	if len(ids) > n {
+		return ids[:n]
+	}
+	return ids
 }

@@ -69,7 +69,7 @@ func TestEveryTaggedHostInOneCommand(t *testing.T) {
 	if s.DocumentName != fakeenv.UnbanDocument || s.DocumentVersion != "$LATEST" || strings.Join(s.Parameters["addresses"], ",") != "192.0.2.12,2001:db8::1" {
 		t.Errorf("document %s params %v", s.DocumentName, s.Parameters)
 	}
-	if s.MaxConcurrency != "50" || s.MaxErrors != "100%" || s.TimeoutSeconds != 120 ||
+	if s.MaxConcurrency != "100%" || s.MaxErrors != "100%" || s.TimeoutSeconds != 120 ||
 		s.OutputS3BucketName != fakeenv.OutputBucket || s.OutputS3KeyPrefix != fakeenv.OutputPrefix ||
 		!strings.Contains(s.Comment, "192.0.2.12") {
 		t.Errorf("command settings %+v", s)

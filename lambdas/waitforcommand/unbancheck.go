@@ -325,6 +325,16 @@ func summarize(o *Outcome, key string, done bool) workflow.CheckResult {
 		case h.Status == workflow.HostSucceeded || h.Status == workflow.HostFailed:
 			r.Answered++
 		}
+		if h.Status == workflow.HostSucceeded && h.Unban != nil {
+			for _, a := range h.Unban.Results {
+				if a.WasBlocked && !a.Blacklisted && !a.StillBlocked {
+					if r.Freed == nil {
+						r.Freed = map[string]int{}
+					}
+					r.Freed[a.Address]++
+				}
+			}
+		}
 		if h.Status == workflow.HostSucceeded && !noteworthy(h.Unban) {
 			r.NotBlocked++
 			continue
@@ -335,8 +345,8 @@ func summarize(o *Outcome, key string, done bool) workflow.CheckResult {
 		}
 		r.Named = append(r.Named, h)
 	}
+	r.SilentCount = len(r.Silent)
 	if len(r.Silent) > workflow.MaxNamed {
-		r.Unnamed += len(r.Silent) - workflow.MaxNamed
 		r.Silent = r.Silent[:workflow.MaxNamed]
 	}
 	return r

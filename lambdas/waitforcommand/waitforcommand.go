@@ -194,12 +194,27 @@ func (h *Handler) checkReport(ctx context.Context, in workflow.CheckInput) (work
 	slices.SortFunc(res.Hosts, func(a, b workflow.HostOutcome) int { return strings.Compare(a.InstanceID, b.InstanceID) })
 	// The same host in two commands keeps its most conclusive result.
 	res.Hosts = dedupe(res.Hosts)
+	res.Targeted = len(res.Hosts)
+	// Only what is not a success is named (the store step reads the
+	// invocations itself): 5,000 hosts must fit in the execution's state.
+	named := res.Hosts[:0]
 	for _, o := range res.Hosts {
 		if o.Status == workflow.HostPending {
 			res.Done = false
+		} else {
+			res.Answered++
 		}
 		counts[o.Status]++
+		if o.Status == workflow.HostSucceeded {
+			continue
+		}
+		if len(named) < workflow.MaxNamed {
+			named = append(named, o)
+		} else {
+			res.Unnamed++
+		}
 	}
+	res.Hosts = named
 	h.Log.Info("command check", "commands", len(in.CommandIDs), "done", res.Done, "late", late,
 		"succeeded", counts[workflow.HostSucceeded], "failed", counts[workflow.HostFailed],
 		"pending", counts[workflow.HostPending], "timed_out", counts[workflow.HostTimedOut],

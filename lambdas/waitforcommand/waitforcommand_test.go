@@ -274,7 +274,7 @@ func TestReportCommand(t *testing.T) {
 	for _, h := range r.Hosts {
 		got = append(got, h.InstanceID[len(h.InstanceID)-1:]+"="+h.Status)
 	}
-	if !r.Done || strings.Join(got, " ") != "1=succeeded 2=offline 9=offline" {
+	if !r.Done || strings.Join(got, " ") != "2=offline 9=offline" || r.Targeted != 3 || r.Answered != 3 {
 		t.Fatalf("%+v %v", r, got)
 	}
 }

@@ -13,12 +13,14 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/signature"
 	"sshguard-unban/shared/workflow"
@@ -45,7 +47,16 @@ type Config struct {
 	// AllowedRooms lists the rooms the bot serves; "*" allows every room.
 	// Empty allows none: a forgotten setting must not open the bot to all.
 	AllowedRooms []string
+	// MaxAge bounds how old an event may be (by its signed
+	// webhook_event_time, else send_time): a captured delivery replayed
+	// later is acknowledged and ignored. Default DefaultMaxAge.
+	MaxAge time.Duration
+	Now    func() time.Time
 }
+
+// DefaultMaxAge: Chatwork delivers at once and never resends, so a genuine
+// event is seconds old; ten minutes leaves room for clock skew.
+const DefaultMaxAge = 10 * time.Minute
 
 // Handler handles one API Gateway request.
 type Handler struct {
@@ -60,6 +71,12 @@ func New(sfnClient StartExecutionAPI, tokens TokenSource, cfg Config, log *slog.
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.MaxAge <= 0 {
+		cfg.MaxAge = DefaultMaxAge
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Handler{SFN: sfnClient, Tokens: tokens, Cfg: cfg, Log: log}
 }
 
@@ -67,8 +84,9 @@ func New(sfnClient StartExecutionAPI, tokens TokenSource, cfg Config, log *slog.
 // Chatwork sends numbers (and message_id as a string); float64 would lose
 // digits above 2^53.
 type event struct {
-	Type  string `json:"webhook_event_type"`
-	Event struct {
+	Type      string `json:"webhook_event_type"`
+	EventTime int64  `json:"webhook_event_time"`
+	Event     struct {
 		FromAccountID json.Number `json:"from_account_id"` // mention_to_me
 		AccountID     json.Number `json:"account_id"`      // message_created
 		RoomID        json.Number `json:"room_id"`
@@ -141,14 +159,31 @@ func (h *Handler) accept(ev event) (workflow.Request, string) {
 	r := workflow.Request{RoomID: e.RoomID.String(), MessageID: e.MessageID.String(), Body: e.Body, SentAt: e.SendTime}
 	switch ev.Type {
 	case "mention_to_me":
+		// Chatwork sends it for a [To:] or a reply to the bot anywhere in
+		// the body, quotes included: a quoted mention is not a request.
 		r.AccountID = e.FromAccountID.String()
+		if h.Cfg.BotAccountID != "" && hasBotTag(e.Body, h.Cfg.BotAccountID) && !message.MentionsBot(e.Body, h.Cfg.BotAccountID) {
+			return r, "the bot is mentioned only inside a quote"
+		}
 	case "message_created":
 		r.AccountID = e.AccountID.String()
-		if !mentionsBot(e.Body, h.Cfg.BotAccountID) {
+		if !message.MentionsBot(e.Body, h.Cfg.BotAccountID) {
 			return r, "room message does not mention the bot"
 		}
 	default:
 		return r, "event type not handled"
+	}
+	at := ev.EventTime
+	if at == 0 {
+		at = e.SendTime
+	}
+	switch age := h.Cfg.Now().Sub(time.Unix(at, 0)); {
+	case at == 0:
+		return r, "event without a time"
+	case age > h.Cfg.MaxAge:
+		return r, "event older than " + h.Cfg.MaxAge.String() + " (a replayed delivery?)"
+	case age < -h.Cfg.MaxAge:
+		return r, "event dated more than " + h.Cfg.MaxAge.String() + " ahead"
 	}
 	switch {
 	case !numericID.MatchString(r.RoomID) || !numericID.MatchString(r.MessageID) || !numericID.MatchString(r.AccountID):
@@ -172,8 +207,10 @@ func (h *Handler) roomAllowed(room string) bool {
 	return false
 }
 
-func mentionsBot(body, bot string) bool {
-	return bot != "" && (strings.Contains(body, "[To:"+bot+"]") || strings.Contains(body, "[rp aid="+bot+" "))
+// hasBotTag: the body holds the bot's id in a mention or reply tag, live
+// or quoted (message.MentionsBot tells which).
+func hasBotTag(body, bot string) bool {
+	return strings.Contains(body, "[To:"+bot+"]") || strings.Contains(body, "aid="+bot)
 }
 
 // ExecutionName derives the execution name from the message, so a webhook

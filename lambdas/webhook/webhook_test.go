@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,9 +85,12 @@ func newHandler(t testing.TB, ep *sfnEndpoint, tokens webhook.TokenSource) *webh
 		Credentials:      credentials.NewStaticCredentialsProvider("AKIDLOCAL", "local", ""),
 		RetryMaxAttempts: 1,
 	})
-	cfg := webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"567890123"}}
+	cfg := webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"567890123"}, Now: eventClock}
 	return webhook.New(client, tokens, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 }
+
+// eventClock is the handler's clock: five seconds after the events below.
+func eventClock() time.Time { return time.Unix(1732400005, 0) }
 
 func mention(from, room, msg, body string, update int64) string {
 	b, _ := json.Marshal(map[string]any{
@@ -97,6 +101,17 @@ func mention(from, room, msg, body string, update int64) string {
 		},
 	})
 	return string(b)
+}
+
+// at moves an event's times by d from the handler's clock.
+func at(body string, d time.Duration) string {
+	t := eventClock().Add(d).Unix()
+	out := strings.Replace(body, `"webhook_event_time":1732400000`, fmt.Sprintf(`"webhook_event_time":%d`, t), 1)
+	out = strings.Replace(out, `"send_time":1732399999`, fmt.Sprintf(`"send_time":%d`, t-1), 1)
+	if out == body {
+		panic("at: the event's times were not found")
+	}
+	return out
 }
 
 func roomMessage(from, body string) string {
@@ -152,6 +167,18 @@ func TestHandle(t *testing.T) {
 		{name: "room message without mention", req: signed(roomMessage("123456", "203.0.113.5")), status: 200},
 		{name: "other event type", req: signed(`{"webhook_event_type":"mention_to_room","webhook_event":{}}`), status: 200},
 		{name: "non-numeric ids", req: signed(mention("123456", "567890123", "abc", "203.0.113.5", 0)), status: 400},
+		// Someone quotes an earlier request to the bot (Chatwork's quote
+		// keeps the [To:] inside [qt]) to ask a colleague about it: not a
+		// request, though Chatwork fires mention_to_me.
+		{name: "mention only inside a quote", req: signed(mention("123456", "567890123", "1790000000000000003",
+			"[qt][qtmeta aid=7654321 time=1732390000][To:1234567]unbanbot さん\n203.0.113.5 お願いします[/qt]これ攻撃ですよね？", 0)), status: 200},
+		{name: "quote, then a live mention", req: signed(mention("123456", "567890123", "1790000000000000003",
+			"[qt][qtmeta aid=7654321 time=1732390000][To:1234567]unbanbot 203.0.113.5[/qt][To:1234567]unbanbot 私も同じです", 0)), status: 200, wantStart: "chatwork-567890123-1790000000000000003"},
+		{name: "room message with the mention only quoted", req: signed(roomMessage("123456", "[qt][qtmeta aid=7654321 time=1732390000][To:1234567]bot 203.0.113.5[/qt]")), status: 200},
+		// A captured delivery sent again later: signed, but stale.
+		{name: "replayed 11 minutes later", req: signed(at(good, -11*time.Minute)), status: 200},
+		{name: "dated 11 minutes ahead", req: signed(at(good, 11*time.Minute)), status: 200},
+		{name: "9 minutes old (clock skew)", req: signed(at(good, -9*time.Minute)), status: 200, wantStart: "chatwork-567890123-1790000000000000000"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -239,7 +266,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	srv := httptest.NewServer(ep)
 	defer srv.Close()
 	client := sfn.New(sfn.Options{Region: "ap-northeast-1", BaseEndpoint: aws.String(srv.URL), Credentials: credentials.NewStaticCredentialsProvider("A", "B", "")})
-	h := webhook.New(client, staticTokens{}, webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"*"}}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	h := webhook.New(client, staticTokens{}, webhook.Config{StateMachineARN: machineARN, BotAccountID: bot, AllowedRooms: []string{"*"}, Now: eventClock}, slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	body := mention("123456", "567890123", "1790000000000000000", "203.0.113.5", 0)
 	req := signed(body)
 	h.Handle(context.Background(), req)

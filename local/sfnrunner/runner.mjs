@@ -16,12 +16,13 @@
 //   stdout: {"type": "result", "id": "...", "status": "SUCCEEDED"|"FAILED"|"TIMED_OUT"|"ABORTED",
 //            "output": ..., "error": "...", "cause": "...", "transitions": N,
 //            "states": ["ReadTheMessage", ...], "entered_ms": [unix ms, ...], "retries": N, "max_state_bytes": N,
-//            "start_ms": N, "stop_ms": N}
+//            "start_ms": N, "stop_ms": N, "inputs": {"<state>": <its last input>}}
 //   where <overrides> is {"bridge_url": "http://127.0.0.1:N",
 //      "wait_ms": {"*": 0, "<state>": 5}, "retry_interval_ms": {"*": 0},
 //      "task_timeout_seconds": {"*": 1, "<state>": 2},
 //      "execution_timeout_seconds": 0,
-//      "latency": {"transition_ms": [p50, p95], "wait_overshoot_ms": [p50, p95], "seed": N}};
+//      "latency": {"transition_ms": [p50, p95], "wait_overshoot_ms": [p50, p95], "seed": N},
+//      "redrive": {"start_at": "<state>", "start_ms": N}};
 //   a run's overrides replace the
 //   defaults field by field. Overrides are per run so that one process (one
 //   ~0.4 s start) serves many isolated test environments.
@@ -95,10 +96,22 @@ function load(name, text) {
 // shortened copy may use fractional timeouts, which the ASL schema rejects:
 // the definition itself was validated as written.
 function variant(m, o) {
-  const key = JSON.stringify([o.task_timeout_seconds ?? null, o.execution_timeout_seconds ?? null]);
+  const key = JSON.stringify([o.task_timeout_seconds ?? null, o.execution_timeout_seconds ?? null, o.redrive ?? null]);
   let sm = m.variants.get(key);
   if (sm) return sm;
   const runnable = structuredClone(m.definition);
+  if (o.redrive) {
+    // A redriven execution continues at the unsuccessful state and keeps
+    // its $$.Execution.StartTime; the library always sets StartTime to
+    // now, so the original is written into the definition instead.
+    runnable.StartAt = o.redrive.start_at;
+    const started = new Date(o.redrive.start_ms).toISOString();
+    forEachState(runnable, (_, state) => {
+      for (const field of ['Parameters', 'ItemSelector']) {
+        if (state[field]) state[field] = pinStartTime(state[field], started);
+      }
+    });
+  }
   const t = o.task_timeout_seconds ?? {};
   forEachState(runnable, (stateName, state) => {
     if (state.Type !== 'Task') return;
@@ -109,6 +122,19 @@ function variant(m, o) {
   sm = new lib.StateMachine(runnable, { validationOptions: { noValidate: true } });
   m.variants.set(key, sm);
   return sm;
+}
+
+// pinStartTime replaces every "k.$": "$$.Execution.StartTime" in a
+// payload template by "k": the given time.
+function pinStartTime(tmpl, started) {
+  if (Array.isArray(tmpl)) return tmpl.map((v) => pinStartTime(v, started));
+  if (tmpl === null || typeof tmpl !== 'object') return tmpl;
+  const out = {};
+  for (const [k, v] of Object.entries(tmpl)) {
+    if (k.endsWith('.$') && v === '$$.Execution.StartTime') out[k.slice(0, -2)] = started;
+    else out[k] = pinStartTime(v, started);
+  }
+  return out;
 }
 
 // forEachState visits every state, nested ones (Map, Parallel) included:
@@ -217,7 +243,7 @@ function named(name, message) {
 async function run(req) {
   const m = machines.get(req.machine);
   const started = Date.now();
-  const result = { type: 'result', id: req.id, transitions: 0, states: [], entered_ms: [], retries: 0, max_state_bytes: 0, start_ms: started };
+  const result = { type: 'result', id: req.id, transitions: 0, states: [], entered_ms: [], retries: 0, max_state_bytes: 0, start_ms: started, inputs: {} };
   if (!m) {
     send({ ...result, status: 'FAILED', error: 'StateMachineDoesNotExist', cause: `no machine ${req.machine}`, stop_ms: Date.now() });
     return;
@@ -273,6 +299,7 @@ async function run(req) {
         result.transitions++;
         result.states.push(ev.state.name);
         result.entered_ms.push(ev.timestamp ?? Date.now());
+        result.inputs[ev.state.name] = ev.state.input ?? null;
       } else if (ev.type === 'StateRetried') {
         result.transitions++;
         result.retries++;

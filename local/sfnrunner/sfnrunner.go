@@ -88,6 +88,19 @@ type Overrides struct {
 	// when WaitMillis is unset, the definition's Wait seconds plus an
 	// overshoot.
 	Latency *Latency `json:"latency,omitempty"`
+	// Redrive, if set, runs the execution the way RedriveExecution
+	// continues a failed one: from the unsuccessful state, with the input
+	// that state had, the states before it not run again.
+	Redrive *Redrive `json:"redrive,omitempty"`
+}
+
+// Redrive is where a redriven execution continues. Its input is the run's
+// input (Execution.Inputs[StartAt] of the failed run).
+type Redrive struct {
+	StartAt string `json:"start_at"`
+	// StartMillis is the original execution's start (Execution.StartMillis):
+	// a redriven execution keeps its $$.Execution.StartTime.
+	StartMillis int64 `json:"start_ms"`
 }
 
 // Latency is the Step Functions part of a latency model, as [p50, p95]
@@ -118,6 +131,9 @@ type Execution struct {
 	MaxStateBytes int   `json:"max_state_bytes"`
 	StartMillis   int64 `json:"start_ms"`
 	StopMillis    int64 `json:"stop_ms"`
+	// Inputs holds the input each state had when last entered: what a
+	// redrive from that state starts with.
+	Inputs map[string]json.RawMessage `json:"inputs,omitempty"`
 }
 
 // Start and Stop are the run's wall-clock bounds.

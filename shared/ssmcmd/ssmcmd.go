@@ -85,12 +85,13 @@ type Delivery struct {
 }
 
 const (
-	// DefaultMaxConcurrency: at most 50 hosts run the script at once. The
-	// script touches only its own host's firewall, so there is no shared
-	// backend to protect; the limit keeps one request from occupying SSM's
-	// delivery capacity for the whole fleet at once while still finishing
-	// 1,000 hosts in 20 short waves.
-	DefaultMaxConcurrency = "50"
+	// DefaultMaxConcurrency: every targeted host runs the script at once.
+	// The script touches only its own host's firewall (no shared backend
+	// to protect) and runs in milliseconds, while SSM's default of 50
+	// turns a fleet into waves: 5,000 hosts were 100 waves, a minute and
+	// more before the last host even started, and the reply had to call
+	// half the fleet silent (statemachine TestScale).
+	DefaultMaxConcurrency = "100%"
 	// DefaultMaxErrors: 100% so that failing hosts never stop SSM from
 	// running the command on the others (with a lower value SSM stops
 	// dispatching once that many invocations failed; the rest would end

@@ -156,7 +156,9 @@ type CheckInput struct {
 // Done is false.
 type CheckResult struct {
 	Done bool `json:"done"`
-	// Hosts lists every host's outcome of a report command.
+	// Hosts lists the outcomes of a report command other than success (at
+	// most MaxNamed; Unnamed counts the rest); Targeted and Answered count
+	// every host.
 	Hosts []HostOutcome `json:"hosts,omitempty"`
 
 	// For an unban command: Targeted hosts, of which Answered have
@@ -168,8 +170,13 @@ type CheckResult struct {
 	Named      []HostOutcome `json:"named,omitempty"`
 	NotBlocked int           `json:"not_blocked,omitempty"`
 	Unnamed    int           `json:"unnamed,omitempty"`
-	// Silent are the hosts without an answer when the check ended.
-	Silent []HostOutcome `json:"silent,omitempty"`
+	// Freed counts, per address, every host that freed it (Named may
+	// name only some of them).
+	Freed map[string]int `json:"freed,omitempty"`
+	// Silent are the hosts without an answer when the check ended (at
+	// most MaxNamed); SilentCount counts them all.
+	Silent      []HostOutcome `json:"silent,omitempty"`
+	SilentCount int           `json:"silent_count,omitempty"`
 	// OutcomeKey is the S3 object with every host's outcome; CheckedAt
 	// when the answers were read (RFC 3339).
 	OutcomeKey string `json:"outcome_key,omitempty"`
@@ -199,9 +206,14 @@ type NewBan struct {
 // stay empty).
 type RefreshResult struct {
 	CommandRef
-	Stored  []string `json:"stored,omitempty"` // instance ids whose list was written
-	Failed  []string `json:"failed,omitempty"` // instance ids with no usable report
-	NewBans []NewBan `json:"new_bans,omitempty"`
+	// Stored and Failed name at most MaxNamed instances each (the first by
+	// instance id), so that 5,000 hosts fit in the execution's state; the
+	// counts are complete and the index in S3 has every host.
+	Stored      []string `json:"stored,omitempty"` // instance ids whose list was written
+	Failed      []string `json:"failed,omitempty"` // instance ids with no usable report
+	StoredCount int      `json:"stored_count,omitempty"`
+	FailedCount int      `json:"failed_count,omitempty"`
+	NewBans     []NewBan `json:"new_bans,omitempty"`
 }
 
 // TaskError is what a Catch puts at ResultPath "$.error".
