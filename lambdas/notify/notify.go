@@ -215,22 +215,38 @@ func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (wo
 		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "no ban-notification room configured"}
 	}
 	var out workflow.NotifyResult
-	shown := in.NewBans
+	// One notice per entry, naming every host that blocks it.
+	var groups [][]workflow.NewBan
+	index := map[string]int{}
+	for _, b := range in.NewBans {
+		i, ok := index[b.Entry]
+		if !ok {
+			i = len(groups)
+			index[b.Entry] = i
+			groups = append(groups, nil)
+		}
+		groups[i] = append(groups[i], b)
+	}
+	shown := groups
 	if len(shown) > h.Cfg.MaxBanNotices {
 		shown = shown[:h.Cfg.MaxBanNotices]
 	}
-	for i, b := range shown {
-		r, err := h.once(ctx, fmt.Sprintf("%s/ban-%d", in.Execution, i), h.Cfg.NotifyRoomID, l.banNotice(b))
+	for i, g := range shown {
+		r, err := h.once(ctx, fmt.Sprintf("%s/ban-%d", in.Execution, i), h.Cfg.NotifyRoomID, l.banNotice(g))
 		if err != nil {
 			return out, err
 		}
 		out.MessageIDs = append(out.MessageIDs, r.MessageIDs...)
 		out.Duplicate = out.Duplicate || r.Duplicate
 	}
-	if rest := in.NewBans[len(shown):]; len(rest) > 0 {
+	if rest := groups[len(shown):]; len(rest) > 0 {
 		var entries []string
-		for _, b := range rest {
-			entries = append(entries, b.Entry+" @ "+chatwork.Escape(b.Host))
+		for _, g := range rest {
+			var hosts []string
+			for _, b := range g {
+				hosts = append(hosts, chatwork.Escape(b.Host))
+			}
+			entries = append(entries, g[0].Entry+" @ "+l.names(hosts))
 		}
 		r, err := h.once(ctx, in.Execution+"/ban-more", h.Cfg.NotifyRoomID, fmt.Sprintf(l.moreBans, len(rest), truncate(strings.Join(entries, ", "), 2000)))
 		if err != nil {

@@ -371,8 +371,8 @@ func TestChatworkHiccups(t *testing.T) {
 	}
 }
 
-// Ban notices: one per new block, bounded, and quoting one parses back to
-// its address.
+// Ban notices: one per newly blocked entry, bounded, and quoting one parses
+// back to its address.
 func TestBanNotices(t *testing.T) {
 	for _, locale := range []string{"ja", "en"} {
 		t.Run(locale, func(t *testing.T) {
@@ -404,6 +404,39 @@ func TestBanNotices(t *testing.T) {
 				t.Fatalf("range notice parses to %+v", got)
 			}
 		})
+	}
+}
+
+// An attacker hits three hosts in the same minute: one notice for the
+// address names all three and the earliest time it was seen; quoting it
+// unbans that address.
+func TestBanNoticePerAddress(t *testing.T) {
+	e := setup(t, "ja")
+	bans := []workflow.NewBan{
+		{InstanceID: "i-0000000000000000a", Host: "web-1", Entry: "192.0.2.66", Time: "2026-11-25T04:41:00Z"},
+		{InstanceID: "i-0000000000000000b", Host: "git-1", Entry: "192.0.2.66", Time: "2026-11-25T04:40:00Z"},
+		{InstanceID: "i-0000000000000000b", Host: "git-1", Entry: "198.51.100.9", Time: "2026-11-25T04:40:00Z"},
+		{InstanceID: "i-0000000000000000c", Host: "db-1", Entry: "192.0.2.66", Time: "2026-11-25T04:41:00Z"},
+	}
+	if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyBans, Execution: "refresh-9", NewBans: bans}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.chat.RoomMessages(banRoom)
+	if len(msgs) != 2 {
+		t.Fatalf("%d notices, want one per address:\n%v", len(msgs), msgs)
+	}
+	first := msgs[0].Body
+	for _, want := range []string{"192.0.2.66", "web-1 (i-0000000000000000a)", "git-1 (i-0000000000000000b)", "db-1 (i-0000000000000000c)", "2026-11-25 13:40:00 JST"} {
+		if !strings.Contains(first, want) {
+			t.Errorf("notice lacks %q:\n%s", want, first)
+		}
+	}
+	if strings.Contains(first, "198.51.100.9") || !strings.Contains(msgs[1].Body, "198.51.100.9") {
+		t.Errorf("notices mix addresses:\n%s\n---\n%s", first, msgs[1].Body)
+	}
+	quote := "[To:1234567]unbanbot さん\n[qt][qtmeta aid=1234567 time=1764045600]" + first + "[/qt]"
+	if got := message.Parse(quote); got.Intent != message.IntentUnban || len(got.Addresses) != 1 || got.Addresses[0] != "192.0.2.66" {
+		t.Fatalf("quoted notice parses to %+v", got)
 	}
 }
 

@@ -106,7 +106,7 @@ var langs = map[string]lang{
 		banHost:       "ホスト",
 		banAddress:    "アドレス",
 		banRange:      "アドレス範囲",
-		banTime:       "時刻",
+		banTime:       "確認時刻",
 		banHowTo:      "ご自分のアドレスでしたら、このメッセージを引用してボットにメンションすると解除できます。",
 		banRangeHowTo: "この範囲にご自分のアドレスが含まれる場合は、そのアドレスを書いてボットにメンションしてください。",
 		moreBans:      "ほかに %d 件のブロックがありました（%s）。",
@@ -168,7 +168,7 @@ var langs = map[string]lang{
 		banHost:       "Host",
 		banAddress:    "Address",
 		banRange:      "Address range",
-		banTime:       "Time",
+		banTime:       "Seen at",
 		banHowTo:      "If this is your address, quote this message and mention me to unblock it.",
 		banRangeHowTo: "If your address is in this range, mention me with your address.",
 		moreBans:      "%d more blocks (%s).",
@@ -474,17 +474,27 @@ func (l lang) alert(execution string, st workflow.State, why string) string {
 	return chatwork.Info(l.alertTitle, b.String())
 }
 
-// banNotice announces one new block. Quoting it and mentioning the bot must
-// parse to the address: the parser test in this package checks that.
-func (l lang) banNotice(b workflow.NewBan) string {
-	t, err := time.Parse(time.RFC3339, b.Time)
-	if err != nil {
-		t = time.Now()
+// banNotice announces one newly blocked address or prefix with every host
+// that blocks it (one message per entry, not per host). Quoting it and
+// mentioning the bot must parse to the address: the parser test in this
+// package checks that.
+func (l lang) banNotice(bans []workflow.NewBan) string {
+	first := time.Time{}
+	var hosts []string
+	for _, b := range bans {
+		if t, err := time.Parse(time.RFC3339, b.Time); err == nil && (first.IsZero() || t.Before(first)) {
+			first = t
+		}
+		hosts = append(hosts, chatwork.Escape(b.Host)+" ("+b.InstanceID+")")
 	}
-	host := chatwork.Escape(b.Host) + " (" + b.InstanceID + ")"
-	when := t.In(l.zone).Format("2006-01-02 15:04:05 MST")
-	if strings.Contains(b.Entry, "/") {
-		return chatwork.Info(l.banTitle, fmt.Sprintf("%s: %s\n%s: %s\n%s: %s\n%s", l.banHost, host, l.banRange, b.Entry, l.banTime, when, l.banRangeHowTo))
+	if first.IsZero() {
+		first = time.Now()
 	}
-	return chatwork.Info(l.banTitle, fmt.Sprintf("%s: %s\n%s: %s\n%s: %s\n%s", l.banHost, host, l.banAddress, b.Entry, l.banTime, when, l.banHowTo))
+	entry := bans[0].Entry
+	label, howTo := l.banAddress, l.banHowTo
+	if strings.Contains(entry, "/") {
+		label, howTo = l.banRange, l.banRangeHowTo
+	}
+	when := first.In(l.zone).Format("2006-01-02 15:04:05 MST")
+	return chatwork.Info(l.banTitle, fmt.Sprintf("%s: %s\n%s: %s\n%s: %s\n%s", label, entry, l.banHost, l.names(hosts), l.banTime, when, howTo))
 }
