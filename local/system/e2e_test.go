@@ -508,6 +508,46 @@ func TestE2EUnban(t *testing.T) {
 	}
 }
 
+// TestE2EAskedSecondsAfterTheBlock is the request-path issue's "Why", as an
+// employee lives it: locked out a moment ago, they ask at once, while the
+// stored lists (a minute old) do not show the block yet, or show it on one
+// host only. The answer comes from every host, live.
+func TestE2EAskedSecondsAfterTheBlock(t *testing.T) {
+	t.Run("blocked after the last refresh", func(t *testing.T) {
+		ctx, s, web, git, db := e2eSystem(t)
+		const addr = "192.0.2.200"
+		attack(t, ctx, map[*Host][]string{db: {addr}})
+		reply, _, _ := ask(t, ctx, s, "3000301", addr+" お願いします")
+		t.Logf("reply: %s", reply.Body)
+		if want := jaFreed(addr, db); !strings.Contains(reply.Body, want) {
+			t.Errorf("reply lacks %q", want)
+		}
+		if strings.Contains(reply.Body, web.Name) || strings.Contains(reply.Body, git.Name) {
+			t.Errorf("reply names a host that never blocked %s", addr)
+		}
+		if b := blocks(t, ctx, db); blocking(b, addr) {
+			t.Errorf("%s still blocks %s", db.Label(), addr)
+		}
+	})
+	t.Run("listed on one host, blocked on a second since", func(t *testing.T) {
+		ctx, s, _, git, db := e2eSystem(t)
+		const addr = "198.51.100.77"
+		attack(t, ctx, map[*Host][]string{git: {addr}})
+		refresh(t, ctx, s)
+		attack(t, ctx, map[*Host][]string{db: {addr}})
+		reply, _, _ := ask(t, ctx, s, "3000302", addr+" がブロックされています")
+		t.Logf("reply: %s", reply.Body)
+		if want := jaFreed(addr, git, db); !strings.Contains(reply.Body, want) {
+			t.Errorf("reply lacks %q", want)
+		}
+		for _, h := range []*Host{git, db} {
+			if b := blocks(t, ctx, h); blocking(b, addr) {
+				t.Errorf("%s still blocks %s", h.Label(), addr)
+			}
+		}
+	})
+}
+
 func TestE2EQuoteBanNotice(t *testing.T) {
 	ctx, s, web, git, db := e2eSystem(t)
 	const addr, account = "198.51.100.77", "3000201"
