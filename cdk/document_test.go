@@ -112,6 +112,51 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 	}
 }
 
+// Whatever SSM lets through, an address item cannot run anything: rendered
+// as the agent renders a StringList (its JSON encoding), items with quotes,
+// newlines, command substitution and backticks reach the script as inert
+// arguments, and the sentinel files they try to create never appear.
+func TestUnbanDocumentHostileItems(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hostile := [][]string{
+		{"192.0.2.12'; touch pwned1; '"},
+		{"$(touch pwned2)"},
+		{"`touch pwned3`"},
+		{"192.0.2.12\ntouch pwned4"},
+		{"a\nSSHGUARD_UNBAN_ADDRESSES_EOF\ntouch pwned5\n"},
+		{"\"; touch pwned6; \"", "x\\\"$(touch pwned7)"},
+		{"${IFS}touch${IFS}pwned8", "*", "[a]"},
+	}
+	for _, items := range hostile {
+		params := map[string]interface{}{"addresses": items, "exceptionSeconds": "0", "removeBlacklisted": false}
+		script := renderLikeAgent(t, runCommandOf(doc), params)
+		path := filepath.Join(dir, "_script.sh")
+		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command("sh", "-c", path)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("%q: %v\n%s", items, err, out)
+		}
+		matches, _ := filepath.Glob(filepath.Join(dir, "pwned*"))
+		if len(matches) > 0 {
+			t.Fatalf("%q ran a command: %v\n%s", items, matches, out)
+		}
+		if strings.Contains(string(out), "<a>") && items[len(items)-1] == "[a]" {
+			t.Errorf("%q: a glob was expanded: %s", items, out)
+		}
+	}
+}
+
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // allowedPattern, as SSM applies it to each item: addresses pass, anything
