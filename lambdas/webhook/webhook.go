@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,6 +30,9 @@ import (
 // MaxBody is the largest body accepted. Chatwork messages are far smaller;
 // the bound keeps a hostile client from making us hash megabytes.
 const MaxBody = 64 << 10
+
+// MaxInputBody is the most of a message body the execution gets.
+const MaxInputBody = 16 << 10
 
 // StartExecutionAPI is the one Step Functions call the webhook makes.
 type StartExecutionAPI interface {
@@ -131,7 +135,17 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		return reply(http.StatusOK), nil
 	}
 
-	input, _ := json.Marshal(map[string]workflow.Request{"request": r})
+	if len(r.Body) > MaxInputBody {
+		// Even unescaped, JSON writes a control character as six bytes:
+		// capped, the input stays under Step Functions' 256 KiB whatever the
+		// body holds. A request is in its first lines.
+		h.Log.InfoContext(ctx, "message body capped", "bytes", len(r.Body), "kept", MaxInputBody)
+		r.Body = capUTF8(r.Body, MaxInputBody)
+	}
+	input, err := executionInput(r)
+	if err != nil {
+		return reply(http.StatusInternalServerError), nil
+	}
 	name := ExecutionName(r.RoomID, r.MessageID)
 	out, err := h.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
 		StateMachineArn: aws.String(h.Cfg.StateMachineARN),
@@ -256,4 +270,25 @@ func reply(status int) events.APIGatewayV2HTTPResponse {
 		Headers:    map[string]string{"Content-Type": "text/plain; charset=utf-8"},
 		Body:       http.StatusText(status),
 	}
+}
+
+// executionInput encodes the request without HTML escaping: json.Marshal
+// writes each & < > as six bytes, and a 64 KiB body of & would pass Step
+// Functions' 256 KiB input limit.
+func executionInput(r workflow.Request) (string, error) {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(map[string]workflow.Request{"request": r}); err != nil {
+		return "", err
+	}
+	return strings.TrimSuffix(b.String(), "\n"), nil
+}
+
+// capUTF8 cuts s to at most n bytes at a character boundary.
+func capUTF8(s string, n int) string {
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }

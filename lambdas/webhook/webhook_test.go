@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -209,6 +210,38 @@ func TestHandle(t *testing.T) {
 				t.Fatalf("input %s", input)
 			}
 		})
+	}
+}
+
+// A body of 64 KiB of & (or of control characters, which JSON writes as
+// six bytes each) still makes an execution input Step Functions accepts.
+func TestHugeBodyStillStarts(t *testing.T) {
+	for _, fill := range []string{"&", "\x01", "あ"} {
+		ep := &sfnEndpoint{started: map[string]string{}}
+		h := newHandler(t, ep, staticTokens{})
+		// As many as the webhook accepts; Chatwork writes & as it is.
+		var body string
+		for n := webhook.MaxBody; ; n -= 256 {
+			body = strings.ReplaceAll(mention("123456", "567890123", "1790000000000000009", "[To:1234567]bot 203.0.113.5 "+strings.Repeat(fill, n), 0), `\u0026`, "&")
+			if len(body) <= webhook.MaxBody {
+				break
+			}
+		}
+		resp, err := h.Handle(context.Background(), signed(body))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%q: status %d, %v", fill, resp.StatusCode, err)
+		}
+		input, ok := ep.started["chatwork-567890123-1790000000000000009"]
+		if !ok {
+			t.Fatalf("%q: no execution started", fill)
+		}
+		if len(input) > 256<<10 {
+			t.Errorf("%q: input is %d bytes, over Step Functions' limit", fill, len(input))
+		}
+		var in struct{ Request workflow.Request }
+		if err := json.Unmarshal([]byte(input), &in); err != nil || !strings.Contains(in.Request.Body, "203.0.113.5") || !utf8.ValidString(in.Request.Body) {
+			t.Errorf("%q: input %.200s (%v)", fill, input, err)
+		}
 	}
 }
 
