@@ -59,6 +59,9 @@ const (
 	// DefaultMaxNewBans bounds the new bans returned (the execution
 	// history and the ban-notice message must stay small).
 	DefaultMaxNewBans = 100
+	// ClockSkewWarning: a report dated this far from its command's time
+	// (SSM's clock) is logged, the host's clock being off.
+	ClockSkewWarning = 5 * time.Minute
 )
 
 // Config holds the environment-derived settings.
@@ -220,7 +223,7 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef, step strin
 		index = append(index, banlist.NewIndexHost(r.stored.Stored))
 		for _, e := range r.stored.New {
 			newBans = append(newBans, workflow.NewBan{
-				InstanceID: r.instanceID, Host: r.stored.Stored.Report.Host, Entry: e, Time: r.stored.Stored.Report.Time,
+				InstanceID: r.instanceID, Host: r.stored.Stored.Report.Host, Entry: e, Time: r.stored.Stored.Time(),
 			})
 		}
 	}
@@ -310,11 +313,17 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	if _, err := time.Parse(time.RFC3339, rep.Time); err != nil {
 		return fail("report time not RFC 3339")
 	}
-	put, err := store.PutHost(ctx, banlist.HostList{
-		InstanceID: id,
-		CommandID:  aws.ToString(inv.CommandId),
-		Report:     rep,
-	})
+	l := banlist.HostList{InstanceID: id, CommandID: aws.ToString(inv.CommandId), Report: rep}
+	if inv.RequestedDateTime != nil {
+		l.CommandTime = inv.RequestedDateTime.UTC().Format(time.RFC3339Nano)
+		if rt, _ := time.Parse(time.RFC3339, rep.Time); rt.Sub(*inv.RequestedDateTime).Abs() > ClockSkewWarning {
+			// Ordered and dated by SSM's clock, the list is still right;
+			// the host's own logs and sshguard's timers are not.
+			h.Log.Warn("host clock is off", "instance_id", id, "report_time", rep.Time,
+				"command_time", l.CommandTime, "skew_s", int(rt.Sub(*inv.RequestedDateTime).Seconds()))
+		}
+	}
+	put, err := store.PutHost(ctx, l)
 	if err != nil {
 		return r, err
 	}

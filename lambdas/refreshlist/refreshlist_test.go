@@ -28,7 +28,8 @@ type fleet struct {
 	mu      sync.Mutex
 	now     time.Time
 	entries map[string][]string
-	broken  map[string]string // instance → raw stdout instead of a report
+	broken  map[string]string        // instance → raw stdout instead of a report
+	skew    map[string]time.Duration // instance → how far its clock is off
 }
 
 func (f *fleet) set(id string, entries ...string) {
@@ -59,7 +60,7 @@ func (f *fleet) runner(instance string) ssmfake.Runner {
 		if raw, ok := f.broken[instance]; ok {
 			return []byte(raw), nil, 0, nil
 		}
-		r := hostreport.Report{Host: "web-" + instance[len(instance)-2:], Time: f.now.Format(time.RFC3339), Backend: "nft-sets", Entries: []hostreport.Entry{}}
+		r := hostreport.Report{Host: "web-" + instance[len(instance)-2:], Time: f.now.Add(f.skew[instance]).Format(time.RFC3339), Backend: "nft-sets", Entries: []hostreport.Entry{}}
 		for _, e := range f.entries[instance] {
 			r.Entries = append(r.Entries, hostreport.Entry{Entry: e, Family: 4})
 		}
@@ -79,7 +80,7 @@ type world struct {
 
 func newWorld(t *testing.T, hosts int) *world {
 	e := fakeenv.Start(t)
-	f := &fleet{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), entries: map[string][]string{}, broken: map[string]string{}}
+	f := &fleet{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), entries: map[string][]string{}, broken: map[string]string{}, skew: map[string]time.Duration{}}
 	w := &world{e: e, f: f}
 	for n := 1; n <= hosts; n++ {
 		w.ids = append(w.ids, id(n))
@@ -177,7 +178,9 @@ func TestStoreRounds(t *testing.T) {
 	if got := bans(res); got != "01:203.0.113.5 03:2001:db8::7" {
 		t.Fatalf("round 2 new bans %q", got)
 	}
-	if nb := res.NewBans[0]; nb.Host != "web-01" || nb.Time != w.f.clock().Format(time.RFC3339) {
+	// Dated by SSM's clock (the command's time), not the host's, which in
+	// this fleet runs in 2025.
+	if nb := res.NewBans[0]; nb.Host != "web-01" || !near(nb.Time, time.Now()) {
 		t.Fatalf("new ban %+v", nb)
 	}
 
@@ -222,6 +225,45 @@ func TestStoreRounds(t *testing.T) {
 	}
 	if lr.StaleHosts != 2 || lr.Hosts != 3 || lr.ListedHosts != 2 || lr.Listed[0].InstanceID != a {
 		t.Fatalf("lookup after round 3: %+v", lr)
+	}
+}
+
+// A host whose clock is a day ahead, then corrected (NTP came back), and one
+// a day behind: each keeps getting its list stored and its new bans
+// announced, dated by SSM's clock. (Ordered by the host's clock, the
+// corrected host's reports were all "superseded" by the one from tomorrow.)
+func TestHostClockOff(t *testing.T) {
+	w := newWorld(t, 2)
+	ahead, behind := w.ids[0], w.ids[1]
+	w.f.mu.Lock()
+	w.f.skew[ahead], w.f.skew[behind] = 24*time.Hour, -24*time.Hour
+	w.f.mu.Unlock()
+	w.f.set(ahead, "192.0.2.1")
+	w.f.set(behind, "192.0.2.2")
+	if res, _ := w.round(t, workflow.CommandRequest{AllHosts: true}); res.StoredCount != 2 {
+		t.Fatalf("round 1: %+v", res)
+	}
+
+	w.f.mu.Lock()
+	w.f.skew[ahead] = 0
+	w.f.mu.Unlock()
+	w.f.advance(time.Minute)
+	w.f.set(ahead, "192.0.2.1", "203.0.113.7")
+	w.f.set(behind, "192.0.2.2", "203.0.113.8")
+	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
+	if got := bans(res); got != "01:203.0.113.7 02:203.0.113.8" {
+		t.Fatalf("round 2 new bans %q (stored %d)", got, res.StoredCount)
+	}
+	for _, nb := range res.NewBans {
+		if !near(nb.Time, time.Now()) {
+			t.Errorf("%s dated %s, not by SSM's clock", nb.Entry, nb.Time)
+		}
+	}
+	for _, id := range []string{ahead, behind} {
+		l, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, id)
+		if err != nil || len(l.Report.Entries) != 2 {
+			t.Errorf("%s: stored list %+v %v", id, l, err)
+		}
 	}
 }
 
@@ -361,4 +403,10 @@ func TestStoreUnbanReports(t *testing.T) {
 	if err != nil || len(kept.Report.Entries) != 1 || kept.Report.Entries[0].Entry != "192.0.2.9" {
 		t.Fatalf("b's list: %+v %v", kept, err)
 	}
+}
+
+// near: the RFC 3339 time is within a few seconds of want.
+func near(s string, want time.Time) bool {
+	t, err := time.Parse(time.RFC3339, s)
+	return err == nil && t.Sub(want).Abs() < 5*time.Second
 }

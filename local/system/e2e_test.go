@@ -471,8 +471,8 @@ func runUnbanCase(t *testing.T, ctx context.Context, s *System, tc unbanCase) {
 			t.Errorf("index lacks %s", h.Name)
 		case indexHas(ih, tc.target):
 			t.Errorf("index entry of %s still has %s", h.Name, tc.target)
-		case ih.Time != l.Report.Time:
-			t.Errorf("index time of %s %s, host object %s", h.Name, ih.Time, l.Report.Time)
+		case ih.Time != l.Time() || l.CommandTime == "":
+			t.Errorf("index time of %s %s, host object %s (command time %q)", h.Name, ih.Time, l.Time(), l.CommandTime)
 		}
 		for _, o := range tc.others {
 			if !listHas(l, o) || !indexHas(ih, o) {

@@ -20,11 +20,35 @@ type HostList struct {
 	// CommandID is the report command the list came from; with the report
 	// time it identifies the report, so storing it again is recognised.
 	CommandID string `json:"command_id,omitempty"`
+	// CommandTime is when SSM received the command the report answers
+	// (its RequestedDateTime, RFC 3339): SSM's clock, not the host's. Lists
+	// are ordered by it, and it is the time shown for new bans, so a host
+	// whose clock is off by a day neither freezes its list nor dates its
+	// bans wrongly. Empty in lists stored before it existed.
+	CommandTime string `json:"command_time,omitempty"`
 	// NewEntries are the entries this report has that the list it replaced
 	// did not (empty for the first list of a host). Kept so that a retried
 	// store returns the same new bans instead of none.
 	NewEntries []string          `json:"new_entries,omitempty"`
 	Report     hostreport.Report `json:"report"`
+}
+
+// Time is the list's time: the command's (SSM's clock) when known, else
+// the report's (the host's clock).
+func (l HostList) Time() string {
+	if l.CommandTime != "" {
+		return l.CommandTime
+	}
+	return l.Report.Time
+}
+
+// Newer says whether l answers a later command than prev (by command time
+// when both have one, else by report time).
+func (l HostList) Newer(prev HostList) bool {
+	if l.CommandTime != "" && prev.CommandTime != "" {
+		return reportTime(l.CommandTime).After(reportTime(prev.CommandTime))
+	}
+	return reportTime(l.Report.Time).After(reportTime(prev.Report.Time))
 }
 
 // Index is the object at PREFIX/index.json.
@@ -43,7 +67,7 @@ type Index struct {
 type IndexHost struct {
 	InstanceID string `json:"instance_id"`
 	Host       string `json:"host"`
-	Time       string `json:"time"`      // report time (host clock), RFC 3339
+	Time       string `json:"time"`      // the list's time (HostList.Time), RFC 3339
 	StoredAt   string `json:"stored_at"` // when it was stored, RFC 3339
 	CommandID  string `json:"command_id,omitempty"`
 	Entries    int    `json:"entries"`
@@ -61,7 +85,7 @@ func NewIndexHost(l HostList) IndexHost {
 	h := IndexHost{
 		InstanceID: l.InstanceID,
 		Host:       l.Report.Host,
-		Time:       l.Report.Time,
+		Time:       l.Time(),
 		StoredAt:   l.StoredAt,
 		CommandID:  l.CommandID,
 	}

@@ -183,7 +183,7 @@ func (s *Store) PutHost(ctx context.Context, l HostList) (PutResult, error) {
 			if prev.CommandID == l.CommandID && prev.Report.Time == l.Report.Time {
 				return PutResult{Stored: *prev, New: slices.Clone(prev.NewEntries)}, nil
 			}
-			if reportTime(prev.Report.Time).After(reportTime(l.Report.Time)) {
+			if prev.Newer(l) {
 				return PutResult{Stored: *prev, Superseded: true}, nil
 			}
 		}
