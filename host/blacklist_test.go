@@ -122,6 +122,11 @@ func TestBlacklistOverride(t *testing.T) {
 				return strings.Contains(h.DebugText(), "192.0.2.9 has already been blocked.") &&
 					strings.Contains(h.DebugText(), `Blocking "198.51.100.7/32" forever`)
 			})
+			// sshguard logs the block just before its backend adds it.
+			waitFor(t, 5*time.Second, "198.51.100.7 not blocked after its failed login", func() bool {
+				got, err := h.CanConnectAll(context.Background(), netip.MustParseAddr("198.51.100.7"))
+				return err == nil && !got[netip.MustParseAddr("198.51.100.7")]
+			})
 			connects(t, h, "after failed logins", map[string]bool{"192.0.2.9": true, "198.51.100.7": false})
 		})
 	}

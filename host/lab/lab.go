@@ -457,10 +457,6 @@ func (h *Host) Run(ctx context.Context, script string, args ...string) (stdout [
 // RunEnv is Run with extra "KEY=VALUE" environment entries, which override the
 // defaults (e.g. "SSHGUARD_CONF=/elsewhere"), and with stderr kept.
 func (h *Host) RunEnv(ctx context.Context, env []string, script string, args ...string) (Result, error) {
-	// The script is read by /bin/sh (its #! line), not executed: a file
-	// written a moment ago may still be open for writing in a child another
-	// goroutine just forked (golang/go#22315), and exec would fail with
-	// ETXTBSY (exit 126) where the agent's run would not.
 	script, err := filepath.Abs(script)
 	if err != nil {
 		return Result{}, err
@@ -470,12 +466,12 @@ func (h *Host) RunEnv(ctx context.Context, env []string, script string, args ...
 		// The namespaces of the host's sshguard: network, the UTS one with
 		// the host's name, the mounts (its awk); one process to enter.
 		argv := append([]string{"--net=" + filepath.Join("/run/netns", h.NS),
-			fmt.Sprintf("--uts=/proc/%d/ns/uts", pid), fmt.Sprintf("--mount=/proc/%d/ns/mnt", pid), "--", "/bin/sh", script}, args...)
+			fmt.Sprintf("--uts=/proc/%d/ns/uts", pid), fmt.Sprintf("--mount=/proc/%d/ns/mnt", pid), "--", script}, args...)
 		cmd = exec.CommandContext(ctx, "nsenter", argv...)
 	} else {
 		// sshguard is gone: a private UTS namespace for this run.
 		const wrap = `hostname "$1" && shift && exec "$@"`
-		argv := append([]string{"netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c", wrap, "sh", h.Name, "/bin/sh", script}, args...)
+		argv := append([]string{"netns", "exec", h.NS, "unshare", "--uts", "--", "sh", "-c", wrap, "sh", h.Name, script}, args...)
 		cmd = exec.CommandContext(ctx, "ip", argv...)
 	}
 	cmd.Env = append([]string{

@@ -355,8 +355,13 @@ func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
 			if werr != nil {
 				return nil, nil, 0, werr
 			}
+			// Read by /bin/sh (its #! line) rather than executed: the file
+			// was just written, and a child another goroutine forked in that
+			// moment may still hold it open for writing (golang/go#22315):
+			// exec would fail with ETXTBSY (exit 126), which the agent's run
+			// would not.
 			var r lab.Result
-			r, err = h.lab.RunEnv(ctx, nil, path, params["addresses"]...)
+			r, err = h.lab.RunEnv(ctx, nil, "/bin/sh", append([]string{path}, params["addresses"]...)...)
 			out, stderr, code = r.Stdout, r.Stderr, r.ExitCode
 		}
 		if docs[document] == "unban" {
