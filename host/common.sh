@@ -733,7 +733,9 @@ function ensure_rule(fam) {
 }
 function drop_exception(x,    fam, t) {
 	XDEAD[x] = 1
-	if (XBY[XK[x]] == x) delete XBY[XK[x]]
+	# "in" first: a bare XBY[...] would create the element, and a later
+	# "k in XBY" would pass its empty value here (gawk: a fatal error).
+	if ((XK[x] in XBY) && XBY[XK[x]] == x) delete XBY[XK[x]]
 	if (mode == "verify") return
 	fam = substr(XK[x], 1, 1); t = substr(XK[x], 3)
 	if (backend == "nft-sets") {
