@@ -3,6 +3,7 @@ package host_test
 import (
 	"context"
 	"net/netip"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -304,6 +305,43 @@ func TestGarbageCollection(t *testing.T) {
 			})
 		}
 	})
+}
+
+// TestAskAgainAfterRelease: asking again for an address whose exception
+// ends in the same run (sshguard released the entry before a report ran)
+// frees it and tidies up, with each awk. (gawk once stopped with a fatal
+// error here: the exception's lookup had created an empty element.)
+func TestAskAgainAfterRelease(t *testing.T) {
+	labtest.Require(t)
+	const employee = "198.51.100.5"
+	for _, backend := range lab.Backends {
+		for _, awk := range []string{"mawk", "gawk"} {
+			t.Run(backend+"/"+awk, func(t *testing.T) {
+				if _, err := exec.LookPath(awk); err != nil {
+					t.Skipf("%s not installed", awk)
+				}
+				ctx := context.Background()
+				h := labtest.Start(t, lab.Options{Backend: backend, Awk: awk})
+				if err := h.AddEntries(ctx, []string{"198.51.100.0/24"}); err != nil {
+					t.Fatal(err)
+				}
+				if u := mustUnban(t, h, employee); u.Results[0].Exception == nil {
+					t.Fatalf("no exception: %+v", u.Results[0])
+				}
+				if err := h.Release(ctx, "198.51.100.0/24"); err != nil {
+					t.Fatal(err)
+				}
+				u := mustUnban(t, h, employee)
+				r := u.Results[0]
+				if r.WasBlocked || r.StillBlocked || r.Exception != nil || len(r.BlockedBy) != 0 || len(u.Report.Exceptions) != 0 {
+					t.Errorf("asked again: %+v, report exceptions %+v", r, u.Report.Exceptions)
+				}
+				if x := exceptions(t, h); len(x) != 0 {
+					t.Errorf("exceptions left: %q", x)
+				}
+			})
+		}
+	}
 }
 
 // TestRepeatBlocksDouble measures sshguard 2.4.2's block arithmetic on

@@ -209,22 +209,18 @@ num() {
 AWKLIB='
 # libinit builds the lookup tables on first use (most runs parse few
 # addresses).
-function libinit(    i) {
+function libinit(    i, q) {
 	LIBOK = 1
 	ZEROS = "0000000000000000000000000000000000000000000000000000000000000000"
 	ZEROS = ZEROS ZEROS
 	ONES = "1111111111111111111111111111111111111111111111111111111111111111"
 	ONES = ONES ONES
 	HEX = "0123456789abcdef"
-	# Lookup tables: a byte to its 8 bits and back, a hex digit to 4 bits.
-	for (i = 0; i < 256; i++) { B8[i] = num2bits(i, 8); N8[B8[i]] = i }
-	for (i = 0; i < 16; i++) H4[substr(HEX, i + 1, 1)] = substr(B8[i], 5)
-	for (i = 1; i < 32; i++) JCTL[sprintf("%c", i)] = sprintf("\\u%04x", i)
-}
-function num2bits(v, w,    out) {
-	out = ""
-	while (w-- > 0) { out = (v % 2) out; v = int(v / 2) }
-	return out
+	# Lookup tables: a hex digit to its 4 bits, a byte to its 8 bits and
+	# back (from the 16 nibbles, not bit by bit: this runs in every run).
+	split("0000 0001 0010 0011 0100 0101 0110 0111 1000 1001 1010 1011 1100 1101 1110 1111", q, " ")
+	for (i = 0; i < 16; i++) H4[substr(HEX, i + 1, 1)] = q[i + 1]
+	for (i = 0; i < 256; i++) { B8[i] = q[int(i / 16) + 1] q[i % 16 + 1]; N8[B8[i]] = i }
 }
 # bits4(s): the 32 bits of a strict dotted quad (no leading zeros, which some
 # tools read as octal), "" if s is not one.
@@ -350,7 +346,10 @@ function entry(fam, raw,    i, a, lo, hi, len, max) {
 # jstr(s): s as a JSON string literal.
 function jstr(s,    out, i, c) {
 	if (s !~ /[\\"\001-\037]/) return "\"" s "\""
-	if (!LIBOK) libinit()
+	if (!JCTLOK) {
+		JCTLOK = 1
+		for (i = 1; i < 32; i++) JCTL[sprintf("%c", i)] = sprintf("\\u%04x", i)
+	}
 	out = ""
 	for (i = 1; i <= length(s); i++) {
 		c = substr(s, i, 1)
@@ -454,10 +453,11 @@ listing() {
 
 # ENGINE reads the blacklist (sec=bl), the ipset exception records
 # (sec=state), when verifying the plan of the run before (sec=plan), and the
-# listing (sec=l4 and sec=l6; ipset sec=l). It writes the JSON to $W/out,
-# the batch to $W/batch (iptables: $W/batch4 and $W/batch6), the plan to
-# $W/plan, the blacklist lines to drop to $W/bl.drop and the ipset records
-# to statefile, and prints "CHANGES BLACKLIST_LINES". mode=report collects
+# listing (sec=l4 and sec=l6, read by ENGINE_TABLES; ipset sec=l). It
+# writes the JSON to $W/out, the batch to $W/batch (iptables: $W/batch4 and
+# $W/batch6), the plan to $W/plan, the blacklist lines to drop to
+# $W/bl.drop and the ipset records to statefile, and prints "CHANGES
+# BLACKLIST_LINES". mode=report collects
 # garbage, mode=unban also frees addrs, mode=verify changes nothing: it
 # reports the firewall as listed, with what the plan set out to do.
 # shellcheck disable=SC2016 # an awk program
@@ -482,6 +482,50 @@ BEGIN {
 	printf "{\"host\":%s,\"time\":\"%s\",\"backend\":\"%s\",", jstr(host), rfc3339(NOW), backend > OUT
 	printf "\"settings\":{\"block_time\":%d,\"detection_time\":%d,\"threshold\":%d,\"ipv4_subnet\":%d,\"ipv6_subnet\":%d,", S[1], S[2], S[3], S[4], S[5] > OUT
 	printf "\"blacklist_threshold\":%d,\"blacklist_file\":%s,\"whitelist\":%s,\"exception_seconds\":%d},\"entries\":[", S[6], jstr(blfile), (S[7] ? "true" : "false"), S[8] > OUT
+	# The tails of a report entry, per family and blacklisting.
+	J4F = "\",\"family\":4,\"blacklisted\":false}"; J4T = "\",\"family\":4,\"blacklisted\":true}"
+	J6F = "\",\"family\":6,\"blacklisted\":false}"; J6T = "\",\"family\":6,\"blacklisted\":true}"
+}
+# --- ipset: the hot path, once per entry, first ---
+# A line "add sshguard4 ENTRY" with the entry in the form ipset prints
+# (masked prefix, inet_ntop(3) text, which is RFC 5952) is taken as printed,
+# checked by one match of the whole line; anything else goes through the
+# rule sec == "l" below. Each is written to the report at once, but an
+# asked address: whether it goes is decided at the end. LEN4 and LEN6 are
+# the last prefix lengths seen (most entries have the same one). Only the
+# entries that can contain an address looked up later (CAND4 and CAND6:
+# the prefixes of the asked addresses and of those with an exception
+# record, at each length seen) go into ENT; the others are only written
+# (ipset lists each element of a set once: there is nothing to deduplicate
+# but against the entries add_entry parsed, SLOW), since 10,000 insertions
+# would cost more than the rest of the line.
+sec == "l" && /^add sshguard4 [0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/ {
+	t = substr($0, 15)
+	if ((i = index(t, "/"))) { if ((l = substr(t, i + 1)) != LEN4) { if (!(("4/" l) in HASLEN)) newlen("4", l + 0); LEN4 = l } }
+	else if (!FULL["4"]) newlen("4", 32)
+	if (t in CAND4) {
+		k = "4 " t
+		if (k in ENT) next
+		ENT[k] = 0
+		if (k in AIDX) { HELD[k] = 1; next }
+	} else if (SLOW && (("4 " t) in ENT)) next
+	printf "%s", SEP "{\"entry\":\"" t (BN && (("4 " t) in BLENT) ? J4T : J4F) > OUT
+	SEP = ","
+	next
+}
+sec == "l" && /^add sshguard6 [0123456789abcdef]*:[0123456789abcdef:]*(\/[0123456789]+)?$/ && !/[ :]0[0123456789abcdef]|:::/ {
+	t = substr($0, 15)
+	if ((i = index(t, "/"))) { if ((l = substr(t, i + 1)) != LEN6) { if (!(("6/" l) in HASLEN)) newlen("6", l + 0); LEN6 = l } }
+	else if (!FULL["6"]) newlen("6", 128)
+	if (t in CAND6) {
+		k = "6 " t
+		if (k in ENT) next
+		ENT[k] = 0
+		if (k in AIDX) { HELD[k] = 1; next }
+	} else if (SLOW && (("6 " t) in ENT)) next
+	printf "%s", SEP "{\"entry\":\"" t (BN && (("6 " t) in BLENT) ? J6T : J6F) > OUT
+	SEP = ","
+	next
 }
 # --- the inputs before the listing ---
 sec == "bl" {
@@ -533,81 +577,9 @@ sec == "l" {
 		else add_entry(fm, t, 0)
 		next
 	}
-	if (fm == "4" ? t ~ /^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/ : printed(fm, t)) {
-		k = fm " " t
-		if (k in ENT) next
-		ENT[k] = 0
-		if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-		else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
-		if (AN && (k in AIDX)) { HELD[k] = 1; next }
-		printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
-		SEP = ","
-		next
-	}
+	# Not in the printed form (the rules above took those).
 	add_entry(fm, t, 0)
 	next
-}
-sec == "l4" || sec == "l6" {
-	fm = sec == "l4" ? "4" : "6"
-	if (backend == "iptables") {
-		if ($1 != "-A" || $2 != "sshguard") {
-			if (substr($0, 1, 1) == "#") marker()
-			next
-		}
-		POS[fm]++
-		if (NF == 6 && $3 == "-s" && $5 == "-j" && $6 == "DROP") {
-			t = $4
-			if (fm == "4" && substr(t, length(t) - 2) == "/32") t = substr(t, 1, length(t) - 3)
-			else if (fm == "6" && substr(t, length(t) - 3) == "/128") t = substr(t, 1, length(t) - 4)
-			k = fm " " t
-			if (k in ENT) { DUP[k]++; next }
-			if (printed(fm, t)) {
-				ENT[k] = POS[fm]; DUP[k] = 1
-				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
-				if (k in AIDX) { HELD[k] = 1; next }
-				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
-				SEP = ","
-			} else add_entry(fm, $4, POS[fm])
-			next
-		}
-		if ($3 == "-s" && $NF == "RETURN" && match($0, /--comment "?sshguard-unban [^"]*"?/)) {
-			c = substr($0, RSTART + 10, RLENGTH - 10)
-			gsub(/"/, "", c)
-			add_exception(fm, canon_addr(fm, $4), c, substr($0, 3), POS[fm])
-		}
-		next
-	}
-	# nft: the elements of set attackers (many to a line), those of our set,
-	# the rules of chain blacklist.
-	if (INEL && CURSET == "attackers") {
-		line = $0
-		if (sub(/[}].*$/, "", line)) INEL = 0
-		n = split(line, p, /[, \t]+/)
-		for (j = 1; j <= n; j++) {
-			t = p[j]
-			if (t == "") continue
-			k = fm " " t
-			if (k in ENT) continue
-			if (printed(fm, t)) {
-				ENT[k] = 0
-				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
-				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
-				if (k in AIDX) { HELD[k] = 1; continue }
-				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
-				SEP = ","
-			} else add_entry(fm, t, 0)
-		}
-		next
-	}
-	nft_line(fm)
-	next
-}
-# printed(fam, t): t is in the form the tools print (regex literals: busybox
-# awk compiles a regex held in a string again at every match).
-function printed(fam, t) {
-	if (fam == "4") return t ~ /^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/
-	return t ~ /^[0123456789abcdef]*:[0123456789abcdef:]*(\/[0123456789]+)?$/ && t !~ /(^|:)0[0123456789abcdef]|:::/
 }
 # marker: a line of the listing function: "#sec SECTION" starts a family,
 # "#fail WHAT" says a listing failed.
@@ -618,49 +590,20 @@ function marker() {
 # newlen: a prefix length seen for the first time; the blacklisted
 # addresses are indexed by their prefixes of that length, so that marking
 # an entry is one lookup.
-function newlen(fam, len,    i) {
+function newlen(fam, len,    i, k, b) {
 	if ((fam "/" len) in HASLEN) return
 	if (len == (fam == 4 ? 32 : 128)) FULL[fam] = 1
 	HASLEN[fam "/" len] = 1; NL[fam]++; LL[fam, NL[fam]] = len
 	for (i = 1; i <= BN; i++)
 		if (substr(BLK[i], 1, 1) == fam) BLENT[fam " " prefix(fam, BLB[i], len)] = 1
+	if (backend != "ipset") return
+	# The entries of this length that can matter (ipset hot path, above).
+	for (i = 1; i <= AN; i++)
+		if (AF[i] == fam) cand(fam, prefix(fam, AB[i], len))
+	for (k in REC)
+		if (substr(k, 1, 1) == fam && (b = addrbits(fam, substr(k, 3))) != "") cand(fam, prefix(fam, b, len))
 }
-function nft_line(fam,    line, last, n, p, i, w) {
-	line = $0
-	if (substr(line, 1, 1) == "#") { marker(); return }
-	if (line ~ /^[ \t]*set [^ \t]+ [{]/) { CURSET = $2; CURCHAIN = ""; INEL = 0; if (CURSET == "attackers") HASSET[fam] = 1; return }
-	if (line ~ /^[ \t]*chain [^ \t]+ [{]/) { CURCHAIN = $2; CURSET = ""; return }
-	if (CURCHAIN == "blacklist") {
-		# Our accept rule counts only ahead of the drop rule of sshguard.
-		if (index(line, "@" XSET " ") && line ~ / accept( |$)/) { if (!DROPRULE[fam]) RULE[fam] = 1 }
-		else if (index(line, "@attackers ") && line ~ / drop( |$)/) DROPRULE[fam] = 1
-		return
-	}
-	if (CURSET == "") return
-	if (!sub(/^.*elements = [{]/, "", line) && !INEL) return
-	INEL = 1
-	if (CURSET == "attackers") {
-		# The first line of the elements; the others take the hot path.
-		last = sub(/[}].*$/, "", line)
-		n = split(line, p, /[, \t]+/)
-		for (i = 1; i <= n; i++) if (p[i] != "") add_entry(fam, p[i], 0)
-		if (last) INEL = 0
-		return
-	}
-	last = sub(/[}][ \t]*$/, "", line)
-	if (CURSET == XSET) {
-		n = split(line, p, ",")
-		for (i = 1; i <= n; i++) if (split(p[i], w, " ") > 0) nft_exception(fam, w[1], p[i])
-	}
-	if (last) INEL = 0
-}
-# An exception element: ADDRESS timeout … expires … comment "sshguard-unban
-# until TIME from ENTRY…". Anything else in our set is removed.
-function nft_exception(fam, addr, el,    c) {
-	c = ""
-	if (match(el, /comment "[^"]*"/)) c = substr(el, RSTART + 9, RLENGTH - 10)
-	add_exception(fam, canon_addr(fam, addr), c, "", 0)
-}
+function cand(fam, t) { if (fam == 4) CAND4[t] = 1; else CAND6[t] = 1 }
 function canon_addr(fam, raw,    b) {
 	sub(/\/(32|128)$/, "", raw)
 	b = addrbits(fam, raw)
@@ -671,7 +614,7 @@ function add_entry(fam, raw, pos,    k, j, bl) {
 	if (!entry(fam, raw)) { BADENTRY = raw; return }
 	k = fam " " E_TEXT
 	if (k in ENT) { DUP[k]++; return }
-	ENT[k] = pos; DUP[k] = 1
+	ENT[k] = pos; DUP[k] = 1; SLOW = 1
 	if (E_LEN < 0) {
 		RN++; RK[RN] = k; RLO[RN] = E_LO; RHI[RN] = E_HI; RF[RN] = fam
 		for (j = 1; j <= BN; j++)
@@ -733,7 +676,9 @@ function ensure_rule(fam) {
 }
 function drop_exception(x,    fam, t) {
 	XDEAD[x] = 1
-	if (XBY[XK[x]] == x) delete XBY[XK[x]]
+	# "in" first: a bare XBY[...] would create the element, and a later
+	# "k in XBY" would pass its empty value here (gawk: a fatal error).
+	if ((XK[x] in XBY) && XBY[XK[x]] == x) delete XBY[XK[x]]
 	if (mode == "verify") return
 	fam = substr(XK[x], 1, 1); t = substr(XK[x], 3)
 	if (backend == "nft-sets") {
@@ -885,8 +830,114 @@ function write_results(    i, k, gone) {
 	printf "}" > OUT
 }'
 
-# engine MODE [AWK-OPTION...]: lists the firewall into ENGINE, with the other
-# inputs, and sets CHANGES and BLLINES from what it prints.
+# ENGINE_TABLES is the part of ENGINE only nft-sets and iptables need (the
+# listing of their tables and chains): the ipset backend runs without it,
+# one part less for awk to parse.
+# shellcheck disable=SC2016 # an awk program
+ENGINE_TABLES='
+sec == "l4" || sec == "l6" {
+	fm = sec == "l4" ? "4" : "6"
+	if (backend == "iptables") {
+		if ($1 != "-A" || $2 != "sshguard") {
+			if (substr($0, 1, 1) == "#") marker()
+			next
+		}
+		POS[fm]++
+		if (NF == 6 && $3 == "-s" && $5 == "-j" && $6 == "DROP") {
+			t = $4
+			if (fm == "4" && substr(t, length(t) - 2) == "/32") t = substr(t, 1, length(t) - 3)
+			else if (fm == "6" && substr(t, length(t) - 3) == "/128") t = substr(t, 1, length(t) - 4)
+			k = fm " " t
+			if (k in ENT) { DUP[k]++; next }
+			if (printed(fm, t)) {
+				ENT[k] = POS[fm]; DUP[k] = 1
+				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
+				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
+				if (k in AIDX) { HELD[k] = 1; next }
+				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
+				SEP = ","
+			} else add_entry(fm, $4, POS[fm])
+			next
+		}
+		if ($3 == "-s" && $NF == "RETURN" && match($0, /--comment "?sshguard-unban [^"]*"?/)) {
+			c = substr($0, RSTART + 10, RLENGTH - 10)
+			gsub(/"/, "", c)
+			add_exception(fm, canon_addr(fm, $4), c, substr($0, 3), POS[fm])
+		}
+		next
+	}
+	# nft: the elements of set attackers (many to a line), those of our set,
+	# the rules of chain blacklist.
+	if (INEL && CURSET == "attackers") {
+		line = $0
+		if (sub(/[}].*$/, "", line)) INEL = 0
+		n = split(line, p, /[, \t]+/)
+		for (j = 1; j <= n; j++) {
+			t = p[j]
+			if (t == "") continue
+			k = fm " " t
+			if (k in ENT) continue
+			if (printed(fm, t)) {
+				ENT[k] = 0
+				if ((i = index(t, "/"))) { if (!((fm "/" substr(t, i + 1)) in HASLEN)) newlen(fm, substr(t, i + 1) + 0) }
+				else if (!FULL[fm]) newlen(fm, fm == "4" ? 32 : 128)
+				if (k in AIDX) { HELD[k] = 1; continue }
+				printf "%s{\"entry\":\"%s\",\"family\":%s,\"blacklisted\":%s}", SEP, t, fm, (BN && (k in BLENT) ? "true" : "false") > OUT
+				SEP = ","
+			} else add_entry(fm, t, 0)
+		}
+		next
+	}
+	nft_line(fm)
+	next
+}
+# printed(fam, t): t is in the form the tools print (regex literals: busybox
+# awk compiles a regex held in a string again at every match).
+function printed(fam, t) {
+	if (fam == "4") return t ~ /^[0123456789]+[.][0123456789]+[.][0123456789]+[.][0123456789]+(\/[0123456789]+)?$/
+	return t ~ /^[0123456789abcdef]*:[0123456789abcdef:]*(\/[0123456789]+)?$/ && t !~ /(^|:)0[0123456789abcdef]|:::/
+}
+function nft_line(fam,    line, last, n, p, i, w) {
+	line = $0
+	if (substr(line, 1, 1) == "#") { marker(); return }
+	if (line ~ /^[ \t]*set [^ \t]+ [{]/) { CURSET = $2; CURCHAIN = ""; INEL = 0; if (CURSET == "attackers") HASSET[fam] = 1; return }
+	if (line ~ /^[ \t]*chain [^ \t]+ [{]/) { CURCHAIN = $2; CURSET = ""; return }
+	if (CURCHAIN == "blacklist") {
+		# Our accept rule counts only ahead of the drop rule of sshguard.
+		if (index(line, "@" XSET " ") && line ~ / accept( |$)/) { if (!DROPRULE[fam]) RULE[fam] = 1 }
+		else if (index(line, "@attackers ") && line ~ / drop( |$)/) DROPRULE[fam] = 1
+		return
+	}
+	if (CURSET == "") return
+	if (!sub(/^.*elements = [{]/, "", line) && !INEL) return
+	INEL = 1
+	if (CURSET == "attackers") {
+		# The first line of the elements; the others take the hot path.
+		last = sub(/[}].*$/, "", line)
+		n = split(line, p, /[, \t]+/)
+		for (i = 1; i <= n; i++) if (p[i] != "") add_entry(fam, p[i], 0)
+		if (last) INEL = 0
+		return
+	}
+	last = sub(/[}][ \t]*$/, "", line)
+	if (CURSET == XSET) {
+		n = split(line, p, ",")
+		for (i = 1; i <= n; i++) if (split(p[i], w, " ") > 0) nft_exception(fam, w[1], p[i])
+	}
+	if (last) INEL = 0
+}
+# An exception element: ADDRESS timeout … expires … comment "sshguard-unban
+# until TIME from ENTRY…". Anything else in our set is removed.
+function nft_exception(fam, addr, el,    c) {
+	c = ""
+	if (match(el, /comment "[^"]*"/)) c = substr(el, RSTART + 9, RLENGTH - 10)
+	add_exception(fam, canon_addr(fam, addr), c, "", 0)
+}
+'
+
+# engine MODE [AWK-OPTION...]: lists the firewall into ENGINE (with
+# ENGINE_TABLES but for ipset), with the other inputs, and sets CHANGES and
+# BLLINES from what it prints.
 engine() {
 	m=$1
 	shift
@@ -896,14 +947,17 @@ engine() {
 	[ "$BACKEND" != ipset ] || [ ! -f "$STATE/ipset-exceptions" ] || st=$STATE/ipset-exceptions
 	pl=/dev/null
 	[ "$m" != verify ] || pl=$W/plan
-	res=$(listing | awk -v mode="$m" -v backend="$BACKEND" -v host="$HOST" -v W="$W" \
+	prog=$AWKLIB$ENGINE
+	[ "$BACKEND" = ipset ] || prog=$prog$ENGINE_TABLES
+	# What it prints goes to a file, not through $(...): one fork less.
+	listing | awk -v mode="$m" -v backend="$BACKEND" -v host="$HOST" -v W="$W" \
 		-v statefile="$STATE/ipset-exceptions" -v settings="$SETTINGS" -v blfile="$BLFILE" -v MAXFROM=4 \
-		"$@" "$AWKLIB$ENGINE" sec=bl "$bl" sec=state "$st" sec=plan "$pl" sec=lst - 2>"$W/err")
+		"$@" "$prog" sec=bl "$bl" sec=state "$st" sec=plan "$pl" sec=lst - >"$W/res" 2>"$W/err"
 	case $? in
 	0)
-		CHANGES=${res% *}
-		# shellcheck disable=SC2034 # used by sshguard-unban.sh
-		BLLINES=${res#* }
+		CHANGES=0 BLLINES=0
+		# shellcheck disable=SC2034 # BLLINES is used by sshguard-unban.sh
+		read -r CHANGES BLLINES <"$W/res"
 		;;
 	2) fail bad_address 2 "$(head -n 1 "$W/err")" ;; # the awk checks the addresses again
 	4) fail firewall_unreadable 3 "cannot read $(head -n 1 "$W/err") (is sshguard running with the $BACKEND backend?): $(head -n 1 "$W/err.list")" ;;
