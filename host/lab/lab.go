@@ -347,7 +347,12 @@ func (h *Host) waitReady(ctx context.Context, seeds []netip.Addr) error {
 		if !h.Running() {
 			return fmt.Errorf("sshguard exited: %s", h.debugTail())
 		}
-		if entries, err := h.Blocked(ctx); err == nil && allBlocked(entries, seeds) {
+		// The pid file says the wrapper got as far as sshguard (host name
+		// and mounts set): an iptables chain the lab made itself exists
+		// before that, and a script run in the meantime would see the
+		// machine's host name.
+		_, perr := os.Stat(filepath.Join(h.Dir, "sshguard.pid"))
+		if entries, err := h.Blocked(ctx); perr == nil && err == nil && allBlocked(entries, seeds) {
 			return nil
 		}
 		select {
