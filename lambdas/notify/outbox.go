@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/taskerr"
 	"sshguard-unban/shared/workflow"
@@ -120,7 +121,7 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 			return workflow.NotifyResult{}, taskerr.Transient(fmt.Errorf("notify: reply to %s still waiting in the outbox of room %s", execution, r.RoomID))
 		}
 		d := 50*time.Millisecond + mrand.N(100*time.Millisecond)
-		if err := sleepCtx(ctx, d); err != nil {
+		if err := pause.For(ctx, d); err != nil {
 			return workflow.NotifyResult{}, taskerr.Transient(err)
 		}
 	}
@@ -263,7 +264,7 @@ func (h *Handler) waitForRoom(ctx context.Context, room *heldRoom) error {
 		return nil
 	}
 	if d := recent[len(recent)-h.Cfg.RoomPosts].Add(chatwork.RoomWindow).Sub(h.Cfg.Now()); d > 0 {
-		return sleepCtx(ctx, d)
+		return pause.For(ctx, d)
 	}
 	return nil
 }
@@ -346,14 +347,3 @@ func newHolder() string {
 }
 
 func isNotFound(err error) bool { return errors.Is(err, s3obj.ErrNotFound) }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}

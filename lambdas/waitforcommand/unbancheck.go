@@ -17,6 +17,7 @@ import (
 
 	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/taskerr"
@@ -444,12 +445,5 @@ func (h *Handler) sleep(ctx context.Context, d time.Duration) error {
 	if h.Cfg.Sleep != nil {
 		return h.Cfg.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, d)
 }

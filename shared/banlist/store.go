@@ -15,6 +15,7 @@ import (
 
 	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/taskerr"
 )
@@ -126,14 +127,7 @@ func (s *Store) attempts() int {
 func backoff(ctx context.Context, n int) error {
 	d := 20 * time.Millisecond << min(n-1, 6)
 	d = min(d, time.Second)
-	t := time.NewTimer(rand.N(d) + time.Millisecond)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, rand.N(d)+time.Millisecond)
 }
 
 func (s *Store) put(ctx context.Context, key string, body []byte, etag string) error {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/taskerr"
 )
 
@@ -197,14 +198,7 @@ func (c *Client) sleep(ctx context.Context, d time.Duration) error {
 	if c.Sleep != nil {
 		return c.Sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return pause.For(ctx, d)
 }
 
 func snippet(b []byte) string {

@@ -34,6 +34,7 @@ import (
 	"strings"
 	"time"
 
+	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/s3obj"
 )
 
@@ -232,12 +233,8 @@ func or(d, def time.Duration) time.Duration {
 // sleep waits d with ±25% jitter, so waiting requests do not read in step.
 func sleep(ctx context.Context, d time.Duration) error {
 	d = d*3/4 + rand.N(d/2+1)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return fmt.Errorf("coalesce: %w", ctx.Err())
-	case <-t.C:
-		return nil
+	if err := pause.For(ctx, d); err != nil {
+		return fmt.Errorf("coalesce: %w", err)
 	}
+	return nil
 }
