@@ -1054,29 +1054,38 @@ func (inv *invocation) visible(now time.Time) (status, details string) {
 	return inv.status, inv.details
 }
 
+// page reads a List/Describe call's paging: MaxResults (lo to 50, default
+// 50) and NextToken (the offset this fake hands out).
+func page(maxResults *int32, lo int, token string) (size, start int, err *apiError) {
+	size = 50
+	if maxResults != nil {
+		size = int(*maxResults)
+		if size < lo || size > 50 {
+			return 0, 0, errf(http.StatusBadRequest, "ValidationException", "Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between %d and 50", size, lo)
+		}
+	}
+	if token != "" {
+		n, cerr := strconv.Atoi(token)
+		if cerr != nil || n < 0 {
+			return 0, 0, errf(http.StatusBadRequest, "InvalidNextToken", "The specified token isn't valid.")
+		}
+		start = n
+	}
+	return size, start, nil
+}
+
 func (s *Server) hidden(c *command) bool {
 	c.reads++
 	return c.reads <= s.HiddenPolls || time.Now().Before(c.visibleAt)
 }
 
 func (s *Server) listInvocations(in *listInvocationsInput) (any, *apiError) {
-	pageSize := 50
-	if in.MaxResults != nil {
-		pageSize = int(*in.MaxResults)
-		if pageSize < 1 || pageSize > 50 {
-			return nil, errf(http.StatusBadRequest, "ValidationException", "Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 1 and 50", pageSize)
-		}
+	pageSize, start, perr := page(in.MaxResults, 1, in.NextToken)
+	if perr != nil {
+		return nil, perr
 	}
 	if in.CommandId != "" && len(in.CommandId) != 36 {
 		return nil, errf(http.StatusBadRequest, "InvalidCommandId", "invalid command id %q", in.CommandId)
-	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, errf(http.StatusBadRequest, "InvalidNextToken", "The specified token isn't valid.")
-		}
-		start = n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -1287,20 +1296,9 @@ type instanceInfoOut struct {
 // instance with its PingStatus (Online, or ConnectionLost while its agent is
 // Disconnected), filtered by "tag:KEY", "InstanceIds" or "PingStatus".
 func (s *Server) describeInstances(in *describeInstancesInput) (any, *apiError) {
-	pageSize := 50
-	if in.MaxResults != nil {
-		pageSize = int(*in.MaxResults)
-		if pageSize < 5 || pageSize > 50 {
-			return nil, errf(http.StatusBadRequest, "ValidationException", "Value '%d' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50", pageSize)
-		}
-	}
-	start := 0
-	if in.NextToken != "" {
-		n, err := strconv.Atoi(in.NextToken)
-		if err != nil || n < 0 {
-			return nil, errf(http.StatusBadRequest, "InvalidNextToken", "The specified token isn't valid.")
-		}
-		start = n
+	pageSize, start, perr := page(in.MaxResults, 5, in.NextToken)
+	if perr != nil {
+		return nil, perr
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
