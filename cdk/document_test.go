@@ -47,6 +47,20 @@ func renderLikeAgent(t *testing.T, lines []interface{}, params map[string]interf
 	return strings.Join(out, "\n") + "\n"
 }
 
+// runLikeAgent renders the document's commands with params, writes them to
+// dir/_script.sh and runs that as the agent does: sh -c SCRIPTPATH, from dir
+// as the working directory.
+func runLikeAgent(t *testing.T, doc map[string]interface{}, dir string, params map[string]interface{}) ([]byte, error) {
+	t.Helper()
+	path := filepath.Join(dir, "_script.sh")
+	if err := os.WriteFile(path, []byte(renderLikeAgent(t, runCommandOf(doc), params)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("sh", "-c", path)
+	cmd.Dir = dir
+	return cmd.CombinedOutput()
+}
+
 func runCommandOf(doc map[string]interface{}) []interface{} {
 	step := doc["mainSteps"].([]interface{})[0].(map[string]interface{})
 	return step["inputs"].(map[string]interface{})["runCommand"].([]interface{})
@@ -84,16 +98,7 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 		{[]string{"1.2", "::"}, "86400", true},
 	} {
 		addrs := c.addrs
-		params := map[string]interface{}{"addresses": addrs, "exceptionSeconds": c.seconds, "removeBlacklisted": c.override}
-		script := renderLikeAgent(t, runCommandOf(doc), params)
-		path := filepath.Join(dir, "_script.sh")
-		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		// As the agent runs it: sh -c SCRIPTPATH, from a working directory.
-		cmd := exec.Command("sh", "-c", path)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
+		out, err := runLikeAgent(t, doc, dir, map[string]interface{}{"addresses": addrs, "exceptionSeconds": c.seconds, "removeBlacklisted": c.override})
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", addrs, err, out)
 		}
@@ -135,15 +140,7 @@ func TestUnbanDocumentHostileItems(t *testing.T) {
 		{"${IFS}touch${IFS}pwned8", "*", "[a]"},
 	}
 	for _, items := range hostile {
-		params := map[string]interface{}{"addresses": items, "exceptionSeconds": "0", "removeBlacklisted": false}
-		script := renderLikeAgent(t, runCommandOf(doc), params)
-		path := filepath.Join(dir, "_script.sh")
-		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command("sh", "-c", path)
-		cmd.Dir = dir
-		out, err := cmd.CombinedOutput()
+		out, err := runLikeAgent(t, doc, dir, map[string]interface{}{"addresses": items, "exceptionSeconds": "0", "removeBlacklisted": false})
 		if err != nil {
 			t.Errorf("%q: %v\n%s", items, err, out)
 		}
@@ -221,13 +218,8 @@ func TestUnbanDocumentRefusesOtherOverrideValues(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, v := range []interface{}{"yes", "", "true; echo x", 1} {
-		script := renderLikeAgent(t, runCommandOf(doc), map[string]interface{}{
+		out, err := runLikeAgent(t, doc, t.TempDir(), map[string]interface{}{
 			"addresses": []string{"192.0.2.1"}, "exceptionSeconds": "0", "removeBlacklisted": v})
-		path := filepath.Join(t.TempDir(), "_script.sh")
-		if err := os.WriteFile(path, []byte(script), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		out, err := exec.Command("sh", "-c", path).CombinedOutput()
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Contains(string(out), "ran") ||
 			!strings.Contains(string(out), `"code":"usage"`) {

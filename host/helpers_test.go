@@ -276,24 +276,15 @@ func asJSON(t testing.TB, v any) string {
 	return string(b)
 }
 
-func writeFile(t testing.TB, path, content string) {
-	t.Helper()
-	// In place, as sshguard keeps the file open with O_APPEND.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteString(content); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-}
+// writeFile rewrites an existing file in place, as sshguard keeps the
+// file open with O_APPEND.
+func writeFile(t testing.TB, path, content string) { writeExisting(t, path, os.O_TRUNC, content) }
 
-func appendFile(t testing.TB, path, content string) {
+func appendFile(t testing.TB, path, content string) { writeExisting(t, path, os.O_APPEND, content) }
+
+func writeExisting(t testing.TB, path string, mode int, content string) {
 	t.Helper()
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	f, err := os.OpenFile(path, os.O_WRONLY|mode, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

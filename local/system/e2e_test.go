@@ -77,6 +77,20 @@ func jaFreed(addr string, hosts ...*Host) string {
 	return fmt.Sprintf("%s: %s でブロックを解除しました。", addr, strings.Join(names, "、"))
 }
 
+// checkFreed: the reply says addr was freed on exactly these hosts, and
+// none of them blocks it any more.
+func checkFreed(t *testing.T, ctx context.Context, reply chatworkfake.Message, addr string, hosts ...*Host) {
+	t.Helper()
+	if want := jaFreed(addr, hosts...); !strings.Contains(reply.Body, want) {
+		t.Errorf("reply lacks %q", want)
+	}
+	for _, h := range hosts {
+		if b := blocks(t, ctx, h); blocking(b, addr) {
+			t.Errorf("%s still blocks %s", h.Label(), addr)
+		}
+	}
+}
+
 // banlists is where the deployment stores the lists (BANLIST_PREFIX).
 var banlists = banlist.Location{Bucket: Bucket, Prefix: "banlists"}
 
@@ -519,14 +533,9 @@ func TestE2EAskedSecondsAfterTheBlock(t *testing.T) {
 		attack(t, ctx, map[*Host][]string{db: {addr}})
 		reply, _, _ := ask(t, ctx, s, "3000301", addr+" お願いします")
 		t.Logf("reply: %s", reply.Body)
-		if want := jaFreed(addr, db); !strings.Contains(reply.Body, want) {
-			t.Errorf("reply lacks %q", want)
-		}
+		checkFreed(t, ctx, reply, addr, db)
 		if strings.Contains(reply.Body, web.Name) || strings.Contains(reply.Body, git.Name) {
 			t.Errorf("reply names a host that never blocked %s", addr)
-		}
-		if b := blocks(t, ctx, db); blocking(b, addr) {
-			t.Errorf("%s still blocks %s", db.Label(), addr)
 		}
 	})
 	t.Run("listed on one host, blocked on a second since", func(t *testing.T) {
@@ -537,14 +546,7 @@ func TestE2EAskedSecondsAfterTheBlock(t *testing.T) {
 		attack(t, ctx, map[*Host][]string{db: {addr}})
 		reply, _, _ := ask(t, ctx, s, "3000302", addr+" がブロックされています")
 		t.Logf("reply: %s", reply.Body)
-		if want := jaFreed(addr, git, db); !strings.Contains(reply.Body, want) {
-			t.Errorf("reply lacks %q", want)
-		}
-		for _, h := range []*Host{git, db} {
-			if b := blocks(t, ctx, h); blocking(b, addr) {
-				t.Errorf("%s still blocks %s", h.Label(), addr)
-			}
-		}
+		checkFreed(t, ctx, reply, addr, git, db)
 	})
 }
 
@@ -581,14 +583,7 @@ func TestE2EQuoteBanNotice(t *testing.T) {
 	quote := fmt.Sprintf("[qt][qtmeta aid=%s time=%d]%s[/qt]\nこれ私です", BotAccountID, notice.Time.Unix(), notice.Body)
 	reply, ex, _ := ask(t, ctx, s, account, quote)
 	t.Logf("reply: %s", reply.Body)
-	if want := jaFreed(addr, web, db); !strings.Contains(reply.Body, want) {
-		t.Errorf("reply lacks %q", want)
-	}
-	for _, h := range []*Host{web, db} {
-		if b := blocks(t, ctx, h); blocking(b, addr) {
-			t.Errorf("%s still blocks %s", h.Label(), addr)
-		}
-	}
+	checkFreed(t, ctx, reply, addr, web, db)
 	if strings.Contains(reply.Body, git.Name) {
 		t.Errorf("reply mentions %s, which never blocked %s", git.Name, addr)
 	}
