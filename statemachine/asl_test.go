@@ -143,6 +143,27 @@ var transientErrors = []string{"TransientError", "Lambda.ServiceException", "Lam
 // service reports Sandbox.Timedout) and a function that died.
 var timeoutErrors = []string{"States.Timeout", "Sandbox.Timedout", "Lambda.Unknown"}
 
+// lambdaInvoke is the Lambda integration's Resource (the only way to write
+// an asynchronous call).
+const lambdaInvoke = "arn:aws:states:::lambda:invoke"
+
+// taskCall is what a Task invokes: the ${…} substitution naming the
+// function, the template of its payload (nil: InputPath or the whole
+// input), and whether the call is asynchronous (InvocationType Event).
+func taskCall(s state) (resource string, payload map[string]any, async bool) {
+	if s.Resource != lambdaInvoke {
+		return s.Resource, s.Parameters, false
+	}
+	fn, _ := s.Parameters["FunctionName"].(string)
+	p, _ := s.Parameters["Payload"].(map[string]any)
+	return fn, p, s.Parameters["InvocationType"] == "Event"
+}
+
+// bestEffort lists the Tasks whose failure only loses a sign of life: they
+// are not retried (a retry would delay the unban) and their Catch goes on
+// with the request, keeping the state as it was.
+var bestEffort = map[string]bool{"SayWeAreOnIt": true}
+
 // notIdempotent lists the Tasks that must not be retried after a timeout
 // (a late first attempt may have done the work already). Today every task
 // is safe to repeat: see each States.Timeout retrier's Comment.
@@ -161,6 +182,13 @@ func TestTaskErrorPolicy(t *testing.T) {
 			where := name + "." + sn
 			if s.TimeoutSeconds <= 0 {
 				t.Errorf("%s: no TimeoutSeconds", where)
+			}
+			if bestEffort[sn] {
+				_, _, async := taskCall(s)
+				if len(s.Retry) > 0 || !async || len(s.Catch) != 1 || resultPath(s.Catch[0].ResultPath) != nil || s.Catch[0].Next != s.Next {
+					t.Errorf("%s: a best-effort task is asynchronous, not retried, and its Catch goes on to its Next keeping the state", where)
+				}
+				continue
 			}
 			if len(s.Retry) == 0 || !slices.Equal(s.Retry[0].ErrorEquals, transientErrors) {
 				t.Errorf("%s: first retrier must match %v", where, transientErrors)
@@ -198,6 +226,7 @@ func TestUnbanFailureRouting(t *testing.T) {
 	d := parseDef(t, statemachine.Unban)
 	want := map[string][2]string{
 		"ReadTheMessage":     {"ReplyFailure", "$.error"},
+		"SayWeAreOnIt":       {"RemoveBlockOnHosts", "null"}, // best effort: go on
 		"RemoveBlockOnHosts": {"ReplyFailure", "$.error"},
 		"LookUpBanLists":     {"CheckUnbanCommand", "$.lookup_error"},
 		"CheckUnbanCommand":  {"ReplyFailure", "$.error"},
@@ -290,22 +319,30 @@ func TestDataContract(t *testing.T) {
 			where := name + "." + sn
 			switch s.Type {
 			case "Task":
-				fn := subs[strings.TrimSuffix(strings.TrimPrefix(s.Resource, "${"), "}")]
+				resource, payload, async := taskCall(s)
+				fn := subs[strings.TrimSuffix(strings.TrimPrefix(resource, "${"), "}")]
 				types, ok := taskTypes[fn]
 				if !ok {
-					t.Errorf("%s: unknown resource %s", where, s.Resource)
+					t.Errorf("%s: unknown resource %s", where, resource)
 					continue
 				}
 				in, out := types[0], types[1]
 				switch {
-				case s.InputPath != nil && s.Parameters != nil:
+				case s.InputPath != nil && payload != nil:
 					t.Errorf("%s: both InputPath and Parameters", where)
 				case s.InputPath != nil:
 					checkAssign(t, where+" InputPath", resolve(t, where, stateType, *s.InputPath), in)
-				case s.Parameters != nil:
-					checkTemplate(t, where+" Parameters", s.Parameters, stateType, in)
+				case payload != nil:
+					checkTemplate(t, where+" Parameters", payload, stateType, in)
 				default:
 					t.Errorf("%s: passes the whole state to the task", where)
+				}
+				if async {
+					// An Event invocation returns no result of the function.
+					if resultPath(s.ResultPath) != nil || s.ResultSelector != nil {
+						t.Errorf("%s: an asynchronous call has no result to keep", where)
+					}
+					continue
 				}
 				result := out
 				if s.ResultSelector != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"sshguard-unban/lambdas/app"
+	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/s3local"
@@ -250,7 +251,30 @@ func (e *env) refresh(name string) sfnrunner.Execution {
 	return x
 }
 
-func (e *env) replies() []chatworkfake.Message { return e.chat.RoomMessages(askerRoom) }
+// replies are the answers in the asker's room: a progress message counts
+// once it has been edited into the answer, not while it still says
+// "Checking…" (progress lists those).
+func (e *env) replies() []chatworkfake.Message {
+	var out []chatworkfake.Message
+	for _, m := range e.chat.RoomMessages(askerRoom) {
+		if !notify.IsProgress(m.Body) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// progress are the progress messages never turned into an answer.
+func (e *env) progress() []chatworkfake.Message {
+	var out []chatworkfake.Message
+	for _, m := range e.chat.RoomMessages(askerRoom) {
+		if notify.IsProgress(m.Body) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 func (e *env) alerts() []chatworkfake.Message  { return e.chat.RoomMessages(sreRoom) }
 func (e *env) notices() []chatworkfake.Message { return e.chat.RoomMessages(noticeRoom) }
 

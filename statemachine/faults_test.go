@@ -268,7 +268,15 @@ func TestRealDependencyFailures(t *testing.T) {
 			e.chat.FailNext(503, 1)
 		}, recovered, false},
 		{"chatwork 503 beyond the client's attempts", func(e *env) {
-			e.chat.FailNext(503, 5)
+			// From the moment the progress message is out: the answer's
+			// edit and then its fallback post each use up the client's
+			// 4 attempts.
+			go func() {
+				for len(e.chat.RoomMessages(askerRoom)) == 0 {
+					time.Sleep(time.Millisecond)
+				}
+				e.chat.FailNext(503, 8)
+			}()
 		}, recovered, true},
 		{"chatwork 429", func(e *env) {
 			e.chat.FailNext(429, 1)

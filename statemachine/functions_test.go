@@ -23,9 +23,10 @@ func TestFunctionTableMatchesDefinitions(t *testing.T) {
 			if st.Type != "Task" {
 				continue
 			}
-			m := sub.FindStringSubmatch(st.Resource)
+			resource, _, _ := taskCall(st)
+			m := sub.FindStringSubmatch(resource)
 			if m == nil {
-				t.Errorf("%s.%s: Resource %q is not a substitution", machine, name, st.Resource)
+				t.Errorf("%s.%s: Resource %q is not a substitution", machine, name, resource)
 				continue
 			}
 			f, ok := functions.BySubstitution(m[1])

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,7 @@ import (
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/signature"
+	"sshguard-unban/shared/workflow"
 )
 
 // TestDuplicateExecution goes through the Step Functions API (sfnfake, the
@@ -102,7 +104,7 @@ func TestDuplicateExecution(t *testing.T) {
 }
 
 // TestTransitionsPerUnban records what a successful unban costs in state
-// transitions (Step Functions Standard bills each one): 11 when the hosts
+// transitions (Step Functions Standard bills each one): 12 when the hosts
 // answer within one polling invocation (one more, AnnounceNewBans, when the
 // reports showed new blocks; 4 more with a silent host: WaitForLateHosts,
 // AreLateHostsDone, FollowUp and the Choice; each further polling
@@ -119,8 +121,8 @@ func TestTransitionsPerUnban(t *testing.T) {
 	}
 	t.Logf("successful unban: %d transitions (%d states entered, %d retries), largest state %d bytes: %v",
 		x.Transitions, len(x.States), x.Retries, x.MaxStateBytes, x.States)
-	if x.Transitions != 11 {
-		t.Errorf("%d transitions, want 11", x.Transitions)
+	if x.Transitions != 12 {
+		t.Errorf("%d transitions, want 12", x.Transitions)
 	}
 	help := e.unban("exec-2", "hello")
 	t.Logf("help/thanks/refused reply: %d transitions", help.Transitions)
@@ -218,5 +220,42 @@ func TestWebhookRedelivery(t *testing.T) {
 	checkMessages(t, e, 1, 0)
 	if r := bodies(e.replies()); !strings.Contains(r, "192.0.2.12: unblocked on web-1 and web-2.") {
 		t.Errorf("reply:\n%s", r)
+	}
+}
+
+// TestProgressThenAnswer: the asker sees "Checking…" before the hosts have
+// answered, and that one message becomes the answer (an edit, no second
+// message). The progress call is asynchronous: the hosts are asked without
+// waiting for it.
+func TestProgressThenAnswer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, threeHosts())
+	e.refresh("initial-refresh")
+	x := e.unban("exec-1", "please unban 192.0.2.12")
+	if x.Status != sfnrunner.StatusSucceeded {
+		t.Fatalf("%s %s %s", x.Status, x.Error, x.Cause)
+	}
+	msgs := e.chat.RoomMessages(askerRoom)
+	if len(msgs) != 1 || !msgs[0].Updated || !strings.Contains(msgs[0].Body, "192.0.2.12: unblocked on web-1 and web-2.") {
+		t.Fatalf("want the progress message edited into the answer, got %+v", msgs)
+	}
+	var progressDone, replyStarted time.Time
+	for _, c := range e.bridge.Calls("notify") {
+		var in workflow.NotifyInput
+		_ = json.Unmarshal(c.Input, &in)
+		if in.Kind == workflow.NotifyProgress && c.Error == "" {
+			progressDone = c.At
+		}
+	}
+	for i, st := range x.States {
+		if st == "ReplyToUser" {
+			replyStarted = time.UnixMilli(x.EnteredMillis[i])
+		}
+	}
+	if progressDone.IsZero() || !progressDone.Before(replyStarted) {
+		t.Errorf("progress done at %v, reply started at %v: the progress must come first", progressDone, replyStarted)
+	}
+	if i, j := slices.Index(x.States, "SayWeAreOnIt"), slices.Index(x.States, "RemoveBlockOnHosts"); i < 0 || j != i+1 {
+		t.Errorf("states %v", x.States)
 	}
 }

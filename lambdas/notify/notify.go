@@ -4,6 +4,10 @@
 // later (FollowUp), alerts in the SRE room (AlertSREs, in both machines),
 // and ban notifications (AnnounceNewBans, in both).
 //
+// While the hosts work, the asker sees a progress message (SayWeAreOnIt,
+// invoked asynchronously) that the reply edits into the answer
+// (progress.go).
+//
 // Every message is recorded under a per-execution mark before the task
 // returns, so a retried or redriven execution never posts it twice. Replies
 // go through a per-room outbox (outbox.go): replies with the same text to
@@ -28,9 +32,10 @@ import (
 	"sshguard-unban/shared/workflow"
 )
 
-// Poster posts a message to a Chatwork room (chatwork.Client).
+// Poster posts and edits messages in Chatwork rooms (chatwork.Client).
 type Poster interface {
 	PostMessage(ctx context.Context, roomID, body string) (messageID string, err error)
+	UpdateMessage(ctx context.Context, roomID, messageID, body string) error
 }
 
 // Config is the notify task's environment.
@@ -116,6 +121,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		}
 		h.alertProblems(ctx, in.Execution, st, l, reply)
 		return res, nil
+	case workflow.NotifyProgress:
+		return h.progress(ctx, in.Execution, st.Request, l)
 	case workflow.NotifyFollowUp:
 		return h.followUp(ctx, in, l)
 	case workflow.NotifyAlert:

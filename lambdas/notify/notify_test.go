@@ -475,3 +475,166 @@ func TestEveryRefusalExplained(t *testing.T) {
 		}
 	}
 }
+
+// The asker sees "確認しています…" while the hosts work, and that same
+// message becomes the answer: one message, edited, mentioning them once.
+func TestProgressBecomesTheAnswer(t *testing.T) {
+	e := setup(t, "ja")
+	st := workflow.State{Request: request(), Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3, freed("i-0a", "web-1", "203.0.113.5"))}
+	prog, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyProgress, Execution: "exec-p", State: workflow.State{Request: st.Request}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs := e.chat.RoomMessages(room)
+	if len(msgs) != 1 || !strings.Contains(msgs[0].Body, "確認しています") || !strings.HasPrefix(msgs[0].Body, "[rp aid="+asker+" to="+room+"-") {
+		t.Fatalf("after progress: %+v", msgs)
+	}
+	// A retried or second delivery of the asynchronous invocation.
+	again, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyProgress, Execution: "exec-p", State: workflow.State{Request: st.Request}})
+	if err != nil || !again.Duplicate {
+		t.Fatalf("second progress: %+v %v", again, err)
+	}
+	res, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: "exec-p", State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs = e.chat.RoomMessages(room)
+	if len(msgs) != 1 || !msgs[0].Updated || res.MessageIDs[0] != prog.MessageIDs[0] {
+		t.Fatalf("want the progress message edited into the reply, got %+v (reply %v)", msgs, res.MessageIDs)
+	}
+	if b := msgs[0].Body; !strings.Contains(b, "web-1 でブロックを解除しました") || strings.Contains(b, "確認しています") || strings.Count(b, "[rp aid=") != 1 {
+		t.Errorf("edited body: %s", b)
+	}
+}
+
+// The reply came first (the progress invocation was queued late): the
+// progress is never posted after the answer.
+func TestLateProgressAfterTheReply(t *testing.T) {
+	e := setup(t, "ja")
+	st := workflow.State{Request: request(), Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3)}
+	if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: "exec-l", State: st}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyProgress, Execution: "exec-l", State: st})
+	if err != nil || len(res.MessageIDs) != 0 {
+		t.Fatalf("late progress: %+v %v", res, err)
+	}
+	if msgs := e.chat.RoomMessages(room); len(msgs) != 1 || strings.Contains(msgs[0].Body, "確認しています") {
+		t.Fatalf("messages: %+v", msgs)
+	}
+}
+
+// If the edit fails (Chatwork down for PUTs, or the asker deleted the
+// progress message), the answer is posted instead.
+func TestFailedEditStillAnswers(t *testing.T) {
+	for _, status := range []int{500, 404} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			e := setup(t, "ja")
+			st := workflow.State{Request: request(), Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3, freed("i-0a", "web-1", "203.0.113.5"))}
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyProgress, Execution: "exec-f", State: st}); err != nil {
+				t.Fatal(err)
+			}
+			e.chat.FailNextOn("PUT", status, 10)
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: "exec-f", State: st}); err != nil {
+				t.Fatal(err)
+			}
+			msgs := e.chat.RoomMessages(room)
+			if len(msgs) != 2 || !strings.Contains(msgs[1].Body, "web-1 でブロックを解除しました") {
+				t.Fatalf("messages: %+v", msgs)
+			}
+		})
+	}
+}
+
+// A whole office asks at once: the first few see a progress message, the
+// rest do not (the room's posts go to the merged answers), and every asker
+// ends with exactly one answer, inside the room's posting limit.
+func TestProgressInABurst(t *testing.T) {
+	e := setup(t, "ja")
+	const askers = 40
+	var wg sync.WaitGroup
+	reqs := make([]workflow.State, askers)
+	for i := range askers {
+		r := workflow.Request{RoomID: room, MessageID: fmt.Sprint(1790000000000000100 + i), AccountID: fmt.Sprint(3000000 + i)}
+		reqs[i] = workflow.State{Request: r, Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3, freed("i-0a", "web-1", "203.0.113.5"))}
+		wg.Go(func() {
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyProgress, Execution: fmt.Sprintf("exec-%d", i), State: reqs[i]}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	progress := len(e.chat.RoomMessages(room))
+	if progress == 0 || progress > notify.DefaultRoomPosts/2 {
+		t.Fatalf("%d progress messages for %d askers", progress, askers)
+	}
+	for i := range askers {
+		wg.Go(func() {
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: fmt.Sprintf("exec-%d", i), State: reqs[i]}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	mentions := map[string]int{}
+	for _, m := range e.chat.RoomMessages(room) {
+		if strings.Contains(m.Body, "確認しています") {
+			t.Errorf("a progress message was left unanswered: %s", m.Body)
+		}
+		for i := range askers {
+			acct := fmt.Sprint(3000000 + i)
+			mentions[acct] += strings.Count(m.Body, "[To:"+acct+"]") + strings.Count(m.Body, "[rp aid="+acct+" ")
+		}
+	}
+	for acct, n := range mentions {
+		if n != 1 {
+			t.Errorf("asker %s is answered %d times", acct, n)
+		}
+	}
+	if e.chat.Refused() > 0 {
+		t.Errorf("%d requests refused by Chatwork's limits", e.chat.Refused())
+	}
+	t.Logf("%d askers: %d progress messages, %d messages in all", askers, progress, len(e.chat.RoomMessages(room)))
+}
+
+// A ban notice says how long sshguard means to block the entry, from the
+// hosts' BLOCK_TIME (Debian's default 120 s; released 0–BLOCK_TIME/2+2 s
+// after its pardon time), or that a blacklisted entry stays; quoting it
+// still unbans exactly that address.
+func TestBanNoticeBlockLength(t *testing.T) {
+	ban := func(host string, blockTime int, blacklisted bool) workflow.NewBan {
+		return workflow.NewBan{InstanceID: "i-0" + host, Host: host, Entry: "192.0.2.66", Time: "2026-11-25T04:41:00Z", BlockTime: blockTime, Blacklisted: blacklisted}
+	}
+	tests := []struct {
+		name, locale string
+		bans         []workflow.NewBan
+		want, not    string
+	}{
+		{"debian default", "ja", []workflow.NewBan{ban("web-1", 120, false)}, "ブロック期間: 初めてのブロックなら 2〜4 分で自動的に解除されます（繰り返しブロックされると、そのたびに 2 倍の長さになります）", "ブラックリスト"},
+		{"debian default, english", "en", []workflow.NewBan{ban("web-1", 120, false)}, "Block length: if this is its first block, sshguard lifts it by itself in 2 to 4 minutes (each repeat block lasts twice as long)", "blacklist"},
+		{"hosts differ", "ja", []workflow.NewBan{ban("web-1", 120, false), ban("git-1", 600, false)}, "2〜16 分", ""},
+		{"blacklisted everywhere", "ja", []workflow.NewBan{ban("web-1", 120, true)}, "ブロック期間: ブラックリストに載っているため、自動では解除されません", "初めて"},
+		{"blacklisted on one host", "en", []workflow.NewBan{ban("web-1", 120, false), ban("git-1", 120, true)}, "(blacklisted on git-1: never lifted there by itself)", ""},
+		{"settings unknown", "ja", []workflow.NewBan{ban("web-1", 0, false)}, "", "ブロック期間"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, tt.locale)
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyBans, Execution: "refresh-1", NewBans: tt.bans}); err != nil {
+				t.Fatal(err)
+			}
+			msgs := e.chat.RoomMessages(banRoom)
+			if len(msgs) != 1 {
+				t.Fatalf("%d notices", len(msgs))
+			}
+			body := msgs[0].Body
+			if !strings.Contains(body, tt.want) || (tt.not != "" && strings.Contains(body, tt.not)) {
+				t.Errorf("notice:\n%s\nwant %q, not %q", body, tt.want, tt.not)
+			}
+			quote := "[To:1234567]unbanbot さん\n[qt][qtmeta aid=1234567 time=1764045600]" + body + "[/qt]"
+			if got := message.Parse(quote); got.Intent != message.IntentUnban || len(got.Addresses) != 1 || got.Addresses[0] != "192.0.2.66" {
+				t.Fatalf("quoted notice parses to %+v", got)
+			}
+		})
+	}
+}

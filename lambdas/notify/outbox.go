@@ -35,12 +35,15 @@ import (
 
 // item is one reply waiting in the outbox.
 type item struct {
-	Execution string    `json:"execution"`
-	RoomID    string    `json:"room_id"`
-	AccountID string    `json:"account_id"`
-	MessageID string    `json:"message_id"` // the asker's message
-	Text      string    `json:"text"`       // the reply without the mention
-	Created   time.Time `json:"created"`
+	Execution string `json:"execution"`
+	RoomID    string `json:"room_id"`
+	AccountID string `json:"account_id"`
+	MessageID string `json:"message_id"` // the asker's message
+	// ProgressID is the bot's progress message to edit into the reply
+	// ("" when there is none: the reply is posted).
+	ProgressID string    `json:"progress_id,omitempty"`
+	Text       string    `json:"text"` // the reply without the mention
+	Created    time.Time `json:"created"`
 }
 
 type roomLease struct {
@@ -69,31 +72,35 @@ const (
 // returns the id of the message that carries it.
 func (h *Handler) reply(ctx context.Context, execution string, r workflow.Request, text string) (workflow.NotifyResult, error) {
 	key := execution + "/user"
-	it := item{Execution: execution, RoomID: r.RoomID, AccountID: r.AccountID, MessageID: r.MessageID, Text: text, Created: h.Cfg.Now()}
-	// The mark (already answered: a retry) and the item (create only: a
-	// retried task finds its item still waiting and keeps its place) at
-	// once: both are on the reply's path. An item written for an execution
-	// already answered is dropped by the next flush.
-	var putErr error
-	wrote := make(chan struct{})
+	// The mark (already answered: a retry) and the progress message this
+	// reply should become, at once: both are on the reply's path.
+	var m *mark
+	var markErr error
+	read := make(chan struct{})
 	go func() {
-		defer close(wrote)
-		body, _ := json.Marshal(it)
-		if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
-			putErr = err
-		}
+		defer close(read)
+		m, markErr = h.posted(ctx, key)
 	}()
-	m, err := h.posted(ctx, key)
-	<-wrote
-	if err != nil {
-		return workflow.NotifyResult{}, err
+	progressID, err := h.progressOf(ctx, execution)
+	<-read
+	if markErr != nil {
+		return workflow.NotifyResult{}, markErr
 	}
 	if m != nil {
 		h.Log.InfoContext(ctx, "already replied", "execution", execution, "message_id", m.MessageID)
 		return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: true}, nil
 	}
-	if putErr != nil {
-		return workflow.NotifyResult{}, putErr
+	if err != nil {
+		return workflow.NotifyResult{}, err
+	}
+	// Create only: a retried task finds its item still waiting and keeps
+	// its place. An item written for an execution already answered is
+	// dropped by the next flush.
+	it := item{Execution: execution, RoomID: r.RoomID, AccountID: r.AccountID, MessageID: r.MessageID,
+		ProgressID: progressID, Text: text, Created: h.Cfg.Now()}
+	body, _ := json.Marshal(it)
+	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
+		return workflow.NotifyResult{}, err
 	}
 	me := newHolder()
 	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
@@ -218,6 +225,19 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (b
 	if len(todo) == 0 {
 		return false, nil
 	}
+	// An asker who saw the progress message gets it edited into the answer
+	// (an edit is not a post: it leaves the room's posting budget to the
+	// others). A failed edit falls back to the post below.
+	var post []item
+	for _, it := range todo {
+		if it.ProgressID != "" && h.edit(ctx, roomID, it) {
+			continue
+		}
+		post = append(post, it)
+	}
+	if todo = post; len(todo) == 0 {
+		return false, nil
+	}
 	var head string
 	if len(todo) == 1 {
 		it := todo[0]
@@ -246,6 +266,22 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (b
 		}
 	}
 	return true, nil
+}
+
+// edit turns the asker's progress message into the reply and marks the
+// asker answered; false when the edit failed.
+func (h *Handler) edit(ctx context.Context, roomID string, it item) bool {
+	body := chatwork.ReplyTo(it.AccountID, roomID, it.MessageID) + it.Text
+	if err := h.Chat.UpdateMessage(ctx, roomID, it.ProgressID, body); err != nil {
+		h.Log.WarnContext(ctx, "could not edit the progress message; posting the reply", "execution", it.Execution, "message_id", it.ProgressID, "error", err)
+		return false
+	}
+	h.Log.InfoContext(ctx, "edited", "kind", "reply", "room_id", roomID, "message_id", it.ProgressID)
+	h.setMark(ctx, it.Execution+"/user", mark{RoomID: roomID, MessageID: it.ProgressID})
+	if err := s3obj.Delete(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it)); err != nil {
+		h.Log.WarnContext(ctx, "could not remove a posted outbox item", "execution", it.Execution, "error", err)
+	}
+	return true
 }
 
 // heldRoom is a room whose lease this invocation holds, with the lease's

@@ -23,6 +23,7 @@ type lang struct {
 	sep  string                // between two sentences on one line
 
 	helpTitle, help, findAddress string
+	progress                     string
 	thanks                       string
 	refusedTitle                 string
 	refusal                      map[string]string
@@ -36,6 +37,7 @@ type lang struct {
 	tryNow, grace, graceUnknown, notBlockedNext, privateAddress string
 	excepted, blacklisted, stillBlocked                         string
 	minutes, seconds                                            string // "%d 分"
+	minutesSpan, span                                           string // "%d〜%d 分", "%s〜%s"
 	merged                                                      string
 	followUpText                                                string
 
@@ -43,6 +45,7 @@ type lang struct {
 	alertTitle                                                 string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
 	banRangeHowTo, moreBans                                    string
+	banFor, banFirst, banForever, banForeverOn                 string
 }
 
 // checkIPURL is where anyone can see the address the internet sees for
@@ -57,6 +60,7 @@ var langs = map[string]lang{
 		help: "ブロックされた IP アドレスを書いて、ボットにメンションしてください（例: 203.0.113.5）。\n" +
 			"ボットのブロック通知を引用してメンションしても解除できます。一度に 5 件までです。",
 		findAddress:  "ご自分のアドレスは " + checkIPURL + " で確認できます（VPN をお使いなら VPN を通した状態で）。",
+		progress:     "確認しています…（各ホストに問い合わせ中です。数秒お待ちください）",
 		thanks:       "どういたしまして。また何かあればいつでもどうぞ。",
 		refusedTitle: "解除できるアドレスがありませんでした",
 		refusal: map[string]string{
@@ -94,6 +98,8 @@ var langs = map[string]lang{
 		stillBlocked:       "%s は %s でまだブロックされています。SRE に連絡しました。",
 		minutes:            "%d 分",
 		seconds:            "%d 秒",
+		minutesSpan:        "%d〜%d 分",
+		span:               "%s〜%s",
 		notBlockedNext:     "それでも接続できない場合は、別のアドレスから接続しているのかもしれません。",
 		privateAddress:     "%s はプライベートアドレスです。サーバーから見えるのはルーターや VPN の外側のアドレスなので、そちらを書いてください。",
 		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
@@ -110,6 +116,10 @@ var langs = map[string]lang{
 		banHowTo:      "ご自分のアドレスでしたら、このメッセージを引用してボットにメンションすると解除できます。",
 		banRangeHowTo: "この範囲にご自分のアドレスが含まれる場合は、そのアドレスを書いてボットにメンションしてください。",
 		moreBans:      "ほかに %d 件のブロックがありました（%s）。",
+		banFor:        "ブロック期間",
+		banFirst:      "初めてのブロックなら %sで自動的に解除されます（繰り返しブロックされると、そのたびに 2 倍の長さになります）",
+		banForever:    "ブラックリストに載っているため、自動では解除されません（解除するかどうかは SRE が判断します）",
+		banForeverOn:  "（%s ではブラックリストに載っているため、自動では解除されません）",
 	},
 	"en": {
 		zone:      time.UTC,
@@ -119,6 +129,7 @@ var langs = map[string]lang{
 		help: "Mention me with the blocked IP address (for example 203.0.113.5).\n" +
 			"You can also quote one of my ban notifications and mention me. Up to 5 addresses at a time.",
 		findAddress:  "You can see your address at " + checkIPURL + " (over the VPN, if you use one).",
+		progress:     "Checking… (asking every host now; this takes a few seconds)",
 		thanks:       "You're welcome. Ask me any time.",
 		refusedTitle: "No address I can unblock",
 		refusal: map[string]string{
@@ -156,6 +167,8 @@ var langs = map[string]lang{
 		stillBlocked:       "%s is still blocked on %s. I have told the SRE team.",
 		minutes:            "%d minutes",
 		seconds:            "%d seconds",
+		minutesSpan:        "%d to %d minutes",
+		span:               "%s to %s",
 		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
 		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
 		merged:             "(one answer for %d identical requests)",
@@ -172,6 +185,10 @@ var langs = map[string]lang{
 		banHowTo:      "If this is your address, quote this message and mention me to unblock it.",
 		banRangeHowTo: "If your address is in this range, mention me with your address.",
 		moreBans:      "%d more blocks (%s).",
+		banFor:        "Block length",
+		banFirst:      "if this is its first block, sshguard lifts it by itself in %s (each repeat block lasts twice as long)",
+		banForever:    "blacklisted: sshguard never lifts it by itself (the SRE team decides)",
+		banForeverOn:  " (blacklisted on %s: never lifted there by itself)",
 	},
 }
 
@@ -496,5 +513,53 @@ func (l lang) banNotice(bans []workflow.NewBan) string {
 		label, howTo = l.banRange, l.banRangeHowTo
 	}
 	when := first.In(l.zone).Format("2006-01-02 15:04:05 MST")
-	return chatwork.Info(l.banTitle, fmt.Sprintf("%s: %s\n%s: %s\n%s: %s\n%s", label, entry, l.banHost, l.names(hosts), l.banTime, when, howTo))
+	lines := []string{label + ": " + entry, l.banHost + ": " + l.names(hosts), l.banTime + ": " + when}
+	if d := l.blockLength(bans); d != "" {
+		lines = append(lines, l.banFor+": "+d)
+	}
+	return chatwork.Info(l.banTitle, strings.Join(append(lines, howTo), "\n"))
+}
+
+// blockLength says how long sshguard means to block an entry, from the
+// hosts' settings ("" when no host reported them). A host cannot know how
+// often it blocked the address before, so the first block's window is
+// given, with the doubling of repeat blocks (hostreport.BlockPardon).
+func (l lang) blockLength(bans []workflow.NewBan) string {
+	var earliest, latest time.Duration
+	var forever []string
+	for _, b := range bans {
+		if b.Blacklisted {
+			forever = append(forever, chatwork.Escape(b.Host))
+			continue
+		}
+		if b.BlockTime <= 0 {
+			continue
+		}
+		e, l := hostreport.Settings{BlockTime: b.BlockTime}.BlockEnds(1)
+		if earliest == 0 || e < earliest {
+			earliest = e
+		}
+		latest = max(latest, l)
+	}
+	switch {
+	case len(forever) == len(bans):
+		return l.banForever
+	case earliest == 0:
+		return ""
+	}
+	text := fmt.Sprintf(l.banFirst, l.window(earliest, latest))
+	if len(forever) > 0 {
+		text += fmt.Sprintf(l.banForeverOn, l.names(forever))
+	}
+	return text
+}
+
+// window prints "2〜4 分": whole minutes rounded outwards, so the window
+// printed is never narrower than the truth (seconds below one minute).
+func (l lang) window(from, to time.Duration) string {
+	if from < time.Minute {
+		return fmt.Sprintf(l.span, l.duration(from), l.duration(to))
+	}
+	lo, hi := int(from/time.Minute), int((to+time.Minute-1)/time.Minute)
+	return fmt.Sprintf(l.minutesSpan, lo, hi)
 }

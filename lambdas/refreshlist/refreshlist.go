@@ -221,9 +221,15 @@ func (h *Handler) store(ctx context.Context, ref workflow.CommandRef, step strin
 		}
 		res.Stored = append(res.Stored, r.instanceID)
 		index = append(index, banlist.NewIndexHost(r.stored.Stored))
+		rep := r.stored.Stored.Report
+		blockTime := 0
+		if rep.Settings != nil {
+			blockTime = rep.Settings.BlockTime
+		}
 		for _, e := range r.stored.New {
 			newBans = append(newBans, workflow.NewBan{
-				InstanceID: r.instanceID, Host: r.stored.Stored.Report.Host, Entry: e, Time: r.stored.Stored.Time(),
+				InstanceID: r.instanceID, Host: rep.Host, Entry: e, Time: r.stored.Stored.Time(),
+				Blacklisted: rep.Blacklisted(e), BlockTime: blockTime,
 			})
 		}
 	}

@@ -46,7 +46,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	messages    []Message
-	inject      []int
+	inject      []injected
 	windowStart time.Time
 	used        int
 	posts       map[string][]time.Time // room → recent post times
@@ -66,13 +66,22 @@ func New(token string) *Server {
 		Now: time.Now, token: token, nextID: 1790000000000000000, posts: map[string][]time.Time{}}
 }
 
+type injected struct {
+	method string // "" for any
+	status int
+}
+
 // FailNext makes the next n requests fail with status (429 or 5xx).
 // Calls queue up in order.
-func (s *Server) FailNext(status, n int) {
+func (s *Server) FailNext(status, n int) { s.FailNextOn("", status, n) }
+
+// FailNextOn makes the next n requests with this method (http.MethodPut:
+// edits) fail with status; other requests pass.
+func (s *Server) FailNextOn(method string, status, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range n {
-		s.inject = append(s.inject, status)
+		s.inject = append(s.inject, injected{method: method, status: status})
 	}
 }
 
@@ -127,9 +136,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, "Invalid API token")
 		return
 	}
-	if len(s.inject) > 0 {
-		status := s.inject[0]
-		s.inject = s.inject[1:]
+	if i := s.injectedFor(r.Method); i >= 0 {
+		status := s.inject[i].status
+		s.inject = append(s.inject[:i], s.inject[i+1:]...)
 		if status == http.StatusTooManyRequests {
 			s.rateHeaders(w, 0)
 		}
@@ -183,6 +192,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.notify(m)
 		fmt.Fprintf(w, `{"message_id":"%s"}`, id)
 	case len(parts) == 5 && r.Method == http.MethodPut:
+		// An edit is not a post: it counts against the token's budget
+		// (above), not the room's posting limit.
 		for i := range s.messages {
 			if s.messages[i].RoomID == room && s.messages[i].MessageID == parts[4] {
 				s.messages[i].Body, s.messages[i].Updated = body, true
@@ -195,6 +206,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeErr(w, http.StatusMethodNotAllowed, "method not allowed")
 	}
+}
+
+// injectedFor is the index of the first queued failure for method, or -1.
+func (s *Server) injectedFor(method string) int {
+	for i, f := range s.inject {
+		if f.method == "" || f.method == method {
+			return i
+		}
+	}
+	return -1
 }
 
 // roomAllows records a post in room at now unless RoomLimit posts happened

@@ -30,7 +30,9 @@
 // Each Task calls the task bridge (local/taskbridge) over the Lambda Invoke
 // API, so a handler error arrives as {errorType, errorMessage} and is
 // rethrown with .name = errorType: Retry and Catch match it by ErrorEquals
-// exactly as in AWS.
+// exactly as in AWS. A Task may name the function (Resource: its ARN) or
+// use the Lambda integration (arn:aws:states:::lambda:invoke), which is how
+// an asynchronous (InvocationType Event) call is written.
 
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
@@ -48,6 +50,11 @@ process.on('unhandledRejection', (e) => {
 
 // Step Functions' limit on a state's input or output (and a task's result).
 const maxPayloadBytes = 256 * 1024;
+
+// The optimized Lambda integration: the Task's Parameters are the Invoke
+// call (FunctionName, InvocationType, Payload) and its result is the Invoke
+// answer ({StatusCode, Payload}); InvocationType Event answers 202 at once.
+const lambdaInvokeResource = 'arn:aws:states:::lambda:invoke';
 
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 const iter = lines[Symbol.asyncIterator]();
@@ -86,7 +93,10 @@ function load(name, text) {
   new lib.StateMachine(definition); // throws with the validator's messages
   const tasks = {}; // Task state name -> function name
   forEachState(definition, (stateName, state) => {
-    if (state.Type === 'Task') tasks[stateName] = functionName(state.Resource);
+    if (state.Type !== 'Task') return;
+    if (state.Resource === lambdaInvokeResource) tasks[stateName] = { integration: true };
+    else if (state.Resource.startsWith('arn:aws:states:::')) throw new Error(`${name}.${stateName}: unsupported integration ${state.Resource}`);
+    else tasks[stateName] = functionName(state.Resource);
   });
   return { definition, tasks, variants: new Map() };
 }
@@ -193,10 +203,16 @@ function makeRng(seed) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// invoker calls a function through the bridge. fn is the function for a
+// Task whose Resource is the function's ARN (the input is the payload, the
+// result the function's answer), or null for the Lambda integration.
 function invoker(bridgeURL, fn, execution, pay) {
-  const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(fn)}/invocations`;
   return async (input) => {
     await pay();
+    const integration = fn === null;
+    const target = integration ? functionName(input.FunctionName ?? '') : fn;
+    const type = integration ? (input.InvocationType ?? 'RequestResponse') : 'RequestResponse';
+    const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(target)}/invocations`;
     let res;
     let body;
     try {
@@ -204,8 +220,8 @@ function invoker(bridgeURL, fn, execution, pay) {
         method: 'POST',
         // The execution name lets the bridge attribute calls (logs, test
         // assertions); Step Functions sends no such header.
-        headers: { 'content-type': 'application/json', 'x-sfnrunner-execution': execution },
-        body: JSON.stringify(input),
+        headers: { 'content-type': 'application/json', 'x-sfnrunner-execution': execution, 'x-amz-invocation-type': type },
+        body: JSON.stringify(integration ? input.Payload ?? {} : input),
       });
       body = await res.text();
     } catch (e) {
@@ -215,6 +231,7 @@ function invoker(bridgeURL, fn, execution, pay) {
     }
     if (res.status === 429) throw named('Lambda.TooManyRequestsException', body);
     if (res.status >= 500) throw named('Lambda.ServiceException', body);
+    if (res.status === 202 && type === 'Event') return { StatusCode: 202, Payload: '' };
     if (res.status !== 200) throw named('Lambda.AWSLambdaException', body);
     if (res.headers.get('x-amz-function-error')) {
       let info = {};
@@ -230,7 +247,8 @@ function invoker(bridgeURL, fn, execution, pay) {
       e.isCatchable = false;
       throw e;
     }
-    return body === '' ? null : JSON.parse(body);
+    const out = body === '' ? null : JSON.parse(body);
+    return integration ? { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: out } : out;
   };
 }
 
@@ -270,7 +288,9 @@ async function run(req) {
     if (ms > 0) await sleep(ms);
   };
   const handlers = {};
-  for (const [stateName, fn] of Object.entries(m.tasks)) handlers[stateName] = invoker(o.bridge_url, fn, name, pay);
+  for (const [stateName, fn] of Object.entries(m.tasks)) {
+    handlers[stateName] = invoker(o.bridge_url, typeof fn === 'string' ? fn : null, name, pay);
+  }
   let waits = expand(m.definition, 'Wait', o.wait_ms);
   if (sample && !o.wait_ms) {
     // The definition's own Seconds, ending a little late as in AWS.

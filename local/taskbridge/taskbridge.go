@@ -13,6 +13,7 @@
 package taskbridge
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -76,6 +77,7 @@ type Call struct {
 	Output    json.RawMessage // nil on error
 	Error     string          // errorType, "" on success
 	Fault     string          // the injected fault kind, if any
+	At        time.Time       // when the call ended
 }
 
 // Bridge is the HTTP server. Its methods are safe for concurrent use.
@@ -214,7 +216,8 @@ func (b *Bridge) takeFault(function string, input []byte) *Fault {
 
 const invokePrefix = "/2015-03-31/functions/"
 
-// ServeHTTP implements the Lambda Invoke API (RequestResponse only).
+// ServeHTTP implements the Lambda Invoke API: RequestResponse, and Event
+// (asynchronous: answered 202 at once, the function runs after).
 func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.inflight.Add(1)
 	defer b.inflight.Done()
@@ -260,6 +263,10 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	fault := b.takeFault(function, payload)
+	if r.Header.Get("X-Amz-Invocation-Type") == "Event" {
+		b.event(ctx, w, h, call, fault)
+		return
+	}
 	if fault != nil {
 		call.Fault = fault.Kind
 		switch fault.Kind {
@@ -330,6 +337,51 @@ func (b *Bridge) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
+// event serves an asynchronous invocation as the Lambda service does: the
+// event is accepted (202, no payload) unless the service itself refuses
+// it (a Service fault), and the function runs afterwards; its result goes
+// nowhere but the call record. A Delay fault holds the run (an event
+// queued late); Transient and Permanent faults fail it.
+func (b *Bridge) event(ctx context.Context, w http.ResponseWriter, h *lambdapool.Pool, call Call, fault *Fault) {
+	if fault != nil {
+		call.Fault = fault.Kind
+		if fault.Kind == Service {
+			status := cmp.Or(fault.Status, http.StatusInternalServerError)
+			b.record(call, nil, fmt.Sprintf("HTTP %d", status))
+			w.WriteHeader(status)
+			fmt.Fprintf(w, `{"Type":"Service","message":"injected service error %d"}`, status)
+			return
+		}
+	}
+	b.inflight.Add(1)
+	go func() {
+		defer b.inflight.Done()
+		if fault != nil {
+			switch fault.Kind {
+			case Delay:
+				time.Sleep(fault.Delay)
+			case Transient, Permanent:
+				b.record(call, nil, "injected "+fault.Kind)
+				return
+			}
+		}
+		ctx := context.WithoutCancel(ctx)
+		if b.FunctionTimeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, b.FunctionTimeout)
+			defer cancel()
+		}
+		out, err := b.invoke(ctx, h, call.Input)
+		if err != nil {
+			typ, _ := errorInfo(err)
+			b.record(call, nil, typ)
+			return
+		}
+		b.record(call, out, "")
+	}()
+	w.WriteHeader(http.StatusAccepted)
+}
+
 // invoke runs the handler, turning a panic into an error the way the Lambda
 // runtime reports it (the function fails, the caller sees an error).
 func invoke(ctx context.Context, h *lambdapool.Instance, payload []byte) (out []byte, err error) {
@@ -357,6 +409,7 @@ func errorInfo(err error) (string, string) {
 func (b *Bridge) record(c Call, out []byte, errType string) {
 	c.Output = out
 	c.Error = errType
+	c.At = time.Now()
 	b.mu.Lock()
 	b.calls = append(b.calls, c)
 	b.mu.Unlock()

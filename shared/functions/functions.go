@@ -63,7 +63,7 @@ var All = []Function{
 	{Handler: Notify, Package: "sshguard-unban/lambdas/notify", Construct: "NotifyFunction",
 		Substitution: "NotifyFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
+			UnbanMachine:   {"SayWeAreOnIt", "ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
 			RefreshMachine: {"AnnounceNewBans", "AlertSREs"},
 		}},
 }

@@ -160,6 +160,16 @@ type Report struct {
 	Code       string      `json:"code,omitempty"`
 }
 
+// Blacklisted reports whether entry is in the report as a blacklisted one.
+func (r Report) Blacklisted(entry string) bool {
+	for _, e := range r.Entries {
+		if e.Entry == entry {
+			return e.Blacklisted
+		}
+	}
+	return false
+}
+
 // AddressResult says what host/sshguard-unban.sh did for one address.
 type AddressResult struct {
 	Address string `json:"address"`

@@ -200,6 +200,11 @@ type NewBan struct {
 	Host       string `json:"host"`
 	Entry      string `json:"entry"`
 	Time       string `json:"time"` // report time, RFC 3339
+	// Blacklisted: sshguard never releases it by itself.
+	Blacklisted bool `json:"blacklisted,omitempty"`
+	// BlockTime is the host's BLOCK_TIME in seconds (0: unknown): how long
+	// a first block lasts.
+	BlockTime int `json:"block_time,omitempty"`
 }
 
 // RefreshResult is refresh-list's output (for either action; unused fields
@@ -257,6 +262,10 @@ const (
 	// NotifyFollowUp tells the asker that a host silent at reply time has
 	// since freed the address (nothing is posted otherwise).
 	NotifyFollowUp = "follow_up"
+	// NotifyProgress tells the asker the bot is working on it; the reply
+	// later edits that message into the answer. Best effort: it never
+	// fails, and is skipped when the room is busy.
+	NotifyProgress = "progress"
 )
 
 // NotifyInput is the notify task's input.
