@@ -60,7 +60,7 @@ var langs = map[string]lang{
 		help: "ブロックされた IP アドレスを書いて、ボットにメンションしてください（例: 203.0.113.5）。\n" +
 			"ボットのブロック通知を引用してメンションしても解除できます。一度に 5 件までです。",
 		findAddress:  "ご自分のアドレスは " + checkIPURL + " で確認できます（VPN をお使いなら VPN を通した状態で）。",
-		progress:     "確認しています…（各ホストに問い合わせ中です。数秒お待ちください）",
+		progress:     "確認しています…（各ホストに問い合わせています。数秒お待ちください）",
 		thanks:       "どういたしまして。また何かあればいつでもどうぞ。",
 		refusedTitle: "解除できるアドレスがありませんでした",
 		refusal: map[string]string{
@@ -71,7 +71,7 @@ var langs = map[string]lang{
 			message.ReasonLinkLocal:   "%s はリンクローカルアドレスで、ブロックされることはありません。",
 			message.ReasonBroadcast:   "%s はブロードキャストアドレスで、ブロックされることはありません。",
 			message.ReasonAmbiguous:   "%s は先頭に 0 の付いた数字を含み、読み方が一通りに決まりません。0 を付けずに書き直してください。",
-			message.ReasonOverLimit:   "%s は解除していません（一度に 5 件までのため）。お手数ですが、もう一度送ってください。",
+			message.ReasonOverLimit:   "%s は解除していません（一度に 5 件までのため）。お手数ですが、もう一度お送りください。",
 		},
 		dropped:   "ほかに %d 件はアドレスとして読み取りませんでした。",
 		keepTitle: "ブロックはそのままです",
@@ -85,7 +85,7 @@ var langs = map[string]lang{
 		freed:              "%s: %s でブロックを解除しました。",
 		notBlockedChecked:  "%s: どのホストでもブロックされていませんでした（いま %d 台すべてに確認しました）。",
 		notBlockedAnswered: "%s: 応答した %d 台ではブロックされていませんでした。",
-		hostFailed:         "%s では解除できませんでした（%s）。SRE に連絡しました。",
+		hostFailed:         "%s では解除できませんでした。SRE に連絡しましたので、対応をお待ちください。",
 		hostOffline:        "%s には接続できませんでした（停止中かもしれません）。SRE に連絡しました。",
 		hostTimedOut:       "%s から時間内に応答がありませんでした。SRE に連絡しました。",
 		silent:             "%s から応答がありません（停止中かもしれません）。応答があり次第、結果をお知らせします。SRE にも連絡しました。",
@@ -106,7 +106,7 @@ var langs = map[string]lang{
 		followUpText:       "先ほど応答のなかった %s でも、%s のブロックを解除しました。今すぐ接続をお試しください。",
 
 		failureTitle:  "ブロック解除を完了できませんでした",
-		failure:       "申し訳ありません。処理中にエラーが起きたため、解除を完了できませんでした。SRE に連絡しました。数分後にもう一度お試しいただくか、SRE にご相談ください。（実行: %s）",
+		failure:       "申し訳ありません。処理中にエラーが起きたため、解除を完了できませんでした。SRE に連絡しました。数分後にもう一度お試しいただくか、SRE にご相談ください。（SRE へのお問い合わせ用の番号: %s）",
 		alertTitle:    "unban の実行で問題がありました",
 		banTitle:      "sshguard がアドレスをブロックしました",
 		banHost:       "ホスト",
@@ -142,7 +142,7 @@ var langs = map[string]lang{
 			message.ReasonAmbiguous:   "%s has a number with a leading zero, which can be read two ways. Please write it without leading zeros.",
 			message.ReasonOverLimit:   "I did not unblock %s: I take up to 5 addresses at a time. Please send it again.",
 		},
-		dropped:   "I did not read %d more items as addresses.",
+		dropped:   "%d more items did not look like addresses.",
 		keepTitle: "Block left in place",
 		keep:      "I did not unblock %s, as you asked to keep it blocked. Mention me again if it needs unblocking later.",
 		keepNone:  "I will leave the block in place. Mention me with the address if it needs unblocking later.",
@@ -154,13 +154,13 @@ var langs = map[string]lang{
 		freed:              "%s: unblocked on %s.",
 		notBlockedChecked:  "%s: not blocked on any host (I just checked all %d).",
 		notBlockedAnswered: "%s: not blocked on the %d hosts that answered.",
-		hostFailed:         "%s could not unblock it (%s). I have told the SRE team.",
+		hostFailed:         "%s could not unblock it. I have told the SRE team; please wait for them.",
 		hostOffline:        "I could not reach %s (it may be stopped). I have told the SRE team.",
 		hostTimedOut:       "%s did not answer in time. I have told the SRE team.",
 		silent:             "%s did not answer (possibly stopped). I will tell you as soon as there is an answer. I have told the SRE team.",
 		more:               "%s and %d more",
 		tryNow:             "Please try to connect now.",
-		grace:              "%d failed logins (within %s) block it again, for %s or longer. Please check your SSH key and settings before you connect.",
+		grace:              "Another %d failed logins within %s will block it again, for %s or longer. Please check your SSH key and settings before you connect.",
 		graceUnknown:       "Each new block lasts twice as long as the one before. Please check your SSH key and settings before you connect.",
 		excepted:           "%s was inside the blocked range %s, so I exempted just this address until %s (the rest of the range stays blocked).",
 		blacklisted:        "%s is on sshguard's blacklist (a permanent block) on %s, so I did not unblock it: the SRE team decides. I have told them.",
@@ -175,7 +175,7 @@ var langs = map[string]lang{
 		followUpText:       "A late answer from %s: %s is unblocked there too. Please try to connect now.",
 
 		failureTitle:  "Could not finish the unblock",
-		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (execution: %s)",
+		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (reference for the SRE team: %s)",
 		alertTitle:    "Problem in an unban execution",
 		banTitle:      "sshguard blocked an address",
 		banHost:       "Host",
@@ -303,7 +303,8 @@ func (l lang) result(st workflow.State) reply {
 			failed = append(failed, fmt.Sprintf(l.hostTimedOut, hostName(h)))
 			why = append(why, hostName(h)+": "+detail(h))
 		default:
-			failed = append(failed, fmt.Sprintf(l.hostFailed, hostName(h), chatwork.Escape(detail(h))))
+			// The detail is for the SRE room (why), not for the asker.
+			failed = append(failed, fmt.Sprintf(l.hostFailed, hostName(h)))
 			why = append(why, hostName(h)+": "+detail(h))
 		}
 	}

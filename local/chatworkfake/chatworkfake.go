@@ -20,8 +20,20 @@ type Message struct {
 	RoomID    string
 	MessageID string
 	Body      string
-	Time      time.Time
+	Time      time.Time // posted
 	Updated   bool
+	Edited    time.Time // last edited (zero if never)
+	// Earlier are the bodies it had before each edit, oldest first: what
+	// the room saw before the message took its current text.
+	Earlier []string
+}
+
+// Shown is when the message took its current text.
+func (m Message) Shown() time.Time {
+	if m.Updated {
+		return m.Edited
+	}
+	return m.Time
 }
 
 // Server is the fake API. Set the exported fields before the first request.
@@ -196,7 +208,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// (above), not the room's posting limit.
 		for i := range s.messages {
 			if s.messages[i].RoomID == room && s.messages[i].MessageID == parts[4] {
-				s.messages[i].Body, s.messages[i].Updated = body, true
+				m := &s.messages[i]
+				m.Earlier = append(m.Earlier[:len(m.Earlier):len(m.Earlier)], m.Body)
+				m.Body, m.Updated, m.Edited = body, true, now
 				s.notify(s.messages[i])
 				fmt.Fprintf(w, `{"message_id":"%s"}`, parts[4])
 				return

@@ -37,6 +37,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"sshguard-unban/host/lab"
+	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/sfnfake"
 	"sshguard-unban/local/sfnrunner"
@@ -522,6 +523,23 @@ func TestE2EUnban(t *testing.T) {
 	}
 }
 
+// TestE2EProgressBecomesTheAnswer: an employee asks; before the hosts have
+// answered, "確認しています…" is in the room as a reply to them, and that
+// same message turns into the result (one message, edited).
+func TestE2EProgressBecomesTheAnswer(t *testing.T) {
+	ctx, s, _, _, db := e2eSystem(t)
+	const addr = "203.0.113.44"
+	attack(t, ctx, map[*Host][]string{db: {addr}})
+	reply, _, _ := ask(t, ctx, s, "3000401", addr+" お願いします")
+	if !reply.Updated || len(reply.Earlier) != 1 || !notify.IsProgress(reply.Earlier[0]) || !strings.Contains(reply.Earlier[0], "確認しています") {
+		t.Fatalf("want the progress message edited into the answer; got %q, before %q", reply.Body, reply.Earlier)
+	}
+	checkFreed(t, ctx, reply, addr, db)
+	if n := len(s.Chat.RoomMessages(AskRoomID)); n != 1 {
+		t.Errorf("%d messages in the room, want the one answer", n)
+	}
+}
+
 // TestE2EAskedSecondsAfterTheBlock is the request-path issue's "Why", as an
 // employee lives it: locked out a moment ago, they ask at once, while the
 // stored lists (a minute old) do not show the block yet, or show it on one
@@ -578,6 +596,10 @@ func TestE2EQuoteBanNotice(t *testing.T) {
 	}
 	if strings.Contains(notice.Body, git.Name) {
 		t.Errorf("the notice names %s, which does not block %s", git.Name, addr)
+	}
+	// The lab's sshguard settings: how long a first block lasts.
+	if !strings.Contains(notice.Body, "ブロック期間: 初めてのブロックなら ") {
+		t.Errorf("the notice does not say how long the block lasts: %q", notice.Body)
 	}
 	t.Logf("quoting: %s", notice.Body)
 	quote := fmt.Sprintf("[qt][qtmeta aid=%s time=%d]%s[/qt]\nこれ私です", BotAccountID, notice.Time.Unix(), notice.Body)
@@ -916,7 +938,7 @@ func TestE2EIdleLatency(t *testing.T) {
 			t.Errorf("unexpected reply %q", reply.Body)
 		}
 		t.Logf("E2E-NUMBERS single kind=%s hosts=%s wait=%v ack=%v e2e=%v", k.kind, hostKind(s), e2eWait,
-			ack.Round(100*time.Microsecond), reply.Time.Sub(sent).Round(time.Millisecond))
+			ack.Round(100*time.Microsecond), reply.Shown().Sub(sent).Round(time.Millisecond))
 	}
 }
 
@@ -1006,6 +1028,9 @@ func TestE2EBurst(t *testing.T) {
 	answers := func() map[string][]chatworkfake.Message {
 		out := map[string][]chatworkfake.Message{}
 		for _, m := range s.Chat.RoomMessages(AskRoomID) {
+			if notify.IsProgress(m.Body) {
+				continue // not an answer yet
+			}
 			for _, r := range reqs {
 				if strings.HasPrefix(m.Body, replyHead(r.account, r.id)) || strings.Contains(m.Body, "[To:"+r.account+"]") {
 					out[r.account] = append(out[r.account], m)
@@ -1044,7 +1069,7 @@ func TestE2EBurst(t *testing.T) {
 			continue
 		}
 		m := rs[0]
-		d := m.Time.Sub(r.at)
+		d := m.Shown().Sub(r.at)
 		e2e = append(e2e, d)
 		if d > 30*time.Second {
 			t.Errorf("%s was answered after %v, more than 30 s", r.account, d)

@@ -22,7 +22,8 @@ import (
 )
 
 // BenchmarkRequestLatency is `make latency`: the time an employee waits,
-// from posting the message to the bot's final answer, with every local
+// from posting the message to the bot's final answer (and, beside it, to
+// the progress message that answer is edited from), with every local
 // endpoint taking the time the production model (local/latency.AWS) gives
 // it and the state machines using their own Wait and Retry settings. The
 // employee was blocked a moment ago (the scenario the product is for): each
@@ -49,7 +50,7 @@ func BenchmarkRequestLatency(b *testing.B) {
 	refresh(b, ctx, s)
 
 	for b.Loop() {
-		e2e := requestLatencies(b, ctx, s, n, spacing)
+		e2e, progress := requestLatencies(b, ctx, s, n, spacing)
 		floor := floorLatencies(b, ctx, s, min(n, 20), true)
 		one := floorLatencies(b, ctx, s, min(n, 20), false)
 		p50, p95, f50 := pct(e2e, 50), pct(e2e, 95), pct(floor, 50)
@@ -62,6 +63,11 @@ func BenchmarkRequestLatency(b *testing.B) {
 		fmt.Printf("hosts=%s requests=%d spacing=%v message→reply p50=%v p95=%v max=%v; floor (every tagged host) p50=%v p95=%v\n",
 			hostKind(s), n, spacing, p50.Round(time.Millisecond), p95.Round(time.Millisecond), slices.Max(e2e).Round(time.Millisecond),
 			f50.Round(time.Millisecond), pct(floor, 95).Round(time.Millisecond))
+		if len(progress) > 0 {
+			fmt.Printf("message→progress message (%d of %d requests had one) p50=%v p95=%v\n", len(progress), n,
+				pct(progress, 50).Round(time.Millisecond), pct(progress, 95).Round(time.Millisecond))
+			b.ReportMetric(pct(progress, 50).Seconds(), "progress_p50_s")
+		}
 		printBreakdown(s)
 		fmt.Printf("LATENCY p50_s=%.2f p95_s=%.2f floor_p50_s=%.2f ratio=%.2f\n", p50.Seconds(), p95.Seconds(), f50.Seconds(), ratio)
 	}
@@ -69,9 +75,8 @@ func BenchmarkRequestLatency(b *testing.B) {
 
 // requestLatencies sends n requests, each for an address blocked just
 // before on one host, and returns message→reply for each.
-func requestLatencies(b *testing.B, ctx context.Context, s *System, n int, spacing time.Duration) []time.Duration {
+func requestLatencies(b *testing.B, ctx context.Context, s *System, n int, spacing time.Duration) (out, progress []time.Duration) {
 	var mu sync.Mutex
-	var out []time.Duration
 	var wg sync.WaitGroup
 	tick := time.NewTicker(spacing)
 	defer tick.Stop()
@@ -100,7 +105,10 @@ func requestLatencies(b *testing.B, ctx context.Context, s *System, n int, spaci
 				b.Errorf("after the reply %s still blocks %s (%v)", h.Name, addr, err)
 			}
 			mu.Lock()
-			out = append(out, reply.Time.Sub(sent))
+			out = append(out, reply.Shown().Sub(sent))
+			if reply.Updated {
+				progress = append(progress, reply.Time.Sub(sent))
+			}
 			mu.Unlock()
 		})
 		<-tick.C
@@ -109,7 +117,7 @@ func requestLatencies(b *testing.B, ctx context.Context, s *System, n int, spaci
 	if len(out) != n {
 		b.Fatalf("%d of %d requests answered", len(out), n)
 	}
-	return out
+	return out, progress
 }
 
 // floorLatencies measures, k times, what no design can beat: one SSM round

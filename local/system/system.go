@@ -42,6 +42,7 @@ import (
 	"sshguard-unban/host"
 	"sshguard-unban/host/lab"
 	"sshguard-unban/lambdas/app"
+	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/local/apigw"
 	"sshguard-unban/local/awsapi"
@@ -491,12 +492,14 @@ func (s *System) WaitExecution(ctx context.Context, name string) (sfnfake.Execut
 	}
 }
 
-// ReplyTo waits for the bot's reply to a message in the asking room.
+// ReplyTo waits for the bot's reply to a message in the asking room: the
+// answer, not the progress message before it (that one counts once it has
+// been edited into the answer).
 func (s *System) ReplyTo(ctx context.Context, messageID string) (chatworkfake.Message, error) {
 	marker := "-" + messageID + "]"
 	for {
 		for _, m := range s.Chat.RoomMessages(AskRoomID) {
-			if strings.HasPrefix(m.Body, "[rp ") && strings.Contains(m.Body[:strings.Index(m.Body, "]")+1], marker) {
+			if strings.HasPrefix(m.Body, "[rp ") && strings.Contains(m.Body[:strings.Index(m.Body, "]")+1], marker) && !notify.IsProgress(m.Body) {
 				return m, nil
 			}
 		}
