@@ -540,6 +540,20 @@ sec == "bl" {
 	else if (f[1] + 0 > BL[k]) BL[k] = f[1] + 0
 	next
 }
+sec == "own" {
+	# "ip -o addr show scope global": the addresses of the host itself, reported so
+	# that the bot can tell someone who asks for a server address.
+	for (i = 1; i < NF; i++) if ($i == "inet" || $i == "inet6") {
+		t = $(i + 1)
+		sub(/\/.*/, "", t)
+		if ((b = bits4(t)) != "") t = canon4(b)
+		else if ((b = bits6(t)) != "") t = canon6(b)
+		else break
+		if (!has(OWN, t)) OWN = OWN (OWN == "" ? "" : " ") t
+		break
+	}
+	next
+}
 sec == "state" {
 	# ipset records: FAMILY ADDRESS EXPIRES ENTRY...
 	if (NF < 4) next
@@ -795,7 +809,7 @@ END {
 	printf "],\"exceptions\":[" > OUT
 	n = 0
 	for (x = 1; x <= XN; x++) if (!XDEAD[x] && XUNTIL[x] > NOW) printf "%s%s", (n++ ? "," : ""), jexception(x) > OUT
-	printf "]}" > OUT
+	printf "],\"addresses\":%s}", (OWN == "" ? "[]" : jlist(OWN)) > OUT
 	if (mode != "report") write_results()
 	printf "\n" > OUT
 	if (mode == "verify") { print 0, 0; exit }
@@ -947,12 +961,14 @@ engine() {
 	[ "$BACKEND" != ipset ] || [ ! -f "$STATE/ipset-exceptions" ] || st=$STATE/ipset-exceptions
 	pl=/dev/null
 	[ "$m" != verify ] || pl=$W/plan
+	# The host's own addresses, listed once per run.
+	[ -f "$W/own" ] || ip -o addr show scope global >"$W/own" 2>/dev/null || :
 	prog=$AWKLIB$ENGINE
 	[ "$BACKEND" = ipset ] || prog=$prog$ENGINE_TABLES
 	# What it prints goes to a file, not through $(...): one fork less.
 	listing | awk -v mode="$m" -v backend="$BACKEND" -v host="$HOST" -v W="$W" \
 		-v statefile="$STATE/ipset-exceptions" -v settings="$SETTINGS" -v blfile="$BLFILE" -v MAXFROM=4 \
-		"$@" "$prog" sec=bl "$bl" sec=state "$st" sec=plan "$pl" sec=lst - >"$W/res" 2>"$W/err"
+		"$@" "$prog" sec=bl "$bl" sec=own "$W/own" sec=state "$st" sec=plan "$pl" sec=lst - >"$W/res" 2>"$W/err"
 	case $? in
 	0)
 		CHANGES=0 BLLINES=0

@@ -117,6 +117,12 @@ func checkHeader(t testing.TB, h *lab.Host, r *hostreport.Report) {
 	if err != nil || !strings.HasSuffix(r.Time, "Z") || time.Since(ts).Abs() > time.Minute {
 		t.Errorf("report time %q: not RFC 3339 UTC and now (%v)", r.Time, err)
 	}
+	// The host's own global addresses (the lab gives each host the same
+	// two; the link-local ones are not reported).
+	got := slices.Sorted(slices.Values(r.Addresses))
+	if want := []string{lab.HostAddr6.String(), lab.HostAddr4.String()}; !slices.Equal(got, want) {
+		t.Errorf("report addresses %v, want %v", got, want)
+	}
 }
 
 // blacklistAddrs is the address field of every line of a blacklist file

@@ -111,7 +111,7 @@ func parseAddresses(in []string) ([]netip.Addr, error) {
 // Match answers a lookup from an index (exported for the benchmark and for
 // tools): the hosts whose list blocks an address (at most
 // workflow.MaxListed named), how many lists there are and how many are
-// older than freshness.
+// older than freshness, and which asked addresses are hosts' own.
 func Match(ix *banlist.Index, addrs []netip.Addr, now time.Time, freshness time.Duration) workflow.LookupResult {
 	res := workflow.LookupResult{Listed: []workflow.HostMatch{}, Hosts: len(ix.Hosts)}
 	oldest := now.Add(-freshness)
@@ -125,6 +125,11 @@ func Match(ix *banlist.Index, addrs []netip.Addr, now time.Time, freshness time.
 		}
 		if !t.IsZero() && (first.IsZero() || t.Before(first)) {
 			first = t
+		}
+		for _, own := range hst.Own {
+			if o, err := netip.ParseAddr(own); err == nil && slices.Contains(addrs, o) {
+				res.Servers = addServer(res.Servers, o.String(), hst.Host)
+			}
 		}
 		var matches []workflow.Match
 		for _, a := range addrs {
@@ -145,4 +150,18 @@ func Match(ix *banlist.Index, addrs []netip.Addr, now time.Time, freshness time.
 		res.Oldest = first.UTC().Format(time.RFC3339)
 	}
 	return res
+}
+
+// addServer notes that host has addr as its own.
+func addServer(servers []workflow.Server, addr, host string) []workflow.Server {
+	i := slices.IndexFunc(servers, func(s workflow.Server) bool { return s.Address == addr })
+	if i < 0 {
+		servers, i = append(servers, workflow.Server{Address: addr}), len(servers)
+	}
+	s := &servers[i]
+	s.Count++
+	if len(s.Hosts) < workflow.MaxNamed {
+		s.Hosts = append(s.Hosts, host)
+	}
+	return servers
 }

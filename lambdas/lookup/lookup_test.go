@@ -40,6 +40,7 @@ type host struct {
 	id      string
 	age     time.Duration
 	entries []string
+	own     []string // the host's own addresses, as its report gives them
 }
 
 func store(t testing.TB, srv *httptest.Server, hosts ...host) {
@@ -48,7 +49,7 @@ func store(t testing.TB, srv *httptest.Server, hosts ...host) {
 	var ix []banlist.IndexHost
 	for _, h := range hosts {
 		tm := now.Add(-h.age).Format(time.RFC3339)
-		r := hostreport.Report{Host: "web-" + h.id, Time: tm}
+		r := hostreport.Report{Host: "web-" + h.id, Time: tm, Addresses: h.own}
 		for _, e := range h.entries {
 			r.Entries = append(r.Entries, hostreport.Entry{Entry: e})
 		}
@@ -73,6 +74,9 @@ func summary(r workflow.LookupResult) string {
 			fmt.Fprintf(&b, "%s<%s ", m.Address, m.Entry)
 		}
 		b.WriteString("]")
+	}
+	for _, s := range r.Servers {
+		fmt.Fprintf(&b, " server %s=%v/%d", s.Address, s.Hosts, s.Count)
 	}
 	return b.String()
 }
@@ -105,6 +109,12 @@ func TestLookup(t *testing.T) {
 			"listed=2 hosts=4 stale=0 i-a[192.0.2.12<192.0.2.12 ] i-d[192.0.2.12<192.0.2.0/28 ]"},
 		{"a stale list is recorded as stale, matches and all", append(fresh, host{id: "i-old", age: 10 * time.Minute, entries: []string{"203.0.113.9"}}), false, []string{"192.0.2.12", "203.0.113.9"},
 			"listed=2 hosts=4 stale=1 i-a[192.0.2.12<192.0.2.12 ] i-old[203.0.113.9<203.0.113.9 ]"},
+		{"someone asks for a server's own address", append(fresh,
+			host{id: "i-g1", age: time.Minute, own: []string{"203.0.113.10", "2001:DB8:FFFF:0::10"}},
+			host{id: "i-g2", age: time.Minute, own: []string{"203.0.113.10"}}), false, []string{"203.0.113.10", "2001:db8:ffff::10", "192.0.2.12"},
+			"listed=1 hosts=5 stale=0 i-a[192.0.2.12<192.0.2.12 ] server 203.0.113.10=[web-i-g1 web-i-g2]/2 server 2001:db8:ffff::10=[web-i-g1]/1"},
+		{"a neighbour of a server's address is not it", append(fresh, host{id: "i-g1", age: time.Minute, own: []string{"203.0.113.10"}}), false, []string{"203.0.113.11"},
+			"listed=0 hosts=4 stale=0"},
 		{"empty index", nil, true, []string{"192.0.2.12"}, "listed=0 hosts=0 stale=0"},
 		{"missing index", nil, false, []string{"192.0.2.12"}, "listed=0 hosts=0 stale=0"},
 	}

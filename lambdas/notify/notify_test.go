@@ -124,6 +124,16 @@ func TestReplies(t *testing.T) {
 		{name: "private address", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "10.1.2.3"), Check: answered(3)},
 			want: []string{"10.1.2.3 はプライベートアドレスです"}},
+		{name: "a server's own address", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "203.0.113.10"), Check: answered(3),
+			Lookup: &workflow.LookupResult{Servers: []workflow.Server{{Address: "203.0.113.10", Hosts: []string{"git-1"}, Count: 1}}}},
+			want:    []string{"203.0.113.10: どのホストでもブロックされていませんでした", "203.0.113.10 は社内のサーバー（git-1）のアドレスです", "接続元", "checkip.amazonaws.com"},
+			wantNot: []string{"プライベートアドレス"}},
+		{name: "a server's own private address", locale: "en", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "10.0.1.5"), Check: answered(3),
+			Lookup: &workflow.LookupResult{Servers: []workflow.Server{{Address: "10.0.1.5", Hosts: []string{"db-1"}, Count: 1}}}},
+			want:    []string{"10.0.1.5 is the address of one of our own servers (db-1)"},
+			wantNot: []string{"private address"}},
 		{name: "unblocked on two hosts", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
 			Check:  answered(3, freed("i-0a", "web-1", "203.0.113.5"), freed("i-0b", "git-1", "203.0.113.5")),

@@ -35,6 +35,7 @@ type lang struct {
 	hostOffline, hostTimedOut                                   string
 	silent, more                                                string
 	tryNow, grace, graceUnknown, notBlockedNext, privateAddress string
+	serverAddress                                               string
 	excepted, blacklisted, stillBlocked                         string
 	minutes, seconds                                            string // "%d 分"
 	minutesSpan, span                                           string // "%d〜%d 分", "%s〜%s"
@@ -102,6 +103,7 @@ var langs = map[string]lang{
 		span:               "%s〜%s",
 		notBlockedNext:     "それでも接続できない場合は、別のアドレスから接続しているのかもしれません。",
 		privateAddress:     "%s はプライベートアドレスです。サーバーから見えるのはルーターや VPN の外側のアドレスなので、そちらを書いてください。",
+		serverAddress:      "%s は社内のサーバー（%s）のアドレスです。サーバーのアドレスではなく、接続元（お使いの端末、オフィスや VPN の出口）のアドレスを書いてください。",
 		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
 		followUpText:       "先ほど応答のなかった %s でも、%s のブロックを解除しました。今すぐ接続をお試しください。",
 
@@ -171,6 +173,7 @@ var langs = map[string]lang{
 		span:               "%s to %s",
 		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
 		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
+		serverAddress:      "%s is the address of one of our own servers (%s). Please send the address you connect from (your device, or your office's or VPN's exit), not the server's.",
 		merged:             "(one answer for %d identical requests)",
 		followUpText:       "A late answer from %s: %s is unblocked there too. Please try to connect now.",
 
@@ -358,7 +361,13 @@ func (l lang) result(st workflow.State) reply {
 		lines = append(lines, l.tryNow+l.sep+l.graceText(settings))
 	} else if !problem {
 		for _, a := range p.Addresses {
-			if ip, err := netip.ParseAddr(a); err == nil && ip.IsPrivate() {
+			if s := serverOf(st.Lookup, a); s != nil {
+				var hosts []string
+				for _, h := range s.Hosts {
+					hosts = append(hosts, chatwork.Escape(h))
+				}
+				lines = append(lines, fmt.Sprintf(l.serverAddress, a, l.namesOf(hosts, s.Count)))
+			} else if ip, err := netip.ParseAddr(a); err == nil && ip.IsPrivate() {
 				lines = append(lines, fmt.Sprintf(l.privateAddress, a))
 			}
 		}
@@ -372,6 +381,19 @@ func (l lang) result(st workflow.State) reply {
 		r.failed = "the unban command reached no host: check the target tag and the SSM agents"
 	}
 	return r
+}
+
+// serverOf is the lookup's record of addr as the hosts' own address.
+func serverOf(lk *workflow.LookupResult, addr string) *workflow.Server {
+	if lk == nil {
+		return nil
+	}
+	for i := range lk.Servers {
+		if lk.Servers[i].Address == addr {
+			return &lk.Servers[i]
+		}
+	}
+	return nil
 }
 
 // graceText says what follows from the host's sshguard settings about the

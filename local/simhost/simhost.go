@@ -30,6 +30,8 @@ type Host struct {
 	Name string
 	// Documents maps SSM document names to "unban" or "report".
 	Documents map[string]string
+	// Addresses are the host's own, as its report gives them.
+	Addresses []string
 
 	mu         sync.Mutex
 	blocks     []netip.Prefix
@@ -153,7 +155,7 @@ func (h *Host) report() ([]byte, []byte, int, error) {
 // reportLocked is the host's report; live exceptions are listed, ended ones
 // dropped, as the scripts do.
 func (h *Host) reportLocked() hostreport.Report {
-	out := hostreport.Report{Host: h.Name, Time: time.Now().UTC().Format(time.RFC3339), Backend: Backend, Entries: []hostreport.Entry{},
+	out := hostreport.Report{Host: h.Name, Time: time.Now().UTC().Format(time.RFC3339), Backend: Backend, Entries: []hostreport.Entry{}, Addresses: h.Addresses,
 		Settings: &hostreport.Settings{BlockTime: 120, DetectionTime: 1800, Threshold: 30, IPv4Subnet: 32, IPv6Subnet: 128, ExceptionSeconds: int(ExceptionTime / time.Second)}}
 	for _, p := range h.blocks {
 		fam := 4

@@ -660,6 +660,8 @@ func TestE2EAnswers(t *testing.T) {
 			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "203.0.113.99", 3)}, true},
 		{"not banned ipv6", "3000302", "2001:db8:99::5 が入れません",
 			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "2001:db8:99::5", 3)}, true},
+		{"a server's own address, copied from ssh's error", "3000306", "ssh: connect to host 203.0.113.254 port 22: Connection refused って出ます",
+			[]string{jaNotBannedTitle, "203.0.113.254 は社内のサーバー（db-1、git-1、web-1）のアドレスです"}, true},
 		{"help", "3000303", "使い方を教えてください", []string{jaHelpTitle}, false},
 		{"empty mention", "3000304", "", []string{jaHelpTitle}, false},
 		{"thanks", "3000305", "ありがとうございました！", []string{jaThanks}, false},

@@ -318,9 +318,13 @@ func (s *System) startHosts(ctx context.Context, opts Options) error {
 	for i, spec := range opts.Hosts {
 		h := &Host{InstanceID: fmt.Sprintf("i-0%016x", 0x10ca1000+i), Name: spec.Name}
 		if s.Simulated {
-			h.Kind, h.sim = simhost.Backend, &simhost.Host{Name: spec.Name, Documents: docs}
+			// The lab's addresses, so both kinds of host report the same.
+			h.Kind, h.sim = simhost.Backend, &simhost.Host{Name: spec.Name, Documents: docs,
+				Addresses: []string{lab.HostAddr4.String(), lab.HostAddr6.String()}}
 		} else {
-			lh, err := lab.Start(ctx, lab.Options{Name: spec.Name, Backend: spec.Backend, IPv4Subnet: spec.IPv4Subnet, Blacklist: spec.Blacklist})
+			// With its network: the host has its own global addresses, which its
+			// reports carry (someone may ask for one of them).
+			lh, err := lab.Start(ctx, lab.Options{Name: spec.Name, Backend: spec.Backend, IPv4Subnet: spec.IPv4Subnet, Blacklist: spec.Blacklist, Network: true})
 			if err != nil {
 				return err
 			}

@@ -78,6 +78,8 @@ type IndexHost struct {
 	V4Net    []byte `json:"v4net,omitempty"`
 	V6       []byte `json:"v6,omitempty"`
 	V6Net    []byte `json:"v6net,omitempty"`
+	// Own are the host's own addresses (hostreport.Report.Addresses).
+	Own []string `json:"own,omitempty"`
 }
 
 // NewIndexHost packs a host list for the index.
@@ -88,6 +90,7 @@ func NewIndexHost(l HostList) IndexHost {
 		Time:       l.Time(),
 		StoredAt:   l.StoredAt,
 		CommandID:  l.CommandID,
+		Own:        l.Report.Addresses,
 	}
 	var v4, v4net, v6, v6net []netip.Prefix
 	for _, e := range l.Report.Entries {

@@ -156,8 +156,11 @@ type Report struct {
 	Settings   *Settings   `json:"settings,omitempty"`
 	Entries    []Entry     `json:"entries"`
 	Exceptions []Exception `json:"exceptions,omitempty"`
-	Error      string      `json:"error,omitempty"`
-	Code       string      `json:"code,omitempty"`
+	// Addresses are the host's own (ip addr, scope global): an employee who
+	// asks for one of them means the server, not their own address.
+	Addresses []string `json:"addresses,omitempty"`
+	Error     string   `json:"error,omitempty"`
+	Code      string   `json:"code,omitempty"`
 }
 
 // Blacklisted reports whether entry is in the report as a blacklisted one.

@@ -54,6 +54,17 @@ type LookupResult struct {
 	// lists said about those hosts was already old.
 	StaleHosts int    `json:"stale_hosts"`
 	Oldest     string `json:"oldest,omitempty"` // the oldest list's report time, RFC 3339
+	// Servers are the asked addresses that are the hosts' own (from their
+	// reports): someone who asks for one most likely copied the server's
+	// address instead of their own.
+	Servers []Server `json:"servers,omitempty"`
+}
+
+// Server is an asked address that tagged hosts have as their own.
+type Server struct {
+	Address string   `json:"address"`
+	Hosts   []string `json:"hosts"` // at most MaxNamed names
+	Count   int      `json:"count"` // all such hosts
 }
 
 // UnbanInput is the unban task's input.
