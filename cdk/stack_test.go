@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"sshguard-unban/shared/functions"
 	"strings"
@@ -543,6 +546,30 @@ func TestAlarms(t *testing.T) {
 			})},
 		})
 	})
+	// A topic policy replaces SNS's default one: without this Allow no
+	// alarm is ever delivered. Scoped to this account's alarms (confused
+	// deputy).
+	check(t, "topic lets this account's alarms publish", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]interface{}{
+			"Topics": []interface{}{map[string]interface{}{"Ref": topicID}},
+			"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				map[string]interface{}{
+					"Sid":       "AllowCloudWatchAlarms",
+					"Effect":    "Allow",
+					"Principal": map[string]interface{}{"Service": "cloudwatch.amazonaws.com"},
+					"Action":    "sns:Publish",
+					"Resource":  map[string]interface{}{"Ref": topicID},
+					"Condition": map[string]interface{}{
+						"StringEquals": map[string]interface{}{"aws:SourceAccount": map[string]interface{}{"Ref": "AWS::AccountId"}},
+						"ArnLike": map[string]interface{}{"aws:SourceArn": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+							"arn:", map[string]interface{}{"Ref": "AWS::Partition"}, ":cloudwatch:", map[string]interface{}{"Ref": "AWS::Region"},
+							":", map[string]interface{}{"Ref": "AWS::AccountId"}, ":alarm:*",
+						}}}},
+					},
+				},
+			})},
+		})
+	})
 	check(t, "key lets CloudWatch publish", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]interface{}{
 			"EnableKeyRotation": true,
@@ -610,6 +637,30 @@ func TestAlarms(t *testing.T) {
 			"Protocol": "email", "Endpoint": "sre@example.com",
 		})
 	})
+}
+
+// The README's test-alarm step names an alarm by the name CloudFormation
+// generates (STACK-LOGICALID-SUFFIX): that prefix must match an alarm.
+func TestREADMETestAlarmExists(t *testing.T) {
+	root, _ := testSources(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--alarm-name-prefix (\S+)`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README: no --alarm-name-prefix in the deploy steps")
+	}
+	prefix, ok := strings.CutPrefix(string(m[1]), StackName+"-")
+	if !ok {
+		t.Fatalf("README alarm prefix %q does not start with the stack name %s-", m[1], StackName)
+	}
+	for id := range defaultStack(t).resources("AWS::CloudWatch::Alarm") {
+		if strings.HasPrefix(id, prefix) {
+			return
+		}
+	}
+	t.Errorf("README fires alarm %s*, but no alarm's logical id starts with %q", m[1], prefix)
 }
 
 func TestHostPolicy(t *testing.T) {
