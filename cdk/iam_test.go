@@ -44,6 +44,11 @@ func (s simTemplate) typ(id string) string {
 	return r["Type"].(string)
 }
 
+// simARN is a regional ARN in the simulated account.
+func simARN(service, rest string) string {
+	return "arn:aws:" + service + ":" + simRegion + ":" + simAccount + ":" + rest
+}
+
 func (s simTemplate) ref(id string) string {
 	switch id {
 	case "AWS::AccountId":
@@ -59,9 +64,6 @@ func (s simTemplate) ref(id string) string {
 	case "AWS::StackId":
 		return simStackID
 	}
-	arn := func(service, rest string) string {
-		return "arn:aws:" + service + ":" + simRegion + ":" + simAccount + ":" + rest
-	}
 	switch s.typ(id) {
 	case "AWS::S3::Bucket":
 		return strings.ToLower(id)
@@ -70,11 +72,11 @@ func (s simTemplate) ref(id string) string {
 		if n, ok := props(s.resources[id])["Name"]; ok {
 			name = s.resolve(n).(string)
 		}
-		return arn("secretsmanager", "secret:"+name+"-AbCdEf") // Secrets Manager's random suffix
+		return simARN("secretsmanager", "secret:"+name+"-AbCdEf") // Secrets Manager's random suffix
 	case "AWS::SNS::Topic":
-		return arn("sns", id)
+		return simARN("sns", id)
 	case "AWS::StepFunctions::StateMachine":
-		return arn("states", "stateMachine:"+id)
+		return simARN("states", "stateMachine:"+id)
 	case "AWS::IAM::ManagedPolicy":
 		return "arn:aws:iam::" + simAccount + ":policy/" + id
 	case "AWS::KMS::Key":
@@ -87,24 +89,21 @@ func (s simTemplate) getAtt(id, attr string) string {
 	if attr != "Arn" {
 		return id + "." + attr
 	}
-	arn := func(service, rest string) string {
-		return "arn:aws:" + service + ":" + simRegion + ":" + simAccount + ":" + rest
-	}
 	switch s.typ(id) {
 	case "AWS::S3::Bucket":
 		return "arn:aws:s3:::" + s.ref(id)
 	case "AWS::IAM::Role":
 		return "arn:aws:iam::" + simAccount + ":role/" + id
 	case "AWS::KMS::Key":
-		return arn("kms", "key/"+s.ref(id))
+		return simARN("kms", "key/"+s.ref(id))
 	case "AWS::Lambda::Function":
-		return arn("lambda", "function:"+id)
+		return simARN("lambda", "function:"+id)
 	case "AWS::Logs::LogGroup":
-		return arn("logs", "log-group:"+id+":*")
+		return simARN("logs", "log-group:"+id+":*")
 	case "AWS::SecretsManager::Secret", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine":
 		return s.ref(id)
 	}
-	return arn("unknown", id)
+	return simARN("unknown", id)
 }
 
 var subVar = regexp.MustCompile(`\$\{([^}!]+)\}`)

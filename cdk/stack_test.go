@@ -468,11 +468,7 @@ func TestSecrets(t *testing.T) {
 			t.Errorf("unexpected secret %s", id)
 		}
 	}
-	roleOf := map[string]string{}
-	for _, r := range s.resources("AWS::Lambda::Function") {
-		p := props(r)
-		roleOf[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
-	}
+	roleOf := s.handlerOfRole()
 	want := map[string]string{functions.Webhook: secretOf["webhook_token"], functions.Notify: secretOf["api_token"]}
 	readers := map[string]string{}
 	for role, sts := range s.rolePolicies() {
@@ -809,11 +805,7 @@ func TestIAMScoping(t *testing.T) {
 
 	// SendCommand: unban and refresh-list only, each on its own document and
 	// on instances with the target tag.
-	roleOf := map[string]string{}
-	for _, r := range s.resources("AWS::Lambda::Function") {
-		p := props(r)
-		roleOf[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
-	}
+	roleOf := s.handlerOfRole()
 	wantDoc := map[string]string{functions.Unban: "UnbanDocument", functions.RefreshList: "ReportDocument"}
 	seen := map[string]int{}
 	for role, sts := range s.rolePolicies() {
