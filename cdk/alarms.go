@@ -72,6 +72,23 @@ func newAlarmTopic(stack awscdk.Stack, cfg Config) awssns.Topic {
 		MasterKey:   topicKey,
 		EnforceSSL:  jsii.Bool(true),
 	})
+	// EnforceSSL gives the topic a policy, and a topic policy replaces SNS's
+	// default one: without this Allow CloudWatch cannot publish and every
+	// alarm stays silent. CloudWatch sends both keys for alarm actions; they
+	// keep another account's alarms from publishing here (confused deputy).
+	topic.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowCloudWatchAlarms"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewServicePrincipal(jsii.String("cloudwatch.amazonaws.com"), nil)},
+		Actions:    jsii.Strings("sns:Publish"),
+		Resources:  &[]*string{topic.TopicArn()},
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()},
+			"ArnLike": map[string]interface{}{"aws:SourceArn": stack.FormatArn(&awscdk.ArnComponents{
+				Service: jsii.String("cloudwatch"), Resource: jsii.String("alarm"), ResourceName: jsii.String("*"),
+				ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			})},
+		},
+	}))
 	if cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
 	}

@@ -38,7 +38,8 @@ type Config struct {
 	// Operations.
 	LogRetentionDays           int     // logRetentionDays: every log group and the access-log bucket
 	LogLevel                   string  // logLevel: LOG_LEVEL of every function
-	SecretName                 string  // secretName: use this existing secret instead of creating one
+	WebhookSecretName          string  // webhookSecretName: use this existing secret for the webhook token
+	APISecretName              string  // apiSecretName: use this existing secret for the API token
 	AlarmEmail                 string  // alarmEmail: optional e-mail subscription to the alarm topic
 	APIRateLimit               float64 // apiRateLimit: steady-state requests/second on the HTTP API
 	APIBurstLimit              int     // apiBurstLimit: burst on the HTTP API
@@ -157,7 +158,15 @@ func LoadConfig(node contextGetter) (Config, error) {
 	str("targetTagValue", &c.TargetTagValue)
 	str("refreshSchedule", &c.RefreshSchedule)
 	str("logLevel", &c.LogLevel)
-	str("secretName", &c.SecretName)
+	str("webhookSecretName", &c.WebhookSecretName)
+	str("apiSecretName", &c.APISecretName)
+	// One secret held both tokens before they were split: a deploy with the
+	// old key must not silently switch to two new, empty secrets.
+	var old string
+	str("secretName", &old)
+	if old != "" {
+		errs = append(errs, "secretName: the tokens now live in two secrets; use webhookSecretName and apiSecretName (README, Configuration)")
+	}
 	str("alarmEmail", &c.AlarmEmail)
 	integer("freshnessSeconds", &c.FreshnessSeconds)
 	integer("commandTimeoutSeconds", &c.CommandTimeoutSeconds)
@@ -252,8 +261,13 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Sprintf("logLevel: %q is not debug, info, warn or error", c.LogLevel))
 	}
-	if c.SecretName != "" && !secretNameRe.MatchString(c.SecretName) {
-		errs = append(errs, fmt.Sprintf("secretName: %q is not a Secrets Manager name", c.SecretName))
+	for k, v := range map[string]string{"webhookSecretName": c.WebhookSecretName, "apiSecretName": c.APISecretName} {
+		if v != "" && !secretNameRe.MatchString(v) {
+			errs = append(errs, fmt.Sprintf("%s: %q is not a Secrets Manager name", k, v))
+		}
+	}
+	if c.WebhookSecretName != "" && c.WebhookSecretName == c.APISecretName {
+		errs = append(errs, "webhookSecretName and apiSecretName name the same secret: each token needs its own")
 	}
 	if c.AlarmEmail != "" {
 		if a, err := mail.ParseAddress(c.AlarmEmail); err != nil || a.Address != c.AlarmEmail {

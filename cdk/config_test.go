@@ -63,7 +63,9 @@ func TestLoadConfigRejects(t *testing.T) {
 		"alarmEmail":            "not an address",
 		"apiRateLimit":          "0",
 		"apiBurstLimit":         "1.5",
-		"secretName":            "bad name!",
+		"webhookSecretName":     "bad name!",
+		"apiSecretName":         "bad name!",
+		"secretName":            "prod/chatwork", // replaced by the two above
 	} {
 		if _, err := LoadConfig(mapContext{key: v}); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s=%v: err %v", key, v, err)

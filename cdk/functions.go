@@ -64,37 +64,38 @@ type lambdaFunctions struct {
 	cfg       Config
 	code      awslambda.Code
 	deploy    app.Deployment
-	secret    chatworkSecret
+	secrets   chatworkSecrets
 }
 
 // newFunctions defines every task function with its own role and log
 // group, and grants each exactly what its handler calls. The webhook comes
 // later (addWebhook): it needs the unban state machine's ARN, and the
 // machine needs the task functions' ARNs.
-func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, secret chatworkSecret, docs documents) *lambdaFunctions {
+func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, secrets chatworkSecrets, docs documents) *lambdaFunctions {
 	f := &lambdaFunctions{
 		byHandler: map[string]awslambda.Function{},
 		stack:     stack,
 		cfg:       cfg,
 		// One asset for all functions: the same reproducible bootstrap binary.
-		code:   awslambda.Code_FromAsset(jsii.String(lambdaDir), nil),
-		secret: secret,
+		code:    awslambda.Code_FromAsset(jsii.String(lambdaDir), nil),
+		secrets: secrets,
 		// The one source of every function's environment is lambdas/app;
 		// CloudFormation tokens travel through it as strings.
 		deploy: app.Deployment{
-			SecretID:       *secret.id,
-			BotAccountID:   cfg.BotAccountID,
-			AllowedRooms:   cfg.AllowedRooms,
-			NotifyRoomID:   cfg.NotifyRoomID,
-			SRERoomID:      cfg.SRERoomID,
-			Locale:         cfg.Locale,
-			Bucket:         *bucket.BucketName(),
-			UnbanDocument:  *docs.unban.Ref(),
-			ReportDocument: *docs.report.Ref(),
-			TagKey:         cfg.TargetTagKey,
-			TagValue:       cfg.TargetTagValue,
-			Freshness:      time.Duration(cfg.FreshnessSeconds) * time.Second,
-			CommandTimeout: time.Duration(cfg.CommandTimeoutSeconds) * time.Second,
+			WebhookSecretID: *secrets.webhook.id,
+			APISecretID:     *secrets.api.id,
+			BotAccountID:    cfg.BotAccountID,
+			AllowedRooms:    cfg.AllowedRooms,
+			NotifyRoomID:    cfg.NotifyRoomID,
+			SRERoomID:       cfg.SRERoomID,
+			Locale:          cfg.Locale,
+			Bucket:          *bucket.BucketName(),
+			UnbanDocument:   *docs.unban.Ref(),
+			ReportDocument:  *docs.report.Ref(),
+			TagKey:          cfg.TargetTagKey,
+			TagValue:        cfg.TargetTagValue,
+			Freshness:       time.Duration(cfg.FreshnessSeconds) * time.Second,
+			CommandTimeout:  time.Duration(cfg.CommandTimeoutSeconds) * time.Second,
 		},
 	}
 	for _, spec := range fnSpecs {
@@ -116,7 +117,7 @@ func (f *lambdaFunctions) addWebhook(unban awsstepfunctions.StateMachine) {
 		}
 	}
 	unban.GrantStartExecution(f.byHandler[functions.Webhook])
-	f.grantSecret(functions.Webhook)
+	f.grantSecret(functions.Webhook, f.secrets.webhook)
 }
 
 func (f *lambdaFunctions) add(spec fnSpec) {
@@ -212,7 +213,7 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 		objects("ReadCommandOutput", []string{"s3:GetObject"}, CommandOutputPrefix))
 	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", rw, ReplyMarkPrefix),
 		objects("ReadWriteOutbox", []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, app.OutboxPrefix))
-	f.grantSecret(functions.Notify)
+	f.grantSecret(functions.Notify, f.secrets.api)
 
 	f.suppressObjects(functions.Lookup, BanlistPrefix)
 	f.suppressObjects(functions.Unban, app.CoalescePrefix)
@@ -235,13 +236,33 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 	}}, jsii.Bool(true))
 }
 
-// grantSecret lets a function read the Chatwork secret.
-func (f *lambdaFunctions) grantSecret(handler string) {
+// grantSecret lets one function read one token's secret. For a created
+// secret that is GetSecretValue on it, and Decrypt under the tokens' key in
+// the key policy: for this role only, only through Secrets Manager, and only
+// for this secret (Secrets Manager passes the secret's ARN as encryption
+// context). An imported secret's key is managed outside the stack.
+func (f *lambdaFunctions) grantSecret(handler string, s chatworkSecret) {
 	fn := f.byHandler[handler]
-	f.secret.secret.GrantRead(fn, nil)
-	if f.cfg.SecretName == "" {
+	if !s.imported {
+		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:       jsii.String("ReadChatworkToken"),
+			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
+			Resources: &[]*string{s.id},
+		}))
+		f.secrets.key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid:        jsii.String("Decrypt" + constructID(handler) + "Token"),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewArnPrincipal(fn.Role().RoleArn())},
+			Actions:    jsii.Strings("kms:Decrypt"),
+			Resources:  jsii.Strings("*"), // in a key policy "*" means this key
+			Conditions: &map[string]interface{}{
+				"StringEquals": map[string]interface{}{"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{
+					jsii.String("secretsmanager."), f.stack.Region(), jsii.String(".amazonaws.com")})},
+				"StringLike": map[string]interface{}{"kms:EncryptionContext:SecretARN": s.arnPattern},
+			},
+		}), nil)
 		return
 	}
+	s.secret.GrantRead(fn, nil)
 	// Secret_FromSecretNameV2 grants on NAME-?????? (the random suffix
 	// Secrets Manager appends): this matches exactly that one secret.
 	cdknag.NagSuppressions_AddResourceSuppressions(fn.Role(), &[]*cdknag.NagPackSuppression{{

@@ -253,6 +253,16 @@ func (s *synthesized) rolePolicies() map[string][]statement {
 	return out
 }
 
+// handlerOfRole maps each function role's logical id to its handler.
+func (s *synthesized) handlerOfRole() map[string]string {
+	out := map[string]string{}
+	for _, r := range s.resources("AWS::Lambda::Function") {
+		p := props(r)
+		out[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
+	}
+	return out
+}
+
 // compact renders a template fragment on one line for messages.
 func compact(v interface{}) string {
 	b, _ := json.Marshal(v)

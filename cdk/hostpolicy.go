@@ -13,6 +13,12 @@ import (
 // AmazonSSMManagedInstanceCore (which the SSM agent needs for Run Command at
 // all, and which AWS keeps current as the agent changes). This policy adds
 // only the command-output upload.
+//
+// It cannot limit a host to its own keys (PREFIX/COMMAND/INSTANCE/…): IAM
+// has no policy variable that is just the instance id (the session's
+// aws:userid is ROLEID:i-…, ec2:SourceInstanceARN a whole ARN). The readers
+// trust only what SSM captured and check the S3 copy against it
+// (shared/ssmcmd OutputSource.Stdout), so a host cannot speak for another.
 func newHostPolicy(stack awscdk.Stack, bucket awss3.Bucket) awsiam.ManagedPolicy {
 	p := awsiam.NewManagedPolicy(stack, jsii.String("HostPolicy"), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("sshguard-unban hosts: upload SSM command output. Attach with AmazonSSMManagedInstanceCore."),

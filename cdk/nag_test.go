@@ -44,8 +44,8 @@ func nagFindings(t *testing.T, overrides map[string]interface{}) (errs, warns []
 // test log for review (none are expected either).
 func TestNagAwsSolutions(t *testing.T) {
 	for name, ctx := range map[string]map[string]interface{}{
-		"created secret":  production,
-		"imported secret": {"secretName": "prod/sshguard-unban/chatwork", "alarmEmail": "sre@example.com", "webhookReservedConcurrency": 0},
+		"created secret":   production,
+		"imported secrets": {"webhookSecretName": "prod/sshguard-unban/webhook", "apiSecretName": "prod/sshguard-unban/api", "alarmEmail": "sre@example.com", "webhookReservedConcurrency": 0},
 	} {
 		t.Run(name, func(t *testing.T) {
 			errs, warns := nagFindings(t, ctx)

@@ -15,7 +15,7 @@ import (
 // outputs are the resources the deploy guide (README) names.
 type outputs struct {
 	api            awsapigatewayv2.HttpStage
-	secret         chatworkSecret
+	secrets        chatworkSecrets
 	bucket         awss3.Bucket
 	docs           documents
 	unban, refresh awsstepfunctions.StateMachine
@@ -34,7 +34,8 @@ func newOutputs(stack awscdk.Stack, cfg Config, o outputs) {
 	}
 	out("WebhookUrl", "Chatwork webhook URL (account webhook, event mention_to_me)", jsii.String(*o.api.Url()+strings.TrimPrefix(WebhookPath, "/")), false)
 	out("HostPolicyArn", "Attach to the instance role of each tagged host, with AmazonSSMManagedInstanceCore", o.hostPolicy.ManagedPolicyArn(), true)
-	out("ChatworkSecretId", "Secret to fill with {\"api_token\":…,\"webhook_token\":…}", o.secret.id, false)
+	out("ChatworkWebhookSecretId", "Secret to fill with {\"webhook_token\":…} (read by the webhook only)", o.secrets.webhook.id, false)
+	out("ChatworkApiSecretId", "Secret to fill with {\"api_token\":…} (read by notify only)", o.secrets.api.id, false)
 	out("DataBucketName", "Ban lists, command output and reply marks", o.bucket.BucketName(), false)
 	out("UnbanStateMachineArn", "Unban state machine", o.unban.StateMachineArn(), false)
 	out("RefreshStateMachineArn", "Refresh state machine", o.refresh.StateMachineArn(), false)

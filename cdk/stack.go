@@ -32,7 +32,7 @@ type UnbanStack struct {
 }
 
 // NewUnbanStack defines the whole service. Each construct group lives in its
-// own file: storage.go (buckets, secret), documents.go (the SSM documents
+// own file: storage.go (buckets, secrets), documents.go (the SSM documents
 // and who may send them), functions.go (the Lambdas and their grants),
 // statemachines.go (the two machines and the refresh schedule), api.go (the
 // webhook's HTTP API), alarms.go, hostpolicy.go and outputs.go.
@@ -49,15 +49,15 @@ func NewUnbanStack(scope constructs.Construct, id string, props *StackProps) *Un
 	s := &UnbanStack{Stack: stack}
 
 	data := newStorage(stack, cfg)
-	secret := newChatworkSecret(stack, cfg)
+	secrets := newChatworkSecrets(stack, cfg)
 	docs := newDocuments(stack, cfg, props.Sources)
-	fns := newFunctions(stack, cfg, props.Sources.LambdaDir, data, secret, docs)
+	fns := newFunctions(stack, cfg, props.Sources.LambdaDir, data, secrets, docs)
 	s.Unban, s.Refresh = newStateMachines(stack, cfg, props.Sources, fns)
 	fns.addWebhook(s.Unban)
 	api := newWebhookAPI(stack, cfg, fns.byHandler)
 	topic := newAlarms(stack, cfg, s.Unban, s.Refresh, fns.byHandler)
 	s.HostPolicy = newHostPolicy(stack, data)
-	newOutputs(stack, cfg, outputs{api: api, secret: secret, bucket: data, docs: docs, unban: s.Unban, refresh: s.Refresh, topic: topic, hostPolicy: s.HostPolicy})
+	newOutputs(stack, cfg, outputs{api: api, secrets: secrets, bucket: data, docs: docs, unban: s.Unban, refresh: s.Refresh, topic: topic, hostPolicy: s.HostPolicy})
 
 	s.Functions, s.Bucket = fns.byHandler, data
 	return s

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"sshguard-unban/shared/functions"
 	"strings"
@@ -85,10 +88,10 @@ func TestFunctions(t *testing.T) {
 		tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
 			"Handler": "webhook",
 			"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
-				"BOT_ACCOUNT_ID":     "1234567",
-				"ALLOWED_ROOMS":      "567890123,567890124",
-				"STATE_MACHINE_ARN":  map[string]interface{}{"Ref": idOf(s.stack.Stack, cfn(s.stack.Unban))},
-				"CHATWORK_SECRET_ID": assertions.Match_ObjectLike(&map[string]interface{}{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^ChatworkSecret"))}),
+				"BOT_ACCOUNT_ID":             "1234567",
+				"ALLOWED_ROOMS":              "567890123,567890124",
+				"STATE_MACHINE_ARN":          map[string]interface{}{"Ref": idOf(s.stack.Stack, cfn(s.stack.Unban))},
+				"CHATWORK_WEBHOOK_SECRET_ID": assertions.Match_ObjectLike(&map[string]interface{}{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^ChatworkWebhookSecret"))}),
 			})},
 		})
 	})
@@ -418,51 +421,127 @@ func TestBuckets(t *testing.T) {
 	})
 }
 
-func TestSecret(t *testing.T) {
+// One secret per token under a customer managed key: the webhook reads the
+// webhook token only, notify the API token only, each through its own
+// GetSecretValue grant and its own key policy statement.
+func TestSecrets(t *testing.T) {
 	s := defaultStack(t)
-	check(t, "secret", func() {
-		s.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(1))
-		s.template.HasResourceProperties(jsii.String("AWS::SecretsManager::Secret"), map[string]interface{}{
-			"GenerateSecretString": map[string]interface{}{
-				"SecretStringTemplate": `{"api_token":""}`,
-				"GenerateStringKey":    "webhook_token",
-				"ExcludePunctuation":   true,
-				"PasswordLength":       32,
-			},
-			// No token in the template, and a generated name.
-			"SecretString": assertions.Match_Absent(),
-			"Name":         assertions.Match_Absent(),
-		})
-	})
-	// Only webhook and notify may read it.
-	readers := 0
-	for _, st := range s.statements() {
-		if hasAction(st, "secretsmanager:GetSecretValue") {
-			readers++
-			if !strings.Contains(compact(st.Resources), `"Ref":"ChatworkSecret`) {
-				t.Errorf("secret read on %s", compact(st.Resources))
+	secrets := s.resources("AWS::SecretsManager::Secret")
+	if len(secrets) != 2 {
+		t.Fatalf("%d secrets, want 2 (webhook token, API token)", len(secrets))
+	}
+	keyID := ""
+	for id, r := range s.resources("AWS::KMS::Key") {
+		if strings.HasPrefix(id, "ChatworkTokensKey") {
+			keyID = id
+			if props(r)["EnableKeyRotation"] != true {
+				t.Errorf("tokens key without rotation")
 			}
 		}
 	}
-	if readers != 2 {
-		t.Errorf("%d statements read the secret, want 2 (webhook, notify)", readers)
+	if keyID == "" {
+		t.Fatal("no ChatworkTokensKey")
+	}
+	secretOf := map[string]string{} // token key → logical id
+	for id, r := range secrets {
+		p := props(r)
+		if compact(p["KmsKeyId"]) != `{"Fn::GetAtt":["`+keyID+`","Arn"]}` && compact(p["KmsKeyId"]) != `{"Ref":"`+keyID+`"}` {
+			t.Errorf("%s: key %s, want the tokens key", id, compact(p["KmsKeyId"]))
+		}
+		// Named after the stack's unique id (no clash with a secret in its
+		// recovery window), with the token in the name.
+		if name := compact(p["Name"]); !strings.Contains(name, `"Ref":"AWS::StackId"`) {
+			t.Errorf("%s: name %s does not contain the stack id", id, name)
+		}
+		switch {
+		case strings.HasPrefix(id, "ChatworkWebhookSecret"):
+			secretOf["webhook_token"] = id
+			want := `{"ExcludePunctuation":true,"GenerateStringKey":"webhook_token","PasswordLength":32,"SecretStringTemplate":"{}"}`
+			if compact(p["GenerateSecretString"]) != want || p["SecretString"] != nil {
+				t.Errorf("webhook secret: %s", compact(p))
+			}
+		case strings.HasPrefix(id, "ChatworkApiSecret"):
+			secretOf["api_token"] = id
+			// A placeholder, never a token.
+			if p["SecretString"] != `{"api_token":""}` || p["GenerateSecretString"] != nil {
+				t.Errorf("api secret: %s", compact(p))
+			}
+		default:
+			t.Errorf("unexpected secret %s", id)
+		}
+	}
+	roleOf := s.handlerOfRole()
+	want := map[string]string{functions.Webhook: secretOf["webhook_token"], functions.Notify: secretOf["api_token"]}
+	readers := map[string]string{}
+	for role, sts := range s.rolePolicies() {
+		for _, st := range sts {
+			if hasAction(st, "secretsmanager:GetSecretValue") {
+				readers[roleOf[role]] += compact(st.Resources)
+			}
+			for _, a := range st.Actions {
+				if strings.HasPrefix(a, "kms:") {
+					t.Errorf("%s: identity policy grants %s (the key policy alone decides)", roleOf[role], a)
+				}
+			}
+		}
+	}
+	for h, secret := range want {
+		if readers[h] != `[{"Ref":"`+secret+`"}]` {
+			t.Errorf("%s reads %s, want only %s", h, readers[h], secret)
+		}
+		delete(readers, h)
+	}
+	for h, r := range readers {
+		t.Errorf("%s reads secret %s", h, r)
+	}
+	// Key policy: each reader may decrypt only via Secrets Manager, only its
+	// own secret's encryption context.
+	key := props(s.json["Resources"].(map[string]interface{})[keyID].(map[string]interface{}))
+	decrypters := map[string]string{}
+	for _, st := range asList(key["KeyPolicy"].(map[string]interface{})["Statement"]) {
+		st := st.(map[string]interface{})
+		p, _ := st["Principal"].(map[string]interface{})
+		arn, _ := p["AWS"].(map[string]interface{})
+		getAtt, ok := arn["Fn::GetAtt"].([]interface{})
+		if !ok {
+			continue
+		}
+		h := roleOf[getAtt[0].(string)]
+		c := compact(st["Condition"])
+		if st["Action"] != "kms:Decrypt" || !strings.Contains(c, `"kms:ViaService":{"Fn::Join":["",["secretsmanager.",{"Ref":"AWS::Region"},".amazonaws.com"]]}`) ||
+			!strings.Contains(c, `"kms:EncryptionContext:SecretARN"`) {
+			t.Errorf("%s: key statement %s", h, compact(st))
+		}
+		decrypters[h] = c
+	}
+	if len(decrypters) != 2 || decrypters[functions.Webhook] == "" || decrypters[functions.Notify] == "" ||
+		!strings.Contains(decrypters[functions.Webhook], "/webhook_token-??????") || !strings.Contains(decrypters[functions.Notify], "/api_token-??????") {
+		t.Errorf("key policy decrypters %v, want webhook (webhook_token) and notify (api_token)", decrypters)
 	}
 
-	// With secretName the stack references an existing secret by name.
-	s2 := synth(t, map[string]interface{}{"secretName": "prod/sshguard-unban/chatwork"})
-	check(t, "imported secret", func() {
+	// With webhookSecretName and apiSecretName the stack references
+	// existing secrets by name, and creates no key.
+	s2 := synth(t, map[string]interface{}{"webhookSecretName": "prod/sshguard-unban/webhook", "apiSecretName": "prod/sshguard-unban/api"})
+	check(t, "imported secrets", func() {
 		s2.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(0))
-		for _, h := range []string{"webhook", "notify"} {
+		for h, v := range map[string][2]string{
+			"webhook": {"CHATWORK_WEBHOOK_SECRET_ID", "prod/sshguard-unban/webhook"},
+			"notify":  {"CHATWORK_API_SECRET_ID", "prod/sshguard-unban/api"},
+		} {
 			s2.template.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]interface{}{
-				"Handler": h,
-				"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{
-					"CHATWORK_SECRET_ID": "prod/sshguard-unban/chatwork",
-				})},
+				"Handler":     h,
+				"Environment": map[string]interface{}{"Variables": assertions.Match_ObjectLike(&map[string]interface{}{v[0]: v[1]})},
 			})
 		}
 	})
+	for id := range s2.resources("AWS::KMS::Key") {
+		if strings.HasPrefix(id, "ChatworkTokensKey") {
+			t.Errorf("tokens key created for imported secrets")
+		}
+	}
 	for _, st := range s2.statements() {
-		if hasAction(st, "secretsmanager:GetSecretValue") && !strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/chatwork-??????") {
+		if hasAction(st, "secretsmanager:GetSecretValue") && !strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/webhook-??????") &&
+			!strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/api-??????") {
 			t.Errorf("imported secret read on %s", compact(st.Resources))
 		}
 	}
@@ -545,6 +624,30 @@ func TestAlarms(t *testing.T) {
 			})},
 		})
 	})
+	// A topic policy replaces SNS's default one: without this Allow no
+	// alarm is ever delivered. Scoped to this account's alarms (confused
+	// deputy).
+	check(t, "topic lets this account's alarms publish", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::SNS::TopicPolicy"), map[string]interface{}{
+			"Topics": []interface{}{map[string]interface{}{"Ref": topicID}},
+			"PolicyDocument": map[string]interface{}{"Statement": assertions.Match_ArrayWith(&[]interface{}{
+				map[string]interface{}{
+					"Sid":       "AllowCloudWatchAlarms",
+					"Effect":    "Allow",
+					"Principal": map[string]interface{}{"Service": "cloudwatch.amazonaws.com"},
+					"Action":    "sns:Publish",
+					"Resource":  map[string]interface{}{"Ref": topicID},
+					"Condition": map[string]interface{}{
+						"StringEquals": map[string]interface{}{"aws:SourceAccount": map[string]interface{}{"Ref": "AWS::AccountId"}},
+						"ArnLike": map[string]interface{}{"aws:SourceArn": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{
+							"arn:", map[string]interface{}{"Ref": "AWS::Partition"}, ":cloudwatch:", map[string]interface{}{"Ref": "AWS::Region"},
+							":", map[string]interface{}{"Ref": "AWS::AccountId"}, ":alarm:*",
+						}}}},
+					},
+				},
+			})},
+		})
+	})
 	check(t, "key lets CloudWatch publish", func() {
 		s.template.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]interface{}{
 			"EnableKeyRotation": true,
@@ -614,6 +717,30 @@ func TestAlarms(t *testing.T) {
 	})
 }
 
+// The README's test-alarm step names an alarm by the name CloudFormation
+// generates (STACK-LOGICALID-SUFFIX): that prefix must match an alarm.
+func TestREADMETestAlarmExists(t *testing.T) {
+	root, _ := testSources(t)
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`--alarm-name-prefix (\S+)`).FindSubmatch(readme)
+	if m == nil {
+		t.Fatal("README: no --alarm-name-prefix in the deploy steps")
+	}
+	prefix, ok := strings.CutPrefix(string(m[1]), StackName+"-")
+	if !ok {
+		t.Fatalf("README alarm prefix %q does not start with the stack name %s-", m[1], StackName)
+	}
+	for id := range defaultStack(t).resources("AWS::CloudWatch::Alarm") {
+		if strings.HasPrefix(id, prefix) {
+			return
+		}
+	}
+	t.Errorf("README fires alarm %s*, but no alarm's logical id starts with %q", m[1], prefix)
+}
+
 func TestHostPolicy(t *testing.T) {
 	s := defaultStack(t)
 	id := idOf(s.stack.Stack, cfn(s.stack.HostPolicy))
@@ -680,11 +807,7 @@ func TestIAMScoping(t *testing.T) {
 
 	// SendCommand: unban and refresh-list only, each on its own document and
 	// on instances with the target tag.
-	roleOf := map[string]string{}
-	for _, r := range s.resources("AWS::Lambda::Function") {
-		p := props(r)
-		roleOf[p["Role"].(map[string]interface{})["Fn::GetAtt"].([]interface{})[0].(string)] = p["Handler"].(string)
-	}
+	roleOf := s.handlerOfRole()
 	wantDoc := map[string]string{functions.Unban: "UnbanDocument", functions.RefreshList: "ReportDocument"}
 	seen := map[string]int{}
 	for role, sts := range s.rolePolicies() {
@@ -777,7 +900,7 @@ func TestIAMScoping(t *testing.T) {
 
 func TestOutputs(t *testing.T) {
 	s := defaultStack(t)
-	for _, o := range []string{"WebhookUrl", "HostPolicyArn", "ChatworkSecretId", "DataBucketName",
+	for _, o := range []string{"WebhookUrl", "HostPolicyArn", "ChatworkWebhookSecretId", "ChatworkApiSecretId", "DataBucketName",
 		"UnbanStateMachineArn", "RefreshStateMachineArn", "UnbanDocumentName", "ReportDocumentName", "AlarmTopicArn", "TargetTag"} {
 		check(t, "output "+o, func() { s.template.HasOutput(jsii.String(o), map[string]interface{}{}) })
 	}

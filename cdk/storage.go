@@ -2,12 +2,14 @@ package main
 
 import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssecretsmanager"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"sshguard-unban/lambdas/app"
+	"sshguard-unban/shared/secrets"
 )
 
 // Key prefixes in the one bucket (lambdas/app owns them: it hands them to
@@ -98,42 +100,90 @@ func newStorage(stack awscdk.Stack, cfg Config) awss3.Bucket {
 	})
 }
 
-// chatworkSecret is the secret holding the Chatwork tokens and the id the
-// functions read it by.
+// chatworkSecret is the secret of one Chatwork token and the id its
+// function reads it by.
 type chatworkSecret struct {
 	secret awssecretsmanager.ISecret
 	id     *string
+	// imported: named with -c …SecretName and managed outside the stack
+	// (its key too); otherwise created here under the tokens' key.
+	imported bool
+	// arnPattern matches the created secret's ARN (its name plus the
+	// suffix Secrets Manager appends), for the key policy's condition.
+	arnPattern *string
 }
 
-// newChatworkSecret defines (or imports) the Chatwork tokens' secret. By
-// default the stack creates it with a CloudFormation-generated random
-// webhook_token and an empty api_token: no token value is in the code or the
-// template, the functions fail closed (shared/secrets reports the secret as
-// incomplete, so the webhook rejects every request) until an operator writes
-// the real tokens with `aws secretsmanager put-secret-value`, and the
-// secret's name is generated, so deleting and re-creating the stack never
-// clashes with a secret still in its recovery window. With -c
-// secretName=NAME the stack uses an existing secret instead (managed outside
-// the stack).
-func newChatworkSecret(stack awscdk.Stack, cfg Config) chatworkSecret {
-	if cfg.SecretName != "" {
+// chatworkSecrets are the two tokens' secrets and the key of the created
+// ones (nil when both are imported).
+type chatworkSecrets struct {
+	webhook, api chatworkSecret
+	key          awskms.Key
+}
+
+// newChatworkSecrets defines (or imports) one secret per Chatwork token,
+// so the webhook (which the internet reaches) cannot read the API token,
+// and notify cannot read the webhook token.
+//
+// A created secret is encrypted with a customer managed key whose policy
+// names each reader (grantSecret): only that role, only through Secrets
+// Manager, only for its own secret. The webhook secret gets a
+// CloudFormation-generated random webhook_token and the API secret an
+// empty api_token: no token is in the code or the template, the webhook
+// rejects every request and notify fails closed (shared/secrets reports the
+// secret incomplete) until an operator writes the real tokens with
+// `aws secretsmanager put-secret-value`. The names contain the stack's
+// unique id: the key policy can then match the secret's ARN without
+// depending on the secret (which depends on the key), and a re-created
+// stack never clashes with a secret still in its recovery window.
+func newChatworkSecrets(stack awscdk.Stack, cfg Config) chatworkSecrets {
+	var out chatworkSecrets
+	if cfg.WebhookSecretName == "" || cfg.APISecretName == "" {
+		out.key = awskms.NewKey(stack, jsii.String("ChatworkTokensKey"), &awskms.KeyProps{
+			Description:       jsii.String("sshguard-unban Chatwork token secrets"),
+			EnableKeyRotation: jsii.Bool(true),
+		})
+	}
+	// arn:…:cloudformation:REGION:ACCOUNT:stack/NAME/UUID → UUID
+	stackUUID := awscdk.Fn_Select(jsii.Number(2), awscdk.Fn_Split(jsii.String("/"), stack.StackId(), nil))
+	define := func(id, imported, token string, value *awssecretsmanager.SecretProps) chatworkSecret {
+		if imported != "" {
+			return chatworkSecret{
+				secret:   awssecretsmanager.Secret_FromSecretNameV2(stack, jsii.String(id), jsii.String(imported)),
+				id:       jsii.String(imported),
+				imported: true,
+			}
+		}
+		name := awscdk.Fn_Join(jsii.String(""), &[]*string{stack.StackName(), jsii.String("/"), stackUUID, jsii.String("/" + token)})
+		value.SecretName = name
+		value.EncryptionKey = out.key
+		value.Description = jsii.String("Chatwork " + token + " for sshguard-unban: {\"" + token + "\":\"…\"}. Set with put-secret-value.")
+		created := awssecretsmanager.NewSecret(stack, jsii.String(id), value)
+		cdknag.NagSuppressions_AddResourceSuppressions(created, &[]*cdknag.NagPackSuppression{{
+			Id:     jsii.String("AwsSolutions-SMG4"),
+			Reason: jsii.String("The secret holds a Chatwork token, issued by Chatwork, not by AWS; there is no rotation Lambda that could mint a new one. Operators rotate it in Chatwork and write it with put-secret-value (README)."),
+		}}, jsii.Bool(true))
 		return chatworkSecret{
-			secret: awssecretsmanager.Secret_FromSecretNameV2(stack, jsii.String("ChatworkSecret"), jsii.String(cfg.SecretName)),
-			id:     jsii.String(cfg.SecretName),
+			secret: created,
+			id:     created.SecretArn(),
+			// Secrets Manager appends "-" and six random characters.
+			arnPattern: stack.FormatArn(&awscdk.ArnComponents{
+				Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
+				ResourceName: awscdk.Fn_Join(jsii.String(""), &[]*string{name, jsii.String("-??????")}),
+				ArnFormat:    awscdk.ArnFormat_COLON_RESOURCE_NAME,
+			}),
 		}
 	}
-	created := awssecretsmanager.NewSecret(stack, jsii.String("ChatworkSecret"), &awssecretsmanager.SecretProps{
-		Description: jsii.String(`Chatwork tokens for sshguard-unban: {"api_token":"…","webhook_token":"…"}. Set with put-secret-value.`),
+	out.webhook = define("ChatworkWebhookSecret", cfg.WebhookSecretName, string(secrets.WebhookTokenKey), &awssecretsmanager.SecretProps{
 		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
-			SecretStringTemplate: jsii.String(`{"api_token":""}`),
-			GenerateStringKey:    jsii.String("webhook_token"),
+			SecretStringTemplate: jsii.String(`{}`),
+			GenerateStringKey:    jsii.String(string(secrets.WebhookTokenKey)),
 			ExcludePunctuation:   jsii.Bool(true),
 			PasswordLength:       jsii.Number(32),
 		},
 	})
-	cdknag.NagSuppressions_AddResourceSuppressions(created, &[]*cdknag.NagPackSuppression{{
-		Id:     jsii.String("AwsSolutions-SMG4"),
-		Reason: jsii.String("The secret holds Chatwork API and webhook tokens that are issued by Chatwork, not by AWS; there is no rotation Lambda that could mint new ones. Operators rotate them in Chatwork and write them with put-secret-value (README)."),
-	}}, jsii.Bool(true))
-	return chatworkSecret{secret: created, id: created.SecretArn()}
+	// An empty placeholder, not a token: notify fails closed until it is set.
+	out.api = define("ChatworkApiSecret", cfg.APISecretName, string(secrets.APITokenKey), &awssecretsmanager.SecretProps{
+		SecretObjectValue: &map[string]awscdk.SecretValue{string(secrets.APITokenKey): awscdk.SecretValue_UnsafePlainText(jsii.String(""))},
+	})
+	return out
 }

@@ -162,7 +162,7 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	// BaseEndpoint (parallel tests cannot use the process-wide
 	// AWS_ENDPOINT_URL_<SERVICE> variables).
 	e.ssm = ssmfake.New()
-	secrets := secretsfake.New(map[string]string{"chatwork": `{"api_token":"` + apiToken + `","webhook_token":"d2ViaG9vaw=="}`})
+	secrets := secretsfake.New(map[string]string{"chatwork-api": `{"api_token":"` + apiToken + `"}`})
 	e.aws = httptest.NewServer(awsapi.Router{SSM: e.ssm, SecretsManager: secrets, S3: s3local.New(bucket)})
 	t.Cleanup(e.aws.Close)
 

@@ -16,7 +16,7 @@ import (
 // handler's variables come from lambdas/app.Environment, as in cdk/.
 func deployment(e *env) app.Deployment {
 	return app.Deployment{
-		SecretID: "chatwork", ChatworkAPIURL: e.chatURL,
+		APISecretID: "chatwork-api", ChatworkAPIURL: e.chatURL,
 		NotifyRoomID: noticeRoom, SRERoomID: sreRoom, Locale: "en",
 		Bucket: bucket, UnbanDocument: unbanDoc, ReportDocument: reportDoc,
 		TagKey: tagKey, TagValue: tagValue, S3PathStyle: true,

@@ -169,13 +169,13 @@ func TestWebhookRedelivery(t *testing.T) {
 	fake := sfnfake.New(sfnrunner.Bound{Runner: runner(t), Overrides: e.over}, sfnfake.Options{})
 	defer fake.Close()
 	const webhookToken = "d2ViaG9vaw==" // base64, as Chatwork issues it
-	secrets := secretsfake.New(map[string]string{"chatwork": `{"api_token":"` + apiToken + `","webhook_token":"` + webhookToken + `"}`})
+	secrets := secretsfake.New(map[string]string{"chatwork-webhook": `{"webhook_token":"` + webhookToken + `"}`})
 	endpoint := httptest.NewServer(awsapi.Router{StepFunctions: fake, SecretsManager: secrets})
 	defer endpoint.Close()
 	const bot = "1234"
 	env := app.Environment(functions.Webhook, app.Deployment{
 		StateMachineARN: "arn:aws:states:local:000000000000:stateMachine:unban",
-		BotAccountID:    bot, AllowedRooms: []string{askerRoom}, SecretID: "chatwork",
+		BotAccountID:    bot, AllowedRooms: []string{askerRoom}, WebhookSecretID: "chatwork-webhook",
 	})
 	webhook, err := app.NewHandler(context.Background(), "webhook", func(k string) string { return env[k] }, awsConfig(endpoint.URL))
 	if err != nil {

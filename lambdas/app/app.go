@@ -61,7 +61,7 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 	var h any
 	switch name {
 	case functions.Webhook:
-		h = webhook.New(sfn.NewFromConfig(cfg), secretSource(&e, cfg), webhook.Config{
+		h = webhook.New(sfn.NewFromConfig(cfg), secretSource(&e, cfg, "CHATWORK_WEBHOOK_SECRET_ID", secrets.WebhookTokenKey), webhook.Config{
 			StateMachineARN: e.need("STATE_MACHINE_ARN"),
 			BotAccountID:    e.need("BOT_ACCOUNT_ID"),
 			AllowedRooms:    e.list("ALLOWED_ROOMS"),
@@ -103,7 +103,7 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			ForgetAfter: e.secondsOr("FORGET_AFTER_SECONDS", DefaultForgetAfter),
 		}, log).Handle
 	case functions.Notify:
-		src := secretSource(&e, cfg)
+		src := secretSource(&e, cfg, "CHATWORK_API_SECRET_ID", secrets.APITokenKey)
 		client := &chatwork.Client{
 			BaseURL: e.get("CHATWORK_API_URL"), // empty: the real API
 			Token: func(ctx context.Context) (string, error) {
@@ -148,8 +148,9 @@ func coalesceStore(e *env, cfg aws.Config) *coalesce.Store {
 	return &coalesce.Store{S3: s3Client(e, cfg), Bucket: e.need("BANLIST_BUCKET"), Prefix: CoalescePrefix}
 }
 
-func secretSource(e *env, cfg aws.Config) *secrets.Source {
-	return secrets.New(secretsmanager.NewFromConfig(cfg), e.need("CHATWORK_SECRET_ID"))
+// secretSource reads one token from the secret named by variable k.
+func secretSource(e *env, cfg aws.Config, k string, need secrets.Key) *secrets.Source {
+	return secrets.New(secretsmanager.NewFromConfig(cfg), e.need(k), need)
 }
 
 // s3Client honours S3_FORCE_PATH_STYLE, which S3-compatible servers without

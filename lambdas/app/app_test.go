@@ -18,7 +18,7 @@ import (
 // testDeployment is a deployment with every value set.
 var testDeployment = Deployment{
 	StateMachineARN: "arn:aws:states:ap-northeast-1:123456789012:stateMachine:unban",
-	SecretID:        "chatwork", BotAccountID: "1234567", AllowedRooms: []string{"1", "2"},
+	WebhookSecretID: "chatwork-webhook", APISecretID: "chatwork-api", BotAccountID: "1234567", AllowedRooms: []string{"1", "2"},
 	NotifyRoomID: "3", SRERoomID: "4", Locale: "ja", Bucket: "bucket",
 	UnbanDocument: "unban-doc", ReportDocument: "report-doc", TagKey: "sshguard-unban", TagValue: "enabled",
 	Freshness: 180 * time.Second, CommandTimeout: 120 * time.Second,
@@ -62,7 +62,8 @@ func TestMisconfigurationNamesTheVariables(t *testing.T) {
 		{name: "unban", drop: "UNBAN_DOCUMENT", want: "UNBAN_DOCUMENT"},
 		{name: "unban", set: map[string]string{"COMMAND_TIMEOUT_SECONDS": "soon"}, want: "COMMAND_TIMEOUT_SECONDS"},
 		{name: "refresh-list", drop: "TARGET_TAG_KEY", want: "TARGET_TAG_KEY"},
-		{name: "notify", drop: "CHATWORK_SECRET_ID", want: "CHATWORK_SECRET_ID"},
+		{name: "webhook", drop: "CHATWORK_WEBHOOK_SECRET_ID", want: "CHATWORK_WEBHOOK_SECRET_ID"},
+		{name: "notify", drop: "CHATWORK_API_SECRET_ID", want: "CHATWORK_API_SECRET_ID"},
 		{name: "nonesuch", want: "no handler named"},
 	}
 	for _, tt := range tests {

@@ -41,7 +41,9 @@ var (
 // with its local names; Environment turns it into each function's variables.
 type Deployment struct {
 	StateMachineARN string // the unban state machine (webhook)
-	SecretID        string // Chatwork tokens in Secrets Manager
+	// The Chatwork tokens' secrets in Secrets Manager, one per token.
+	WebhookSecretID string // read by the webhook only
+	APISecretID     string // read by notify only
 	ChatworkAPIURL  string // empty: the real Chatwork API
 	BotAccountID    string
 	AllowedRooms    []string
@@ -81,12 +83,6 @@ func Environment(handler string, d Deployment) map[string]string {
 			set("S3_FORCE_PATH_STYLE", "true")
 		}
 	}
-	chatwork := func() {
-		set("CHATWORK_SECRET_ID", d.SecretID)
-		if d.ChatworkAPIURL != "" {
-			set("CHATWORK_API_URL", d.ChatworkAPIURL)
-		}
-	}
 	delivery := func() {
 		set("TARGET_TAG_KEY", d.TagKey, "TARGET_TAG_VALUE", d.TagValue,
 			"COMMAND_OUTPUT_BUCKET", d.Bucket, "COMMAND_OUTPUT_PREFIX", CommandOutputPrefix,
@@ -95,8 +91,7 @@ func Environment(handler string, d Deployment) map[string]string {
 	switch handler {
 	case functions.Webhook:
 		set("STATE_MACHINE_ARN", d.StateMachineARN, "BOT_ACCOUNT_ID", d.BotAccountID,
-			"ALLOWED_ROOMS", strings.Join(d.AllowedRooms, ","))
-		chatwork()
+			"ALLOWED_ROOMS", strings.Join(d.AllowedRooms, ","), "CHATWORK_WEBHOOK_SECRET_ID", d.WebhookSecretID)
 	case functions.Parse:
 	case functions.Lookup:
 		set("BANLIST_BUCKET", d.Bucket, "BANLIST_PREFIX", BanlistPrefix,
@@ -116,8 +111,10 @@ func Environment(handler string, d Deployment) map[string]string {
 		s3()
 	case functions.Notify:
 		set("NOTIFY_ROOM_ID", d.NotifyRoomID, "SRE_ROOM_ID", d.SRERoomID, "LOCALE", d.Locale,
-			"BANLIST_BUCKET", d.Bucket, "REPLY_MARK_PREFIX", ReplyMarkPrefix)
-		chatwork()
+			"BANLIST_BUCKET", d.Bucket, "REPLY_MARK_PREFIX", ReplyMarkPrefix, "CHATWORK_API_SECRET_ID", d.APISecretID)
+		if d.ChatworkAPIURL != "" {
+			set("CHATWORK_API_URL", d.ChatworkAPIURL)
+		}
 		s3()
 	default:
 		return nil

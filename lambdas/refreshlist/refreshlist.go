@@ -306,6 +306,12 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	if errors.Is(err, ssmcmd.ErrTruncated) {
 		return fail("report output truncated; configure the S3 output bucket")
 	}
+	if errors.Is(err, ssmcmd.ErrForgedOutput) {
+		// Another host wrote this host's output key: keep the previous
+		// list, and let the others be stored.
+		h.Log.Error("forged command output", "instance_id", id, "command_id", aws.ToString(inv.CommandId), "error", err)
+		return fail("S3 output does not match what SSM captured")
+	}
 	if err != nil {
 		return r, err
 	}

@@ -1,6 +1,7 @@
 package refreshlist_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"sshguard-unban/lambdas/lookup"
 	"sshguard-unban/lambdas/refreshlist"
@@ -294,6 +298,76 @@ func TestLargeReportsThroughS3(t *testing.T) {
 	res, _ = w2.round(t, workflow.CommandRequest{AllHosts: true})
 	if len(res.Stored) != 0 || len(res.Failed) != 1 {
 		t.Fatalf("no S3: %+v", res)
+	}
+}
+
+// A compromised tagged host may write any key under the output prefix (the
+// host policy cannot bind a key to the instance that writes it). It
+// overwrites its neighbour's report with one that hides a ban. The reader
+// trusts only what SSM itself captured (GetCommandInvocation): a forged copy
+// is never stored, whether the report fits SSM's 24,000 characters (the S3
+// copy is not needed) or not (the S3 copy must begin with SSM's).
+func TestForgedReportFromAnotherHost(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		entries int
+	}{
+		{"report under 24,000 characters", 200},
+		{"report over 24,000 characters", 1000},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, 2)
+			victim, attacker := w.ids[0], w.ids[1]
+			var genuine []string
+			for i := range c.entries {
+				genuine = append(genuine, fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+			}
+			// The hidden address comes first: past SSM's 24,000 characters
+			// only the S3 copy exists (see ssmcmd.OutputSource.Stdout).
+			w.f.set(victim, append([]string{"203.0.113.66"}, genuine...)...)
+			w.f.set(attacker)
+			ctx := context.Background()
+			sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest,
+				CommandRequest: workflow.CommandRequest{AllHosts: true}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.e.WaitAll(t, sent.CommandIDs...)
+
+			// The attacker's own report as a template, with the victim's
+			// entries minus the address it wants hidden.
+			forged := hostreport.Report{Host: "web-" + victim[len(victim)-2:], Time: w.f.clock().Format(time.RFC3339), Backend: "nft-sets"}
+			for _, e := range genuine {
+				forged.Entries = append(forged.Entries, hostreport.Entry{Entry: e, Family: 4})
+			}
+			body, _ := json.Marshal(forged)
+			key := ssmcmd.OutputKey(fakeenv.OutputPrefix, sent.CommandIDs[0], victim, fakeenv.ReportStep, "stdout")
+			if _, err := w.e.S3Client.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(fakeenv.OutputBucket), Key: aws.String(key), Body: bytes.NewReader(body)}); err != nil {
+				t.Fatal(err)
+			}
+
+			res, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: sent.CommandRef})
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, _, err := banlist.ReadHost(ctx, w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, victim)
+			switch {
+			case slices.Contains(res.Stored, victim):
+				hidden := !slices.ContainsFunc(l.Report.Entries, func(e hostreport.Entry) bool { return e.Entry == "203.0.113.66" })
+				if err != nil || len(l.Report.Entries) != c.entries+1 || hidden {
+					t.Fatalf("stored %d entries (err %v), want the genuine %d with 203.0.113.66", len(l.Report.Entries), err, c.entries+1)
+				}
+			case slices.Contains(res.Failed, victim):
+				if err == nil {
+					t.Fatalf("victim failed, yet a list was stored: %d entries", len(l.Report.Entries))
+				}
+			default:
+				t.Fatalf("victim neither stored nor failed: %+v", res)
+			}
+			if c.entries > 700 && !slices.Contains(res.Failed, victim) {
+				t.Errorf("a report SSM could not capture whole was taken from a forged copy: %+v", res)
+			}
+		})
 	}
 }
 

@@ -65,18 +65,19 @@ import (
 // The local deployment's names and ids. Chatwork ids are numeric like the
 // real ones.
 const (
-	Region         = "ap-northeast-1"
-	Account        = "000000000000"
-	Bucket         = "sshguard-unban-local"
-	BotAccountID   = "1000001"
-	AskRoomID      = "2000001" // where employees talk to the bot
-	NotifyRoomID   = "2000002" // ban notifications
-	SRERoomID      = "2000003" // alerts
-	UnbanDocument  = "SshguardUnban-Unban"
-	ReportDocument = "SshguardUnban-Report"
-	TagKey         = "sshguard-unban"
-	TagValue       = "enabled"
-	secretID       = "sshguard-unban/chatwork"
+	Region          = "ap-northeast-1"
+	Account         = "000000000000"
+	Bucket          = "sshguard-unban-local"
+	BotAccountID    = "1000001"
+	AskRoomID       = "2000001" // where employees talk to the bot
+	NotifyRoomID    = "2000002" // ban notifications
+	SRERoomID       = "2000003" // alerts
+	UnbanDocument   = "SshguardUnban-Unban"
+	ReportDocument  = "SshguardUnban-Report"
+	TagKey          = "sshguard-unban"
+	TagValue        = "enabled"
+	webhookSecretID = "sshguard-unban/chatwork-webhook"
+	apiSecretID     = "sshguard-unban/chatwork-api"
 )
 
 // addressPattern is the unban document's allowedPattern.
@@ -186,8 +187,10 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	// S3, Secrets Manager, SSM and Step Functions behind one AWS endpoint
 	// (served below, once the Step Functions fake exists).
 	s.S3 = s3local.New(Bucket)
-	secretJSON, _ := json.Marshal(map[string]string{"api_token": apiToken, "webhook_token": webhookToken})
-	secretsSrv := secretsfake.New(map[string]string{secretID: string(secretJSON)})
+	// One secret per token, as cdk/ creates them.
+	webhookJSON, _ := json.Marshal(map[string]string{"webhook_token": webhookToken})
+	apiJSON, _ := json.Marshal(map[string]string{"api_token": apiToken})
+	secretsSrv := secretsfake.New(map[string]string{webhookSecretID: string(webhookJSON), apiSecretID: string(apiJSON)})
 	s.SSM = ssmfake.New()
 	s.SSM.Region = Region
 	s.SSM.Log = logger.With("component", "ssm")
@@ -252,7 +255,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	// cdk/ uses; only the names and endpoints are local.
 	s.deploy = app.Deployment{
 		StateMachineARN: fmt.Sprintf("arn:aws:states:%s:%s:stateMachine:unban", Region, Account),
-		SecretID:        secretID, ChatworkAPIURL: s.ChatURL,
+		WebhookSecretID: webhookSecretID, APISecretID: apiSecretID, ChatworkAPIURL: s.ChatURL,
 		BotAccountID: BotAccountID, AllowedRooms: []string{AskRoomID},
 		NotifyRoomID: NotifyRoomID, SRERoomID: SRERoomID, Locale: opts.Locale,
 		Bucket: Bucket, UnbanDocument: UnbanDocument, ReportDocument: ReportDocument,

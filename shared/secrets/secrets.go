@@ -1,6 +1,8 @@
-// Package secrets reads the Chatwork tokens from AWS Secrets Manager once per
-// Lambda cold start and keeps them in memory. The secret is a JSON object:
-// {"api_token": "…", "webhook_token": "…"}.
+// Package secrets reads a Chatwork token from AWS Secrets Manager once per
+// Lambda cold start and keeps it in memory. Each token has its own secret,
+// a JSON object with one key: {"webhook_token": "…"} is read by the webhook
+// only, {"api_token": "…"} by notify only, so the function the internet
+// talks to cannot post as the bot.
 package secrets
 
 import (
@@ -17,7 +19,16 @@ import (
 	"sshguard-unban/shared/awserr"
 )
 
-// Chatwork holds the two tokens. LogValue keeps them out of every log line,
+// Key is a token's key in its secret.
+type Key string
+
+// The two tokens, each in its own secret.
+const (
+	WebhookTokenKey Key = "webhook_token"
+	APITokenKey     Key = "api_token"
+)
+
+// Chatwork holds the token a secret holds (the other one is empty). LogValue keeps them out of every log line,
 // even when a whole struct is logged by mistake.
 type Chatwork struct {
 	APIToken     string `json:"api_token"`
@@ -40,21 +51,24 @@ type GetSecretValueAPI interface {
 type Source struct {
 	client GetSecretValueAPI
 	id     string
+	need   Key
 
 	mu     sync.Mutex
 	cached *Chatwork
 }
 
-// New returns a Source for the secret with the given id or ARN.
-func New(client GetSecretValueAPI, secretID string) *Source {
-	return &Source{client: client, id: secretID}
+// New returns a Source for the secret with the given id or ARN, which must
+// hold the token need.
+func New(client GetSecretValueAPI, secretID string, need Key) *Source {
+	return &Source{client: client, id: secretID, need: need}
 }
 
-// ErrIncomplete means the secret exists but lacks a token: the operator has
-// not set its value yet (the stack creates it without one).
-var ErrIncomplete = errors.New("secrets: chatwork secret lacks api_token or webhook_token")
+// ErrIncomplete means the secret exists but lacks its token: the operator
+// has not set its value yet (the stack creates the API token's secret
+// without one).
+var ErrIncomplete = errors.New("secrets: chatwork secret lacks its token")
 
-// Chatwork returns the tokens, fetching them on first use.
+// Chatwork returns the secret's token, fetching it on first use.
 func (s *Source) Chatwork(ctx context.Context) (Chatwork, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -71,8 +85,18 @@ func (s *Source) Chatwork(ctx context.Context) (Chatwork, error) {
 	if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &c); err != nil {
 		return Chatwork{}, fmt.Errorf("secrets: %s is not the expected JSON object", s.id)
 	}
-	if c.APIToken == "" || c.WebhookToken == "" {
-		return Chatwork{}, ErrIncomplete
+	// The other token in this secret means both were written to one
+	// secret (the old layout): refuse it rather than let the wrong
+	// function read a token it must not hold.
+	mine, other := c.WebhookToken, c.APIToken
+	if s.need == APITokenKey {
+		mine, other = other, mine
+	}
+	if other != "" {
+		return Chatwork{}, fmt.Errorf("secrets: %s holds a token besides %s: write each token to its own secret", s.id, s.need)
+	}
+	if mine == "" {
+		return Chatwork{}, fmt.Errorf("%w: %s has no %s", ErrIncomplete, s.id, s.need)
 	}
 	s.cached = &c
 	return c, nil

@@ -37,8 +37,8 @@ func (c *countingClient) GetSecretValue(_ context.Context, in *secretsmanager.Ge
 }
 
 func TestFetchedOnceAndCached(t *testing.T) {
-	c := &countingClient{value: `{"api_token":"api-123","webhook_token":"d2g="}`, failN: 1}
-	s := New(c, "chatwork")
+	c := &countingClient{value: `{"webhook_token":"d2g="}`, failN: 1}
+	s := New(c, "chatwork-webhook", WebhookTokenKey)
 	if _, err := s.Chatwork(context.Background()); err == nil {
 		t.Fatal("first fetch should fail")
 	}
@@ -47,20 +47,42 @@ func TestFetchedOnceAndCached(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.APIToken != "api-123" || got.WebhookToken != "d2g=" {
+		if got.WebhookToken != "d2g=" || got.APIToken != "" {
 			t.Fatalf("got %+v", got)
 		}
 	}
-	if c.calls != 2 || c.lastID != "chatwork" {
+	if c.calls != 2 || c.lastID != "chatwork-webhook" {
 		t.Fatalf("calls=%d id=%q, want 2 calls (one failed, one cached)", c.calls, c.lastID)
+	}
+	api, err := New(&countingClient{value: `{"api_token":"api-123"}`}, "chatwork-api", APITokenKey).Chatwork(context.Background())
+	if err != nil || api.APIToken != "api-123" {
+		t.Fatalf("api token: %+v %v", api, err)
 	}
 }
 
-func TestIncompleteOrMalformed(t *testing.T) {
-	for _, v := range []string{`{}`, `{"api_token":"x"}`, `not json`} {
-		s := New(&countingClient{value: v}, "id")
-		if _, err := s.Chatwork(context.Background()); err == nil {
-			t.Errorf("value %q accepted", v)
+// Each secret holds its own token only. Both tokens in one secret (the
+// layout before the split, pasted into the new secrets by mistake) are
+// refused, so the webhook never holds the API token.
+func TestIncompleteMalformedOrBoth(t *testing.T) {
+	for _, c := range []struct {
+		need       Key
+		value      string
+		incomplete bool
+	}{
+		{WebhookTokenKey, `{}`, true},
+		{WebhookTokenKey, `{"webhook_token":""}`, true},
+		{APITokenKey, `{"api_token":""}`, true},
+		{APITokenKey, `{"webhook_token":"d2g="}`, false},
+		{WebhookTokenKey, `{"api_token":"x"}`, false},
+		{WebhookTokenKey, `{"api_token":"x","webhook_token":"d2g="}`, false},
+		{APITokenKey, `{"api_token":"x","webhook_token":"d2g="}`, false},
+		{APITokenKey, `not json`, false},
+	} {
+		_, err := New(&countingClient{value: c.value}, "id", c.need).Chatwork(context.Background())
+		if err == nil {
+			t.Errorf("%s from %q accepted", c.need, c.value)
+		} else if errors.Is(err, ErrIncomplete) != c.incomplete {
+			t.Errorf("%s from %q: %v, want incomplete=%v", c.need, c.value, err, c.incomplete)
 		}
 	}
 }
@@ -102,7 +124,7 @@ func TestErrorClassification(t *testing.T) {
 		{"kms", apiErr(400, "DecryptionFailure", smithy.FaultClient), false},
 	}
 	for _, c := range cases {
-		_, err := New(failingClient{c.err}, "id").Chatwork(context.Background())
+		_, err := New(failingClient{c.err}, "id", APITokenKey).Chatwork(context.Background())
 		if err == nil || taskerr.IsTransient(err) != c.transient {
 			t.Errorf("%s: err=%v transient=%v, want transient=%v", c.name, err, taskerr.IsTransient(err), c.transient)
 		}

@@ -407,11 +407,27 @@ func OutputKey(prefix, commandID, instanceID, step, stream string) string {
 	return strings.Join(parts, "/")
 }
 
-// Stdout returns the step's complete stdout: the inline plugin output when
-// it is complete (ListCommandInvocations caps it at 2,400 characters of
-// stdout and stderr combined), otherwise the S3 copy, otherwise
-// GetCommandInvocation's StandardOutputContent (24,000 characters; with
-// ErrTruncated if that is cut too).
+// ErrForgedOutput says the S3 copy of a step's stdout does not begin with
+// what SSM itself captured: someone else wrote it.
+var ErrForgedOutput = errors.New("command output in S3 differs from what SSM captured")
+
+// Stdout returns the step's complete stdout, trusting only what SSM captured
+// itself: the inline plugin output when it is complete
+// (ListCommandInvocations caps it at 2,400 characters of stdout and stderr
+// combined), otherwise GetCommandInvocation's StandardOutputContent (24,000
+// characters), and only when that is cut too the S3 copy, accepted if it
+// begins with exactly what SSM captured (ErrForgedOutput otherwise; with
+// ErrTruncated if there is no copy).
+//
+// Why not the S3 copy alone: every tagged host may write anywhere under the
+// output prefix. IAM has no policy variable that is just the instance id
+// (an instance role session's aws:userid is ROLEID:i-…, and
+// ec2:SourceInstanceARN is a whole ARN), so the host policy cannot tie the
+// key's INSTANCEID to the writer, and one compromised host could speak for
+// all. What SSM captured, each agent reported for its own instance only.
+// Beyond 24,000 characters the S3 copy's tail is unchecked: the forger
+// would have to reproduce the first 24,000 characters exactly (hosts cannot
+// read the bucket).
 func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) ([]byte, error) {
 	commandID, instanceID := aws.ToString(inv.CommandId), aws.ToString(inv.InstanceId)
 	step := o.StepName
@@ -430,28 +446,6 @@ func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) 
 			return []byte(out), nil
 		}
 	}
-	if o.S3 != nil {
-		bucket, key := o.Bucket, ""
-		if bucket != "" {
-			key = OutputKey(o.Prefix, commandID, instanceID, step, "stdout")
-		} else {
-			u := aws.ToString(inv.StandardOutputUrl)
-			if plugin != nil && aws.ToString(plugin.StandardOutputUrl) != "" {
-				u = aws.ToString(plugin.StandardOutputUrl)
-			}
-			bucket, key = parseS3URL(u)
-		}
-		if bucket != "" && key != "" {
-			body, err := getObject(ctx, o.S3, bucket, key)
-			if err == nil {
-				return body, nil
-			}
-			if !errors.Is(err, banlist.ErrNotFound) {
-				return nil, err
-			}
-			// not there (yet): fall back to the API
-		}
-	}
 	if o.SSM == nil {
 		return nil, ErrTruncated
 	}
@@ -464,10 +458,38 @@ func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) 
 		return nil, classify("GetCommandInvocation", err)
 	}
 	content := aws.ToString(out.StandardOutputContent)
-	if strings.HasSuffix(content, stdoutTruncSuffix) || strings.HasSuffix(content, pluginOutTrunc) || len(content) >= stdoutLimit {
-		return []byte(content), ErrTruncated
+	captured, truncated := strings.CutSuffix(content, stdoutTruncSuffix)
+	if !truncated && !strings.HasSuffix(content, pluginOutTrunc) && len(content) < stdoutLimit {
+		return []byte(content), nil
 	}
-	return []byte(content), nil
+	if o.S3 != nil {
+		bucket, key := o.Bucket, ""
+		if bucket != "" {
+			key = OutputKey(o.Prefix, commandID, instanceID, step, "stdout")
+		} else {
+			u := aws.ToString(out.StandardOutputUrl)
+			if plugin != nil && aws.ToString(plugin.StandardOutputUrl) != "" {
+				u = aws.ToString(plugin.StandardOutputUrl)
+			}
+			bucket, key = parseS3URL(u)
+		}
+		if bucket != "" && key != "" {
+			body, err := getObject(ctx, o.S3, bucket, key)
+			switch {
+			case err == nil:
+				// A cut inside a multi-byte character may leave a
+				// replacement character at the end of SSM's copy.
+				if !strings.HasPrefix(string(body), strings.TrimRight(captured, "\uFFFD")) {
+					return nil, fmt.Errorf("%w: %s/%s (instance %s)", ErrForgedOutput, bucket, key, instanceID)
+				}
+				return body, nil
+			case !errors.Is(err, banlist.ErrNotFound):
+				return nil, err
+			}
+			// not there (yet): only the truncated copy is known
+		}
+	}
+	return []byte(content), ErrTruncated
 }
 
 // InlineStdout extracts stdout from a CommandPlugin.Output (the agent
