@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/signature"
@@ -166,7 +167,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		// Chatwork does not resend: the request is lost unless someone
 		// looks, hence the alarm (fail). A retry by hand is safe: the
 		// execution name dedups it.
-		return h.fail(ctx, "cannot start execution", "execution", name, "error", err)
+		return h.fail(ctx, "cannot start execution", append([]any{"execution", name}, startError(err)...)...)
 	default:
 		h.Log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
 	}
@@ -178,6 +179,16 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 func (h *Handler) fail(ctx context.Context, msg string, args ...any) (events.APIGatewayV2HTTPResponse, error) {
 	h.Log.ErrorContext(ctx, msg, args...)
 	return reply(http.StatusInternalServerError), nil
+}
+
+// startError describes a failed StartExecution for the log: for a service
+// error only its code, as AWS validation messages may quote the input (the
+// message body); a network or SDK error as it is.
+func startError(err error) []any {
+	if code := awserr.Code(err); code != "" {
+		return []any{"error_code", code}
+	}
+	return []any{"error", err}
 }
 
 // accept turns an event into a Request, or says why it is ignored.

@@ -41,6 +41,9 @@ type sfnEndpoint struct {
 	started map[string]string // name → input
 	calls   int
 	fail    bool
+	// reject answers a ValidationException that quotes the input, as AWS
+	// validation messages may quote the offending value.
+	reject bool
 }
 
 func (e *sfnEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -60,6 +63,12 @@ func (e *sfnEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.fail {
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, `{"__type":"ServiceUnavailable","message":"try later"}`)
+		return
+	}
+	if e.reject {
+		w.WriteHeader(http.StatusBadRequest)
+		msg, _ := json.Marshal("1 validation error detected: Value '" + in.Input + "' at 'input' failed to satisfy constraint")
+		fmt.Fprintf(w, `{"__type":"ValidationException","message":%s}`, msg)
 		return
 	}
 	if prev, ok := e.started[in.Name]; ok && prev != in.Input {
@@ -313,6 +322,42 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Fatalf("log contains %q:\n%s", secret, out)
 		}
+	}
+}
+
+// Message bodies stay out of the webhook's logs on every path, at debug
+// level too: started, capped, ignored, already started, and a StartExecution
+// refused with a message that quotes the input. The execution history keeps
+// the body (the audit); CloudWatch Logs does not.
+func TestLogsCarryNoBody(t *testing.T) {
+	const secret = "XYZZY 社外秘の本文"
+	body := "[To:1234567]bot 203.0.113.5 " + secret
+	cases := []struct {
+		name string
+		ep   *sfnEndpoint
+		body string
+	}{
+		{"started", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+		{"capped", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", body+strings.Repeat(" "+secret, webhook.MaxInputBody/20), 0)},
+		{"ignored", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", "[qt][qtmeta aid=7654321 time=1732390000]"+body+"[/qt]", 0)},
+		{"already started", &sfnEndpoint{started: map[string]string{"chatwork-567890123-1790000000000000000": "other"}}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+		{"refused quoting the input", &sfnEndpoint{started: map[string]string{}, reject: true}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := newHandler(t, c.ep, staticTokens{})
+			h.Log = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			if _, err := h.Handle(context.Background(), signed(c.body)); err != nil {
+				t.Fatal(err)
+			}
+			if buf.Len() == 0 {
+				t.Fatal("no log line at all")
+			}
+			if strings.Contains(buf.String(), "XYZZY") || strings.Contains(buf.String(), "社外秘") {
+				t.Errorf("the log carries the message body:\n%s", buf.String())
+			}
+		})
 	}
 }
 
