@@ -156,13 +156,7 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 // newlines, command substitution and backticks reach the script as inert
 // arguments, and the sentinel files they try to create never appear.
 func TestUnbanDocumentHostileItems(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := argsDocument(t)
 	dir := t.TempDir()
 	hostile := [][]string{
 		{"192.0.2.12'; touch pwned1; '"},
@@ -194,13 +188,7 @@ func TestUnbanDocumentHostileItems(t *testing.T) {
 // no sentinel file appears. (Rendered raw into xs='…' and rb='…', as before,
 // the first value alone ran a command as root.)
 func TestUnbanDocumentHostileOptions(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := argsDocument(t)
 	hostile := []string{
 		"0'; touch pwned1; '",
 		"$(touch pwned2)",
@@ -236,6 +224,20 @@ func TestUnbanDocumentHostileOptions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// argsDocument is the unban document around a stand-in script that prints
+// each argument it gets as <ARG>, one per line.
+func argsDocument(t *testing.T) map[string]interface{} {
+	t.Helper()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
