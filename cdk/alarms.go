@@ -13,17 +13,19 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsstepfunctions"
 	"github.com/aws/jsii-runtime-go"
 
+	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/shared/functions"
 )
 
 // newAlarms defines the alarm topic and the alarms that publish to it:
 // failed, timed-out and aborted executions of both machines, a refresh that
-// stopped running, and webhook errors.
+// stopped running, and webhook errors and 500s.
 func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.StateMachine, fns map[string]awslambda.Function) awssns.Topic {
 	topic := newAlarmTopic(stack, cfg)
 	a := alarms{stack: stack, action: awscloudwatchactions.NewSnsAction(topic)}
@@ -45,6 +47,19 @@ func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.S
 	// not see them.
 	a.add("WebhookErrorsAlarm", "sshguard-unban: the webhook function failed",
 		fns[functions.Webhook].MetricErrors(fiveMinSum), awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
+		awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
+	// Nor do its 500s (a failed StartExecution, an unreadable secret):
+	// answered as responses, they are no Lambda errors, and Chatwork never
+	// resends the request. Each is one ERROR line in the webhook's log.
+	failed := awslogs.NewMetricFilter(stack, jsii.String("WebhookFailedRequestsFilter"), &awslogs.MetricFilterProps{
+		LogGroup:        fns[functions.Webhook].LogGroup(),
+		FilterPattern:   awslogs.FilterPattern_Literal(jsii.String(webhook.FailureLogPattern)),
+		MetricNamespace: jsii.String("sshguard-unban"),
+		MetricName:      jsii.String("WebhookFailedRequests"),
+		MetricValue:     jsii.String("1"),
+	})
+	a.add("WebhookFailedRequestsAlarm", "sshguard-unban: the webhook answered 500, so a Chatwork request was lost (StartExecution or the secret failed; see the webhook's ERROR log lines)",
+		failed.Metric(fiveMinSum), awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
 		awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
 	return topic
 }

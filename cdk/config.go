@@ -47,14 +47,18 @@ type Config struct {
 }
 
 // Defaults are the values used for context keys that are not set. cdk.json
-// holds none of them (only CDK feature flags), so this is the one place;
-// the two timing defaults are the ones the function code falls back to.
+// holds none of them (only CDK feature flags), so this is the one place.
+// The refresh runs every 5 minutes, not every minute: the lists are only
+// recorded next to the live answers, and at one minute its S3 requests
+// alone cost about $4.5 a month (README, "Monthly cost estimate"); a list
+// is stale after three periods. The command timeout is the one the
+// function code falls back to.
 var Defaults = Config{
 	TargetTagKey:               "sshguard-unban",
 	TargetTagValue:             "enabled",
-	RefreshSchedule:            "rate(1 minute)",
+	RefreshSchedule:            "rate(5 minutes)",
 	Locale:                     "ja",
-	FreshnessSeconds:           int(app.DefaultFreshness / time.Second),
+	FreshnessSeconds:           900,
 	CommandTimeoutSeconds:      int(app.DefaultCommandTimeout / time.Second),
 	LogRetentionDays:           90,
 	LogLevel:                   "info",
@@ -248,10 +252,11 @@ func (c Config) Validate() error {
 	if c.FreshnessSeconds < 60 || c.FreshnessSeconds > 86400 {
 		errs = append(errs, fmt.Sprintf("freshnessSeconds: %d is outside 60..86400", c.FreshnessSeconds))
 	}
-	// SendCommand's TimeoutSeconds accepts 30..2592000; more than 15 minutes
-	// would outlast any sensible chat reply.
-	if c.CommandTimeoutSeconds < 30 || c.CommandTimeoutSeconds > 900 {
-		errs = append(errs, fmt.Sprintf("commandTimeoutSeconds: %d is outside 30..900", c.CommandTimeoutSeconds))
+	// SendCommand's TimeoutSeconds accepts 30..2592000; the Express refresh
+	// must wait for the report command and still store the lists within
+	// its five minutes.
+	if c.CommandTimeoutSeconds < 30 || c.CommandTimeoutSeconds > maxCommandTimeoutSeconds {
+		errs = append(errs, fmt.Sprintf("commandTimeoutSeconds: %d is outside 30..%d (the refresh, an Express workflow, must end within 5 minutes)", c.CommandTimeoutSeconds, maxCommandTimeoutSeconds))
 	}
 	if _, ok := retentionDays[c.LogRetentionDays]; !ok {
 		errs = append(errs, fmt.Sprintf("logRetentionDays: %d is not a CloudWatch Logs retention value", c.LogRetentionDays))

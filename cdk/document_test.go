@@ -49,16 +49,50 @@ func renderLikeAgent(t *testing.T, lines []interface{}, params map[string]interf
 
 // runLikeAgent renders the document's commands with params, writes them to
 // dir/_script.sh and runs that as the agent does: sh -c SCRIPTPATH, from dir
-// as the working directory.
-func runLikeAgent(t *testing.T, doc map[string]interface{}, dir string, params map[string]interface{}) ([]byte, error) {
+// as the working directory. params are what SendCommand carries (every
+// value a list of strings); agentValues types them as the agent does.
+func runLikeAgent(t *testing.T, doc map[string]interface{}, dir string, params map[string][]string) ([]byte, error) {
 	t.Helper()
 	path := filepath.Join(dir, "_script.sh")
-	if err := os.WriteFile(path, []byte(renderLikeAgent(t, runCommandOf(doc), params)), 0o700); err != nil {
+	if err := os.WriteFile(path, []byte(renderLikeAgent(t, runCommandOf(doc), agentValues(t, doc, params))), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("sh", "-c", path)
 	cmd.Dir = dir
 	return cmd.CombinedOutput()
+}
+
+// agentValues gives each declared parameter the value the agent substitutes,
+// by the type the document declares: a StringList its list, a Boolean true
+// or false, a String its one value; a parameter not sent, its default. A
+// Boolean that is neither (only if SSM's validation let it through) stays
+// the string it is, as the agent would then have it: the tests assume
+// nothing of SSM's validation.
+func agentValues(t *testing.T, doc map[string]interface{}, params map[string][]string) map[string]interface{} {
+	t.Helper()
+	out := map[string]interface{}{}
+	for name, d := range doc["parameters"].(map[string]interface{}) {
+		d := d.(map[string]interface{})
+		values, sent := params[name]
+		switch {
+		case !sent:
+			out[name] = d["default"]
+		case d["type"] == "StringList":
+			out[name] = values
+		case len(values) != 1:
+			t.Fatalf("%s: %d values for a %s", name, len(values), d["type"])
+		case d["type"] == "Boolean" && (values[0] == "true" || values[0] == "false"):
+			out[name] = values[0] == "true"
+		default:
+			out[name] = values[0]
+		}
+	}
+	for name := range params {
+		if _, ok := out[name]; !ok {
+			t.Fatalf("parameter %s is not declared", name)
+		}
+	}
+	return out
 }
 
 func runCommandOf(doc map[string]interface{}) []interface{} {
@@ -98,7 +132,7 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 		{[]string{"1.2", "::"}, "86400", true},
 	} {
 		addrs := c.addrs
-		out, err := runLikeAgent(t, doc, dir, map[string]interface{}{"addresses": addrs, "exceptionSeconds": c.seconds, "removeBlacklisted": c.override})
+		out, err := runLikeAgent(t, doc, dir, map[string][]string{"addresses": addrs, "exceptionSeconds": {c.seconds}, "removeBlacklisted": {strconv.FormatBool(c.override)}})
 		if err != nil {
 			t.Fatalf("%v: %v\n%s", addrs, err, out)
 		}
@@ -122,25 +156,19 @@ func TestUnbanDocumentPassesEachAddressAsOneArgument(t *testing.T) {
 // newlines, command substitution and backticks reach the script as inert
 // arguments, and the sentinel files they try to create never appear.
 func TestUnbanDocumentHostileItems(t *testing.T) {
-	if _, err := exec.LookPath("sh"); err != nil {
-		t.Skip("no sh")
-	}
-	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := argsDocument(t)
 	dir := t.TempDir()
 	hostile := [][]string{
 		{"192.0.2.12'; touch pwned1; '"},
 		{"$(touch pwned2)"},
 		{"`touch pwned3`"},
 		{"192.0.2.12\ntouch pwned4"},
-		{"a\nSSHGUARD_UNBAN_ADDRESSES_EOF\ntouch pwned5\n"},
+		{"a\n" + paramsHeredocMarker + "\ntouch pwned5\n"},
 		{"\"; touch pwned6; \"", "x\\\"$(touch pwned7)"},
 		{"${IFS}touch${IFS}pwned8", "*", "[a]"},
 	}
 	for _, items := range hostile {
-		out, err := runLikeAgent(t, doc, dir, map[string]interface{}{"addresses": items, "exceptionSeconds": "0", "removeBlacklisted": false})
+		out, err := runLikeAgent(t, doc, dir, map[string][]string{"addresses": items, "exceptionSeconds": {"0"}, "removeBlacklisted": {"false"}})
 		if err != nil {
 			t.Errorf("%q: %v\n%s", items, err, out)
 		}
@@ -152,6 +180,64 @@ func TestUnbanDocumentHostileItems(t *testing.T) {
 			t.Errorf("%q: a glob was expanded: %s", items, out)
 		}
 	}
+}
+
+// The two optional parameters cannot run anything either, whatever SSM
+// validates: hostile values of exceptionSeconds reach the script as one
+// inert argument, hostile values of removeBlacklisted stop the wrapper, and
+// no sentinel file appears. (Rendered raw into xs='…' and rb='…', as before,
+// the first value alone ran a command as root.)
+func TestUnbanDocumentHostileOptions(t *testing.T) {
+	doc := argsDocument(t)
+	hostile := []string{
+		"0'; touch pwned1; '",
+		"$(touch pwned2)",
+		"`touch pwned3`",
+		"0\ntouch pwned4",
+		"0\n" + paramsHeredocMarker + "\ntouch pwned5\n",
+		"0\n" + scriptHeredocMarker + "\ntouch pwned6\n",
+		"\"; touch pwned7; \"",
+		"true' ; touch pwned8 #",
+		"x\\\"$(touch pwned9)",
+	}
+	for _, param := range []string{ExceptionSecondsParam, RemoveBlacklistedParam} {
+		for _, v := range hostile {
+			dir := t.TempDir()
+			out, err := runLikeAgent(t, doc, dir, map[string][]string{"addresses": {"192.0.2.1"}, param: {v}})
+			if matches, _ := filepath.Glob(filepath.Join(dir, "pwned*")); len(matches) > 0 {
+				t.Errorf("%s=%q ran a command: %v\n%s", param, v, matches, out)
+				continue
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			switch param {
+			case ExceptionSecondsParam:
+				// The script (here a stand-in) gets it as one argument and
+				// validates it itself.
+				if err != nil || len(lines) != 3 || lines[0] != "<--exception-seconds>" || lines[2] != "<192.0.2.1>" {
+					t.Errorf("%s=%q: %v: script saw %q", param, v, err, lines)
+				}
+			case RemoveBlacklistedParam:
+				var exit *exec.ExitError
+				if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(string(out), `"code":"usage"`) {
+					t.Errorf("%s=%q: %v: %s", param, v, err, out)
+				}
+			}
+		}
+	}
+}
+
+// argsDocument is the unban document around a stand-in script that prints
+// each argument it gets as <ARG>, one per line.
+func argsDocument(t *testing.T) map[string]interface{} {
+	t.Helper()
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	doc, err := UnbanDocumentContent("#!/bin/sh\nprintf '<%s>\\n' \"$@\"\n", 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
@@ -217,9 +303,9 @@ func TestUnbanDocumentRefusesOtherOverrideValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, v := range []interface{}{"yes", "", "true; echo x", 1} {
-		out, err := runLikeAgent(t, doc, t.TempDir(), map[string]interface{}{
-			"addresses": []string{"192.0.2.1"}, "exceptionSeconds": "0", "removeBlacklisted": v})
+	for _, v := range []string{"yes", "", "true; echo x", "1"} {
+		out, err := runLikeAgent(t, doc, t.TempDir(), map[string][]string{
+			"addresses": {"192.0.2.1"}, "exceptionSeconds": {"0"}, "removeBlacklisted": {v}})
 		var exit *exec.ExitError
 		if !errors.As(err, &exit) || exit.ExitCode() != 2 || strings.Contains(string(out), "ran") ||
 			!strings.Contains(string(out), `"code":"usage"`) {

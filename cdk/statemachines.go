@@ -14,17 +14,34 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 )
 
+// expressMaxSeconds is the longest an Express execution may run.
+const expressMaxSeconds = 300
+
+// maxCommandTimeoutSeconds bounds commandTimeoutSeconds so that a refresh
+// (the report command's timeout, then StoreBanLists and AnnounceNewBans at
+// their functions' timeouts) ends within expressMaxSeconds.
+const maxCommandTimeoutSeconds = 180
+
 // newStateMachines defines the unban and refresh state machines from the
 // ASL files, and the schedule that runs refresh.
+//
+// Unban is Standard: its execution history, kept by Step Functions for 90
+// days, is the audit of who asked what, and a failed request is redriven.
+// Refresh is Express: a scheduled run needs neither (the next one replaces
+// it), and Express bills $1 per million runs plus duration instead of
+// $0.025 per thousand transitions — about $0.1 a month instead of $1.5 at
+// the default schedule. Its definition uses plain Lambda tasks only (no
+// .sync or task tokens) and ends within 5 minutes; Express may run a
+// scheduled execution twice, which refresh-list and notify tolerate.
 func newStateMachines(stack awscdk.Stack, cfg Config, src Sources, fns *lambdaFunctions) (unban, refresh awsstepfunctions.StateMachine) {
 	retention := cfg.Retention()
-	unban = newStateMachine(stack, "UnbanStateMachine", src.UnbanASL, fns.byHandler, retention)
-	refresh = newStateMachine(stack, "RefreshStateMachine", src.RefreshASL, fns.byHandler, retention)
+	unban = newStateMachine(stack, "UnbanStateMachine", awsstepfunctions.StateMachineType_STANDARD, src.UnbanASL, fns.byHandler, retention)
+	refresh = newStateMachine(stack, "RefreshStateMachine", awsstepfunctions.StateMachineType_EXPRESS, src.RefreshASL, fns.byHandler, retention)
 	newRefreshSchedule(stack, cfg, refresh)
 	return unban, refresh
 }
 
-func newStateMachine(stack awscdk.Stack, id, asl string, fns map[string]awslambda.Function, retention awslogs.RetentionDays) awsstepfunctions.StateMachine {
+func newStateMachine(stack awscdk.Stack, id string, typ awsstepfunctions.StateMachineType, asl string, fns map[string]awslambda.Function, retention awslogs.RetentionDays) awsstepfunctions.StateMachine {
 	names, err := Placeholders(asl)
 	if err != nil {
 		panic(fmt.Sprintf("%s: %v", id, err))
@@ -36,19 +53,21 @@ func newStateMachine(stack awscdk.Stack, id, asl string, fns map[string]awslambd
 		subs[n] = fn.FunctionArn()
 		arns = append(arns, fn.FunctionArn())
 	}
-	// ALL events with execution data: a failed unban is debugged from these
-	// logs (which state, which input). The data is what the execution
-	// history already shows for 90 days (addresses, host ids, the chat
-	// message), never a token; retention follows logRetentionDays.
+	// ALL events without execution data: which states ran, when, and which
+	// failed, with no input or output. The data (message bodies, employees'
+	// addresses and account ids) stays in the unban execution history,
+	// which Step Functions keeps 90 days whatever is logged; copied into
+	// CloudWatch Logs it would stay another logRetentionDays. The refresh's
+	// console history (Express has no other) shows its states the same way.
 	logGroup := awslogs.NewLogGroup(stack, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: retention})
 	sm := awsstepfunctions.NewStateMachine(stack, jsii.String(id), &awsstepfunctions.StateMachineProps{
-		StateMachineType:        awsstepfunctions.StateMachineType_STANDARD,
+		StateMachineType:        typ,
 		DefinitionBody:          awsstepfunctions.DefinitionBody_FromString(jsii.String(asl)),
 		DefinitionSubstitutions: &subs,
 		Logs: &awsstepfunctions.LogOptions{
 			Destination:          logGroup,
 			Level:                awsstepfunctions.LogLevel_ALL,
-			IncludeExecutionData: jsii.Bool(true),
+			IncludeExecutionData: jsii.Bool(false),
 		},
 		TracingEnabled: jsii.Bool(true),
 	})

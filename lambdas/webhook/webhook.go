@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/aws/aws-sdk-go-v2/service/sfn/types"
 
+	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/signature"
@@ -33,6 +34,13 @@ const MaxBody = 64 << 10
 
 // MaxInputBody is the most of a message body the execution gets.
 const MaxInputBody = 16 << 10
+
+// FailureLogPattern is the CloudWatch Logs filter pattern of the webhook's
+// failure alarm (cdk/alarms.go). A 500 is answered as a response, not
+// returned as an error, so Lambda's Errors metric never counts it; every
+// 500 logs exactly one line at level ERROR instead (fail), and nothing else
+// the webhook logs is at that level.
+const FailureLogPattern = `{ $.level = "ERROR" }`
 
 // StartExecutionAPI is the one Step Functions call the webhook makes.
 type StartExecutionAPI interface {
@@ -111,13 +119,11 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	tokens, err := h.Tokens.Chatwork(ctx)
 	if err != nil {
-		h.Log.ErrorContext(ctx, "cannot read chatwork secret", "error", err)
-		return reply(http.StatusInternalServerError), nil
+		return h.fail(ctx, "cannot read chatwork secret", "error", err)
 	}
 	v, err := signature.New(tokens.WebhookToken)
 	if err != nil {
-		h.Log.ErrorContext(ctx, "webhook token in the secret is not base64")
-		return reply(http.StatusInternalServerError), nil
+		return h.fail(ctx, "webhook token in the secret is not base64")
 	}
 	if !v.Verify(body, signatureOf(req)) {
 		// No details: a prober learns nothing from the answer.
@@ -144,7 +150,7 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	}
 	input, err := executionInput(r)
 	if err != nil {
-		return reply(http.StatusInternalServerError), nil
+		return h.fail(ctx, "cannot encode execution input", "error", err)
 	}
 	name := ExecutionName(r.RoomID, r.MessageID)
 	out, err := h.SFN.StartExecution(ctx, &sfn.StartExecutionInput{
@@ -158,13 +164,31 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		// A redelivered webhook: the first delivery already started it.
 		h.Log.InfoContext(ctx, "execution already exists", "execution", name)
 	case err != nil:
-		// 500 lets Chatwork deliver again; the execution name keeps that safe.
-		h.Log.ErrorContext(ctx, "cannot start execution", "execution", name, "error", err)
-		return reply(http.StatusInternalServerError), nil
+		// Chatwork does not resend: the request is lost unless someone
+		// looks, hence the alarm (fail). A retry by hand is safe: the
+		// execution name dedups it.
+		return h.fail(ctx, "cannot start execution", append([]any{"execution", name}, startError(err)...)...)
 	default:
 		h.Log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
 	}
 	return reply(http.StatusOK), nil
+}
+
+// fail answers 500 and logs the one ERROR line the failure alarm counts
+// (FailureLogPattern).
+func (h *Handler) fail(ctx context.Context, msg string, args ...any) (events.APIGatewayV2HTTPResponse, error) {
+	h.Log.ErrorContext(ctx, msg, args...)
+	return reply(http.StatusInternalServerError), nil
+}
+
+// startError describes a failed StartExecution for the log: for a service
+// error only its code, as AWS validation messages may quote the input (the
+// message body); a network or SDK error as it is.
+func startError(err error) []any {
+	if code := awserr.Code(err); code != "" {
+		return []any{"error_code", code}
+	}
+	return []any{"error", err}
 }
 
 // accept turns an event into a Request, or says why it is ignored.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -40,6 +41,9 @@ type sfnEndpoint struct {
 	started map[string]string // name → input
 	calls   int
 	fail    bool
+	// reject answers a ValidationException that quotes the input, as AWS
+	// validation messages may quote the offending value.
+	reject bool
 }
 
 func (e *sfnEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -59,6 +63,12 @@ func (e *sfnEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if e.fail {
 		w.WriteHeader(http.StatusInternalServerError)
 		io.WriteString(w, `{"__type":"ServiceUnavailable","message":"try later"}`)
+		return
+	}
+	if e.reject {
+		w.WriteHeader(http.StatusBadRequest)
+		msg, _ := json.Marshal("1 validation error detected: Value '" + in.Input + "' at 'input' failed to satisfy constraint")
+		fmt.Fprintf(w, `{"__type":"ValidationException","message":%s}`, msg)
 		return
 	}
 	if prev, ok := e.started[in.Name]; ok && prev != in.Input {
@@ -315,6 +325,42 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 	}
 }
 
+// Message bodies stay out of the webhook's logs on every path, at debug
+// level too: started, capped, ignored, already started, and a StartExecution
+// refused with a message that quotes the input. The execution history keeps
+// the body (the audit); CloudWatch Logs does not.
+func TestLogsCarryNoBody(t *testing.T) {
+	const secret = "XYZZY 社外秘の本文"
+	body := "[To:1234567]bot 203.0.113.5 " + secret
+	cases := []struct {
+		name string
+		ep   *sfnEndpoint
+		body string
+	}{
+		{"started", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+		{"capped", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", body+strings.Repeat(" "+secret, webhook.MaxInputBody/20), 0)},
+		{"ignored", &sfnEndpoint{started: map[string]string{}}, mention("123456", "567890123", "1790000000000000000", "[qt][qtmeta aid=7654321 time=1732390000]"+body+"[/qt]", 0)},
+		{"already started", &sfnEndpoint{started: map[string]string{"chatwork-567890123-1790000000000000000": "other"}}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+		{"refused quoting the input", &sfnEndpoint{started: map[string]string{}, reject: true}, mention("123456", "567890123", "1790000000000000000", body, 0)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := newHandler(t, c.ep, staticTokens{})
+			h.Log = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			if _, err := h.Handle(context.Background(), signed(c.body)); err != nil {
+				t.Fatal(err)
+			}
+			if buf.Len() == 0 {
+				t.Fatal("no log line at all")
+			}
+			if strings.Contains(buf.String(), "XYZZY") || strings.Contains(buf.String(), "社外秘") {
+				t.Errorf("the log carries the message body:\n%s", buf.String())
+			}
+		})
+	}
+}
+
 // BenchmarkHandle measures the acknowledgement path: verify, decode, start
 // an execution over HTTP against a local Step Functions endpoint.
 func BenchmarkHandle(b *testing.B) {
@@ -332,4 +378,72 @@ func BenchmarkHandle(b *testing.B) {
 		}
 		i++
 	}
+}
+
+// matchesFilter evaluates a CloudWatch Logs JSON filter pattern of the one
+// form FailureLogPattern has, { $.FIELD = "VALUE" }, against a log line.
+// Any other form fails the test instead of being guessed at.
+func matchesFilter(t *testing.T, pattern, line string) bool {
+	t.Helper()
+	m := regexp.MustCompile(`^\{ \$\.([A-Za-z_]+) = "([^"]*)" \}$`).FindStringSubmatch(pattern)
+	if m == nil {
+		t.Fatalf("filter pattern %q: not a form this test can evaluate", pattern)
+	}
+	var ev map[string]any
+	if json.Unmarshal([]byte(line), &ev) != nil {
+		return false // a JSON pattern never matches a non-JSON event
+	}
+	return ev[m[1]] == m[2]
+}
+
+// Every request the webhook answers 500 — Chatwork never resends it, so a
+// genuine unban request is lost — writes exactly one log line that the
+// WebhookFailedRequests metric filter (cdk/alarms.go) counts, because a 500
+// returned as a response is no Lambda error and the Errors alarm never sees
+// it. Nothing else counts: a flood of forged or ignored requests does not
+// page anyone.
+func TestEveryFailureIsOneAlarmedLogLine(t *testing.T) {
+	good := mention("123456", "567890123", "1790000000000000000", "[To:1234567]bot 203.0.113.5", 0)
+	cases := []struct {
+		name   string
+		ep     *sfnEndpoint
+		tokens webhook.TokenSource
+		req    events.APIGatewayV2HTTPRequest
+		status int
+	}{
+		{"StartExecution fails", &sfnEndpoint{started: map[string]string{}, fail: true}, staticTokens{}, signed(good), 500},
+		{"secret unreadable", &sfnEndpoint{started: map[string]string{}}, staticTokens{err: fmt.Errorf("AccessDenied")}, signed(good), 500},
+		{"webhook token not base64", &sfnEndpoint{started: map[string]string{}}, badTokens{}, signed(good), 500},
+		{"started", &sfnEndpoint{started: map[string]string{}}, staticTokens{}, signed(good), 200},
+		{"forged", &sfnEndpoint{started: map[string]string{}}, staticTokens{}, events.APIGatewayV2HTTPRequest{Body: good, Headers: map[string]string{"x-chatworkwebhooksignature": "forged"}}, 401},
+		{"oversized", &sfnEndpoint{started: map[string]string{}}, staticTokens{}, signed(strings.Repeat(" ", webhook.MaxBody+1)), 413},
+		{"malformed", &sfnEndpoint{started: map[string]string{}}, staticTokens{}, signed(`{"webhook_event_type":`), 400},
+		{"ignored", &sfnEndpoint{started: map[string]string{}}, staticTokens{}, signed(mention(bot, "567890123", "1790000000000000001", "hi", 0)), 200},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := newHandler(t, c.ep, c.tokens)
+			h.Log = slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			resp, err := h.Handle(context.Background(), c.req)
+			if err != nil || resp.StatusCode != c.status {
+				t.Fatalf("status %d, %v; want %d", resp.StatusCode, err, c.status)
+			}
+			n := 0
+			for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+				if matchesFilter(t, webhook.FailureLogPattern, line) {
+					n++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[c.status >= 500]; n != want {
+				t.Errorf("%d lines match %s, want %d:\n%s", n, webhook.FailureLogPattern, want, buf.String())
+			}
+		})
+	}
+}
+
+type badTokens struct{}
+
+func (badTokens) Chatwork(context.Context) (secrets.Chatwork, error) {
+	return secrets.Chatwork{APIToken: "api", WebhookToken: "%%% not base64"}, nil
 }

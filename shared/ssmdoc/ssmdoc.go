@@ -28,18 +28,22 @@ const (
 
 // The unban document's two optional parameters, which the Lambdas never set
 // (SSM fills in the defaults); they are for an SRE running the document by
-// hand. The host script checks both again.
+// hand. Both are one-item StringLists, not String or Boolean: the agent
+// JSON-encodes a list wherever it puts it, which is what keeps any value
+// inert in the document (cdk/sources.go). The host script checks both again.
 const (
 	// ExceptionSecondsParam is how long an address stays excepted from a
-	// containing prefix that stays blocked for everyone else: a String,
+	// containing prefix that stays blocked for everyone else: one item,
 	// "0" (the default: the host's own, 30 × BLOCK_TIME) or 10 to 86400
 	// seconds (hostreport.MinExceptionSeconds, MaxExceptionSeconds), which
 	// ExceptionSecondsPattern enforces before SSM accepts the command.
 	ExceptionSecondsParam   = "exceptionSeconds"
 	ExceptionSecondsDefault = "0"
 	ExceptionSecondsPattern = `^(0|[1-9][0-9]|[1-9][0-9]{2,3}|[1-7][0-9]{4}|8[0-5][0-9]{3}|86[0-3][0-9]{2}|86400)$`
-	// RemoveBlacklistedParam is the SRE override: a Boolean, default false.
-	// true removes the asked addresses from sshguard's blacklist too (the
-	// script leaves blacklisted addresses alone otherwise).
-	RemoveBlacklistedParam = "removeBlacklisted"
+	// RemoveBlacklistedParam is the SRE override: one item, true or false
+	// (RemoveBlacklistedPattern), default false. true removes the asked
+	// addresses from sshguard's blacklist too (the script leaves
+	// blacklisted addresses alone otherwise).
+	RemoveBlacklistedParam   = "removeBlacklisted"
+	RemoveBlacklistedPattern = `^(true|false)$`
 )
