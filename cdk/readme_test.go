@@ -11,7 +11,10 @@ import (
 
 // outputNameRe is how a stack output's name looks in the README: a
 // CamelCase word ending in what outputs end in (WebhookUrl, HostPolicyArn…).
-var outputNameRe = regexp.MustCompile(`\b[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*(?:Arn|Name|Id|Url|Tag)\b`)
+// outputNameRe finds what the README presents as an output: a name in
+// backticks, or the argument of the guide's out helper ("$(out NAME)"). AWS
+// CLI fields in commands (AlarmName in a --query) are neither.
+var outputNameRe = regexp.MustCompile("(?:`|\\bout )([A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)*(?:Arn|Name|Id|Url|Tag))\\b")
 
 // The deploy guide matches the template: every output name the README
 // mentions exists in the synthesized template, and the "Stack outputs"
@@ -25,7 +28,8 @@ func TestREADMEOutputsMatchTheTemplate(t *testing.T) {
 	readme := string(b)
 	outputs := defaultStack(t).json["Outputs"].(map[string]interface{})
 
-	for _, name := range outputNameRe.FindAllString(readme, -1) {
+	for _, m := range outputNameRe.FindAllStringSubmatch(readme, -1) {
+		name := m[1]
 		if _, ok := outputs[name]; !ok {
 			t.Errorf("the README names %s, which is no output of the template", name)
 		}

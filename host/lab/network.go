@@ -35,6 +35,15 @@ const (
 	dialTimeout = 1500 * time.Millisecond
 )
 
+// Addresses are the host's own global addresses: HostAddr4 and HostAddr6
+// with a network (Options.Network), none without.
+func (h *Host) Addresses() []netip.Addr {
+	if h.net == nil {
+		return nil
+	}
+	return []netip.Addr{HostAddr4, HostAddr6}
+}
+
 // network is the "internet" side of a host: its own namespace, joined to the
 // host's by a veth pair (eth1 there, eth0 in the host), holding every source
 // address CanConnect has used.

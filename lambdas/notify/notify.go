@@ -46,7 +46,7 @@ type Config struct {
 	Bucket       string // marks and outbox
 	MarkPrefix   string // e.g. "replies/"
 	OutboxPrefix string // e.g. "outbox/"
-	// MaxBanNotices bounds the messages one refresh posts (Chatwork limits
+	// MaxBanNotices bounds the notices one refresh posts (Chatwork limits
 	// posting to one room); the rest are summarised in one more message.
 	MaxBanNotices int
 	// SilentAlertPeriod: a silent host is reported to the SRE room once per
@@ -61,6 +61,17 @@ type Config struct {
 	Now       func() time.Time
 }
 
+// DefaultMaxBanNotices: one notice per address up to this many per run,
+// then one merged message; with the room's other posts it stays well inside
+// Chatwork's 10 posts per 10 seconds.
+const DefaultMaxBanNotices = 5
+
+// defang writes an address so that no parser (ours included) reads it as
+// one: 192.0.2[.]1, 2001[:]db8[:][:]1.
+func defang(entry string) string {
+	return strings.NewReplacer(".", "[.]", ":", "[:]").Replace(entry)
+}
+
 // Handler posts the messages.
 type Handler struct {
 	Chat  Poster
@@ -73,7 +84,7 @@ type Handler struct {
 // slog.Default().
 func New(chat Poster, store s3obj.API, cfg Config, log *slog.Logger) *Handler {
 	if cfg.MaxBanNotices <= 0 {
-		cfg.MaxBanNotices = 10
+		cfg.MaxBanNotices = DefaultMaxBanNotices
 	}
 	if cfg.SilentAlertPeriod <= 0 {
 		cfg.SilentAlertPeriod = time.Hour
@@ -247,15 +258,18 @@ func (h *Handler) bans(ctx context.Context, in workflow.NotifyInput, l lang) (wo
 		out.Duplicate = out.Duplicate || r.Duplicate
 	}
 	if rest := groups[len(shown):]; len(rest) > 0 {
+		// Many at once (an attack wave): the rest in one message, their
+		// addresses defanged ("192.0.2[.]1"), so that quoting it unbans
+		// nobody; an employee among them writes their own address.
 		var entries []string
 		for _, g := range rest {
 			var hosts []string
 			for _, b := range g {
 				hosts = append(hosts, chatwork.Escape(b.Host))
 			}
-			entries = append(entries, g[0].Entry+" @ "+l.names(hosts))
+			entries = append(entries, defang(g[0].Entry)+" ("+l.names(hosts)+")")
 		}
-		r, err := h.once(ctx, in.Execution+"/ban-more", h.Cfg.NotifyRoomID, fmt.Sprintf(l.moreBans, len(rest), truncate(strings.Join(entries, ", "), 2000)))
+		r, err := h.once(ctx, in.Execution+"/ban-more", h.Cfg.NotifyRoomID, l.moreBansNotice(len(rest), truncate(strings.Join(entries, "\n"), 4000)))
 		if err != nil {
 			return out, err
 		}
@@ -304,7 +318,7 @@ func (h *Handler) once(ctx context.Context, key, roomID, text string) (workflow.
 		h.Log.InfoContext(ctx, "already posted", "key", key, "message_id", m.MessageID)
 		return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: true}, nil
 	}
-	id, err := h.Chat.PostMessage(ctx, roomID, text)
+	id, err := h.postPaced(ctx, roomID, text)
 	if err != nil {
 		return workflow.NotifyResult{}, err
 	}

@@ -42,9 +42,11 @@ func setup(t *testing.T, locale string) env {
 	s3srv := httptest.NewServer(s3local.New("bucket"))
 	t.Cleanup(s3srv.Close)
 	chat := chatworkfake.New(apiToken)
+	// Chatwork's clock is the real one plus every wait the client asked
+	// for (a rate-limit reset) without taking it.
 	var mu sync.Mutex
-	clock := time.Now()
-	chat.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	var ahead time.Duration
+	chat.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(ahead) }
 	chatSrv := httptest.NewServer(chat)
 	t.Cleanup(chatSrv.Close)
 	client := &chatwork.Client{
@@ -52,7 +54,7 @@ func setup(t *testing.T, locale string) env {
 		Token:   func(context.Context) (string, error) { return apiToken, nil },
 		Sleep: func(_ context.Context, d time.Duration) error {
 			mu.Lock()
-			clock = clock.Add(d)
+			ahead += d
 			mu.Unlock()
 			return nil
 		},
@@ -402,8 +404,13 @@ func TestBanNotices(t *testing.T) {
 			if len(msgs) != 4 { // 3 notices + 1 summary
 				t.Fatalf("%d messages", len(msgs))
 			}
-			if !strings.Contains(msgs[3].Body, "192.0.2.13") || !strings.Contains(msgs[3].Body, "192.0.2.14") {
+			if !strings.Contains(msgs[3].Body, "192[.]0[.]2[.]13 (web-1)") || !strings.Contains(msgs[3].Body, "192[.]0[.]2[.]14 (web-1)") {
 				t.Fatalf("summary %q", msgs[3].Body)
+			}
+			// Quoting the merged message unbans nobody (its addresses are
+			// defanged): an employee among them writes their own.
+			if got := message.Parse("[To:1234567]unbanbot さん\n[qt][qtmeta aid=1234567 time=1764045600]" + msgs[3].Body + "[/qt]"); len(got.Addresses) != 0 {
+				t.Fatalf("quoted summary parses to %+v", got)
 			}
 			quote := "[To:1234567]unbanbot さん\n[qt][qtmeta aid=1234567 time=1764045600]" + msgs[0].Body + "[/qt]"
 			if got := message.Parse(quote); got.Intent != message.IntentUnban || len(got.Addresses) != 1 || got.Addresses[0] != "192.0.2.10" {
@@ -646,5 +653,46 @@ func TestBanNoticeBlockLength(t *testing.T) {
 				t.Fatalf("quoted notice parses to %+v", got)
 			}
 		})
+	}
+}
+
+// An attack wave: 40 new blocks in one refresh. A few notices, one merged
+// message for the rest, and not one post refused by Chatwork's 10 posts per
+// 10 seconds, even with replies going out in the same room meanwhile.
+func TestBanWaveInsideTheRoomLimit(t *testing.T) {
+	// It waits out one real room window (about 10 s).
+	e := setup(t, "ja")
+	cfg := e.h.Cfg
+	cfg.NotifyRoomID, cfg.MaxBanNotices = room, notify.DefaultMaxBanNotices // the askers' room: replies and notices share its limit
+	e.h.Cfg = cfg
+	var bans []workflow.NewBan
+	for i := range 40 {
+		bans = append(bans, workflow.NewBan{InstanceID: "i-0a", Host: "web-1", Entry: fmt.Sprintf("198.51.100.%d", 10+i), Time: "2026-11-25T04:40:00Z", BlockTime: 120})
+	}
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			r := workflow.Request{RoomID: room, MessageID: fmt.Sprint(1790000000000000500 + i), AccountID: fmt.Sprint(3100000 + i)}
+			st := workflow.State{Request: r, Parsed: parsed(message.IntentUnban, fmt.Sprintf("203.0.113.%d", i)), Check: answered(3)}
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: fmt.Sprintf("exec-%d", i), State: st}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyBans, Execution: "refresh-wave", NewBans: bans}); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	notices := 0
+	for _, m := range e.chat.RoomMessages(room) {
+		if strings.Contains(m.Body, "sshguard が") {
+			notices++
+		}
+	}
+	if notices != notify.DefaultMaxBanNotices+1 {
+		t.Errorf("%d notices for 40 blocks, want %d and one merged", notices, notify.DefaultMaxBanNotices)
+	}
+	if e.chat.Refused() > 0 {
+		t.Errorf("%d posts refused by Chatwork's room limit", e.chat.Refused())
 	}
 }

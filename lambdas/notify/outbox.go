@@ -284,6 +284,37 @@ func (h *Handler) edit(ctx context.Context, roomID string, it item) bool {
 	return true
 }
 
+// postPaced posts one message (a notice, an alert, a follow-up) within the
+// room's pacing record, which the outbox keeps: it waits for the room's
+// lease and for the room window, so that no post of the bot's is refused
+// by Chatwork's 10 posts per 10 seconds.
+func (h *Handler) postPaced(ctx context.Context, roomID, text string) (string, error) {
+	me := newHolder()
+	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
+	for {
+		room, err := h.takeRoom(ctx, roomID, me)
+		if err != nil {
+			return "", err
+		}
+		if room != nil {
+			id, err := "", h.waitForRoom(ctx, room)
+			if err == nil {
+				if id, err = h.Chat.PostMessage(ctx, roomID, text); err == nil {
+					h.notePost(ctx, room)
+				}
+			}
+			h.releaseRoom(context.WithoutCancel(ctx), room)
+			return id, err
+		}
+		if h.Cfg.Now().After(give) {
+			return "", taskerr.Transient(fmt.Errorf("notify: room %s stayed busy", roomID))
+		}
+		if err := pause.For(ctx, 50*time.Millisecond+mrand.N(100*time.Millisecond)); err != nil {
+			return "", taskerr.Transient(err)
+		}
+	}
+}
+
 // heldRoom is a room whose lease this invocation holds, with the lease's
 // record of recent posts.
 type heldRoom struct {

@@ -45,7 +45,7 @@ type lang struct {
 	failureTitle, failure                                      string
 	alertTitle                                                 string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
-	banRangeHowTo, moreBans                                    string
+	banRangeHowTo, moreBans, moreBansTitle                     string
 	banFor, banFirst, banForever, banForeverOn                 string
 }
 
@@ -117,7 +117,8 @@ var langs = map[string]lang{
 		banTime:       "確認時刻",
 		banHowTo:      "ご自分のアドレスでしたら、このメッセージを引用してボットにメンションすると解除できます。",
 		banRangeHowTo: "この範囲にご自分のアドレスが含まれる場合は、そのアドレスを書いてボットにメンションしてください。",
-		moreBans:      "ほかに %d 件のブロックがありました（%s）。",
+		moreBansTitle: "sshguard がほかにもブロックしました",
+		moreBans:      "ほかに %d 件のブロックがありました（まとめてお知らせします）:\n%s\nこの中にご自分のアドレスがあれば、そのアドレスを書いてボットにメンションしてください（このメッセージを引用しても解除されません）。",
 		banFor:        "ブロック期間",
 		banFirst:      "初めてのブロックなら %sで自動的に解除されます（繰り返しブロックされると、そのたびに 2 倍の長さになります）",
 		banForever:    "ブラックリストに載っているため、自動では解除されません（解除するかどうかは SRE が判断します）",
@@ -187,7 +188,8 @@ var langs = map[string]lang{
 		banTime:       "Seen at",
 		banHowTo:      "If this is your address, quote this message and mention me to unblock it.",
 		banRangeHowTo: "If your address is in this range, mention me with your address.",
-		moreBans:      "%d more blocks (%s).",
+		moreBansTitle: "sshguard blocked more addresses",
+		moreBans:      "%d more blocks, in one message:\n%s\nIf your address is among them, mention me with it (quoting this message unblocks nothing).",
 		banFor:        "Block length",
 		banFirst:      "if this is its first block, sshguard lifts it by itself in %s (each repeat block lasts twice as long)",
 		banForever:    "blacklisted: sshguard never lifts it by itself (the SRE team decides)",
@@ -541,6 +543,12 @@ func (l lang) banNotice(bans []workflow.NewBan) string {
 		lines = append(lines, l.banFor+": "+d)
 	}
 	return chatwork.Info(l.banTitle, strings.Join(append(lines, howTo), "\n"))
+}
+
+// moreBansNotice lists, in one message, the blocks past the individual
+// notices (entries already defanged and escaped).
+func (l lang) moreBansNotice(n int, entries string) string {
+	return chatwork.Info(l.moreBansTitle, fmt.Sprintf(l.moreBans, n, entries))
 }
 
 // blockLength says how long sshguard means to block an entry, from the
