@@ -40,7 +40,7 @@ func FuzzParse(f *testing.F) {
 		// body, change the intent and nothing else.
 		for _, words := range []string{"\nブロックしたままにしてください", "\nDo not unban."} {
 			want := r
-			want.Intent = IntentKeep
+			want.Intent, want.Code = IntentKeep, "" // a code only in a decision
 			if got := Parse(body + words); !reflect.DeepEqual(got, want) {
 				t.Errorf("Parse(%q + %q) = %s, want %s", body, words, js(got), js(want))
 			}
@@ -84,6 +84,13 @@ func checkResult(t *testing.T, body string, r Result) {
 	t.Helper()
 	switch r.Intent {
 	case IntentUnban, IntentKeep, IntentThanks, IntentHelp:
+		if r.Code != "" {
+			t.Errorf("Parse(%q): intent %s with a code", body, r.Intent)
+		}
+	case IntentApprove, IntentDeny:
+		if len(r.Code) != 6 || strings.ToUpper(r.Code) != r.Code || !strings.ContainsAny(r.Code, "0123456789") || len(r.Addresses) > 0 || len(r.Refused) > 0 {
+			t.Errorf("Parse(%q): a decision %s", body, js(r))
+		}
 	default:
 		t.Fatalf("Parse(%q): intent %q", body, r.Intent)
 	}

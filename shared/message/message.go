@@ -59,6 +59,10 @@ const (
 	IntentKeep   Intent = "keep"
 	IntentThanks Intent = "thanks"
 	IntentHelp   Intent = "help"
+	// IntentApprove and IntentDeny: an SRE's answer to an approval request
+	// ("approve CODE", "deny CODE"); Code holds the code.
+	IntentApprove Intent = "approve"
+	IntentDeny    Intent = "deny"
 )
 
 // Refusal is a candidate address the bot will not act on, with a machine reason code.
@@ -106,6 +110,7 @@ type Result struct {
 	Refused   []Refusal `json:"refused,omitempty"` // in order of appearance; with Addresses at most MaxListed
 	Dropped   int       `json:"dropped,omitempty"` // distinct refusals found past those in Refused ("and N more")
 	Reason    string    `json:"reason,omitempty"`  // the first refusal's reason, when something was refused
+	Code      string    `json:"code,omitempty"`    // IntentApprove, IntentDeny: the approval's code
 }
 
 // Parse reads a Chatwork message body. It never panics and runs in time
@@ -120,13 +125,18 @@ func Parse(body string) Result {
 
 	res := Result{Intent: IntentHelp, Addresses: []string{}}
 	found := len(c.addrs) > 0 || c.nRefused > 0
+	own := norm.NFKC.String(doc.outside(true))
 	switch {
-	case saysKeep(norm.NFKC.String(doc.outside(true))):
+	case saysKeep(own):
 		// Names are part of the sender's words here: an English
 		// client's line "[To:1]unbanbot keep it blocked" must count.
 		res.Intent = IntentKeep
 	case found:
 		res.Intent = IntentUnban
+	case decides(own, &res):
+		// An SRE's decision names no address (the approval request it
+		// answers holds them); a message with an address is a request.
+		return res
 	case saysThanks(norm.NFKC.String(doc.outside(false))):
 		res.Intent = IntentThanks
 	}

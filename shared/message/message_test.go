@@ -35,6 +35,10 @@ func unban(addrs ...string) Result {
 }
 
 // keep is Parse's answer to words that ask to keep the block.
+func decided(intent Intent, code string) Result {
+	return Result{Intent: intent, Addresses: []string{}, Code: code}
+}
+
 func keep(addrs ...string) Result {
 	r := unban(addrs...)
 	r.Intent = IntentKeep
@@ -412,6 +416,19 @@ var parseCases = []parseCase{
 	{"thanks in a nested quote", to + "[qt]a[qt]ありがとう[/qt]b[/qt]", help},
 	{"thanks between nested quotes", to + "[qt]a[qt]b[/qt]ありがとう[/qt]", help},
 	{"help en", toEn + "how do I use this?", help},
+
+	// An SRE answers an approval request (issue 11, item 3).
+	{"approve", to + "approve K7QX2M", decided(IntentApprove, "K7QX2M")},
+	{"approve, lower case, english client", "[To:1000001]unbanbot approve k7qx2m", decided(IntentApprove, "K7QX2M")},
+	{"承認", to + "承認します K7QX2M", decided(IntentApprove, "K7QX2M")},
+	{"承認, full-width", to + "承認　Ｋ７ＱＸ２Ｍ", decided(IntentApprove, "K7QX2M")},
+	{"deny", to + "deny: K7QX2M", decided(IntentDeny, "K7QX2M")},
+	{"却下", to + "却下 K7QX2M です", decided(IntentDeny, "K7QX2M")},
+	{"reply to the approval request", "[rp aid=1000001 to=2000009-77]unbanbot さん\n承認 K7QX2M", decided(IntentApprove, "K7QX2M")},
+	{"approve only in the quote", to + qtOpen + "approve K7QX2M" + qtClose, help},
+	{"a request with an address is not a decision", to + "do not deny access: 203.0.113.5", unban("203.0.113.5")},
+	{"approve word without a code", to + "approve please", help},
+	{"code too long", to + "approve K7QX2MZ", help},
 
 	// Broken markup.
 	{"unclosed quote", to + "[qt][qt]192.0.2.1", unban("192.0.2.1")},
