@@ -58,7 +58,33 @@ type Config struct {
 	// RoomPosts is how many replies a room's outbox posts per Chatwork room
 	// window (default DefaultRoomPosts).
 	RoomPosts int
-	Now       func() time.Time
+	// BotAccountID is the bot's account, for the approve/deny lines an SRE
+	// copies; ApprovalWait how long an approval request waits (the ASL's
+	// timeout on AskSREsToApprove), for the texts.
+	BotAccountID string
+	ApprovalWait time.Duration
+	// AuditGap is the least time between the SRE room's last post and an
+	// audit message (default DefaultAuditGap).
+	AuditGap time.Duration
+	Now      func() time.Time
+}
+
+// ApprovalRequest is an approval waiting for an SRE, with the task token
+// that resumes the asker's execution.
+type ApprovalRequest struct {
+	Code, Execution, TaskToken string
+	RoomID, AccountID          string
+	MessageID                  string
+	Addresses                  []string
+	Reason                     string
+	Expires                    time.Time
+}
+
+// Approvals records approval requests (shared/policystore). Record is
+// called again with a new token when the waiting Task is retried: the
+// latest token is the live one.
+type Approvals interface {
+	Record(ctx context.Context, r ApprovalRequest) error
 }
 
 // DefaultMaxBanNotices: one notice per address up to this many per run,
@@ -74,10 +100,11 @@ func defang(entry string) string {
 
 // Handler posts the messages.
 type Handler struct {
-	Chat  Poster
-	Store s3obj.API
-	Cfg   Config
-	Log   *slog.Logger
+	Chat      Poster
+	Store     s3obj.API
+	Approvals Approvals // nil: no approvals (the policy never asks for one)
+	Cfg       Config
+	Log       *slog.Logger
 }
 
 // New returns a Handler with defaults filled in; log nil means
@@ -97,6 +124,12 @@ func New(chat Poster, store s3obj.API, cfg Config, log *slog.Logger) *Handler {
 	}
 	if cfg.OutboxPrefix == "" {
 		cfg.OutboxPrefix = "outbox/"
+	}
+	if cfg.AuditGap <= 0 {
+		cfg.AuditGap = DefaultAuditGap
+	}
+	if cfg.ApprovalWait <= 0 {
+		cfg.ApprovalWait = time.Hour
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -131,7 +164,12 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 			return res, err
 		}
 		h.alertProblems(ctx, in.Execution, st, l, reply)
+		if st.Check != nil && st.Parsed != nil && len(st.Parsed.Addresses) > 0 {
+			h.audit(ctx, in.Execution, st, l)
+		}
 		return res, nil
+	case workflow.NotifyApproval:
+		return h.askForApproval(ctx, in, l)
 	case workflow.NotifyProgress:
 		return h.progress(ctx, in.Execution, st.Request, l)
 	case workflow.NotifyFollowUp:

@@ -60,9 +60,26 @@ func setup(t *testing.T, locale string) env {
 		},
 		MaxAttempts: 4,
 	}
-	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3}
+	cfg := notify.Config{NotifyRoomID: banRoom, SRERoomID: sreRoom, Locale: locale, Bucket: "bucket", MarkPrefix: "replies/", MaxBanNotices: 3,
+		AuditGap: 10 * time.Millisecond} // TestAuditMergedInABurst has the default
 	h := notify.New(client, s3local.NewClient(s3srv.URL), cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	return env{h: h, chat: chat}
+}
+
+// alerts are the SRE room's alerts; audits its record of unbans.
+func (e env) alerts() []chatworkfake.Message { return e.sre("[title]unban の実行で問題がありました", "[title]Problem in an unban execution") }
+func (e env) audits() []chatworkfake.Message { return e.sre("[title]unban の記録", "[title]unban record") }
+
+func (e env) sre(titles ...string) []chatworkfake.Message {
+	var out []chatworkfake.Message
+	for _, m := range e.chat.RoomMessages(sreRoom) {
+		for _, t := range titles {
+			if strings.Contains(m.Body, t) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
 }
 
 func request() workflow.Request {
@@ -200,7 +217,7 @@ func TestReplies(t *testing.T) {
 					t.Errorf("reply has %q:\n%s", w, body)
 				}
 			}
-			if got := len(e.chat.RoomMessages(sreRoom)) > 0; got != tt.wantAlert {
+			if got := len(e.alerts()) > 0; got != tt.wantAlert {
 				t.Errorf("SRE alert: %v, want %v", got, tt.wantAlert)
 			}
 		})
@@ -221,7 +238,7 @@ func TestSilentHostAlertedOncePerPeriod(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	alerts := e.chat.RoomMessages(sreRoom)
+	alerts := e.alerts()
 	if len(alerts) != 1 || !strings.Contains(alerts[0].Body, "db-1") {
 		t.Fatalf("%d alerts: %+v", len(alerts), alerts)
 	}
@@ -346,7 +363,7 @@ func TestAlertOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs := e.chat.RoomMessages(sreRoom)
+	msgs := e.alerts()
 	if len(msgs) != 1 || !strings.Contains(msgs[0].Body, "States.Timeout") || !strings.Contains(msgs[0].Body, "203.0.113.5") || strings.Contains(msgs[0].Body, "[To:1]") {
 		t.Fatalf("alerts %+v", msgs)
 	}
@@ -695,4 +712,45 @@ func TestBanWaveInsideTheRoomLimit(t *testing.T) {
 	if e.chat.Refused() > 0 {
 		t.Errorf("%d posts refused by Chatwork's room limit", e.chat.Refused())
 	}
+}
+
+// Every unban is recorded in the SRE room: who, which address, what the
+// hosts did, the execution. A whole office asking at once is a few merged
+// messages, not one per asker.
+func TestAuditMergedInABurst(t *testing.T) {
+	e := setup(t, "ja")
+	cfg := e.h.Cfg
+	cfg.AuditGap = notify.DefaultAuditGap
+	e.h.Cfg = cfg
+	const askers = 30
+	var wg sync.WaitGroup
+	for i := range askers {
+		wg.Go(func() {
+			r := workflow.Request{RoomID: room, MessageID: fmt.Sprint(1790000000000000700 + i), AccountID: fmt.Sprint(3200000 + i)}
+			st := workflow.State{Request: r, Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3, freed("i-0a", "web-1", "203.0.113.5"))}
+			st.Check.Freed = map[string]int{"203.0.113.5": 1}
+			if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: fmt.Sprintf("exec-%d", i), State: st}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	audits := e.audits()
+	lines := 0
+	for _, m := range audits {
+		lines += strings.Count(m.Body, "203.0.113.5 freed on 1 of 3 hosts")
+	}
+	if lines != askers {
+		t.Errorf("%d audit lines for %d unbans", lines, askers)
+	}
+	if len(audits) > 5 {
+		t.Errorf("%d audit messages for one burst", len(audits))
+	}
+	if !strings.Contains(audits[0].Body, "account 3200") || !strings.Contains(audits[0].Body, "(execution exec-") {
+		t.Errorf("audit: %s", audits[0].Body)
+	}
+	if e.chat.Refused() > 0 {
+		t.Errorf("%d posts refused", e.chat.Refused())
+	}
+	t.Logf("%d unbans recorded in %d SRE messages", askers, len(audits))
 }

@@ -42,7 +42,16 @@ type lang struct {
 	merged                                                      string
 	followUpText                                                string
 
-	failureTitle, failure                                      string
+	failureTitle, failure string
+
+	// Policy (issue 11): refusals, approvals, SREs' answers, the audit.
+	guestTitle, guest                                          string
+	approvalTitle, approvalAsker, approvalSRE, retryAfter      string
+	policyWhy                                                  map[string]string
+	approvedBy, deniedTitle, denied, expiredTitle, expired     string
+	decidedTitle, decidedApproved, decidedDenied               string
+	decideRefused, alreadyState                                map[string]string
+	auditTitle                                                 string
 	alertTitle                                                 string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
 	banRangeHowTo, moreBans, moreBansTitle                     string
@@ -107,6 +116,34 @@ var langs = map[string]lang{
 		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
 		followUpText:       "先ほど応答のなかった %s でも、%s のブロックを解除しました。今すぐ接続をお試しください。",
 
+		guestTitle:    "解除できませんでした",
+		guest:         "申し訳ありません。このボットでブロックを解除できるのは社内のアカウントの方のみです。SRE にご相談ください（SRE にも連絡しました）。",
+		approvalTitle: "SRE の承認をお待ちください",
+		approvalAsker: "%s の解除には SRE の承認が必要なため（%s）、SRE に依頼しました。承認されしだい解除してお知らせします。%s 以内にお返事がない場合もお知らせします。",
+		approvalSRE:   "%s\n承認する: [To:%s] approve %s\n見送る: [To:%s] deny %s\n（%s 以内）",
+		retryAfter:    "承認なしで再度ご依頼いただけるのは %s 以降です。",
+		policyWhy: map[string]string{
+			"account_quota": "ご依頼の件数が上限に達したため",
+			"address_quota": "このアドレスは今日すでに何度も解除されているため",
+			"never_self":    "SRE の確認が必要なアドレスとして登録されているため",
+			"many_hosts":    "多くのホストでブロックされているため",
+		},
+		approvedBy:      "SRE（%s）の承認のうえ解除しました。",
+		deniedTitle:     "解除を見送りました",
+		denied:          "SRE が %s の解除を見送りました。詳しくは SRE にお問い合わせください。",
+		expiredTitle:    "SRE の承認が得られませんでした",
+		expired:         "時間内に SRE の承認が得られなかったため、%s は解除していません。お手数ですが、SRE に直接ご相談ください。",
+		decidedTitle:    "承認依頼 %s",
+		decidedApproved: "承認しました（account %s の %s）。解除して依頼者にお知らせします。",
+		decidedDenied:   "見送りました（account %s の %s）。依頼者にお知らせします。",
+		decideRefused: map[string]string{
+			"not_sre":         "承認・見送りができるのは SRE のみです。",
+			"not_sre_room":    "承認・見送りは SRE のルームでお願いします。",
+			"no_such_code":    "コード %s の承認依頼は見つかりませんでした。",
+			"already_decided": "コード %s の承認依頼は、すでに%s。",
+		},
+		alreadyState:  map[string]string{"approved": "%s が承認済みです", "denied": "%s が見送り済みです", "expired": "期限が切れています%s"},
+		auditTitle:    "unban の記録",
 		failureTitle:  "ブロック解除を完了できませんでした",
 		failure:       "申し訳ありません。処理中にエラーが起きたため、解除を完了できませんでした。SRE に連絡しました。数分後にもう一度お試しいただくか、SRE にご相談ください。（SRE へのお問い合わせ用の番号: %s）",
 		alertTitle:    "unban の実行で問題がありました",
@@ -178,6 +215,34 @@ var langs = map[string]lang{
 		merged:             "(one answer for %d identical requests)",
 		followUpText:       "A late answer from %s: %s is unblocked there too. Please try to connect now.",
 
+		guestTitle:    "Not unblocked",
+		guest:         "Sorry, only accounts of our own organization can unblock addresses with me. Please ask the SRE team (I have told them).",
+		approvalTitle: "Waiting for the SRE team",
+		approvalAsker: "Unblocking %s needs the SRE team's approval (%s), so I have asked them. I will unblock it and tell you as soon as they approve, and tell you too if they have not answered within %s.",
+		approvalSRE:   "%s\nTo approve: [To:%s] approve %s\nTo decline: [To:%s] deny %s\n(within %s)",
+		retryAfter:    "You can ask again without approval from %s.",
+		policyWhy: map[string]string{
+			"account_quota": "you have reached the limit of requests",
+			"address_quota": "this address has been unblocked several times today",
+			"never_self":    "the SRE team listed it as one they check themselves",
+			"many_hosts":    "it is blocked on many hosts",
+		},
+		approvedBy:      "Unblocked with the approval of the SRE team (%s).",
+		deniedTitle:     "Not unblocked",
+		denied:          "The SRE team declined to unblock %s. Please ask them for details.",
+		expiredTitle:    "No approval in time",
+		expired:         "The SRE team did not approve in time, so I did not unblock %s. Please ask them directly.",
+		decidedTitle:    "Approval request %s",
+		decidedApproved: "Approved (account %s, %s). I will unblock it and tell the asker.",
+		decidedDenied:   "Declined (account %s, %s). I will tell the asker.",
+		decideRefused: map[string]string{
+			"not_sre":         "Only the SRE team can approve or decline.",
+			"not_sre_room":    "Please approve or decline in the SRE room.",
+			"no_such_code":    "There is no approval request with the code %s.",
+			"already_decided": "The approval request %s was already %s.",
+		},
+		alreadyState:  map[string]string{"approved": "approved by %s", "denied": "declined by %s", "expired": "expired%s"},
+		auditTitle:    "unban record",
 		failureTitle:  "Could not finish the unblock",
 		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (reference for the SRE team: %s)",
 		alertTitle:    "Problem in an unban execution",
@@ -228,6 +293,9 @@ func (l lang) failureReply(execution string) reply {
 
 // userReply composes the answer to the asker from the execution state.
 func (l lang) userReply(st workflow.State) reply {
+	if r, ok := l.policyReply(st); ok {
+		return r
+	}
 	p := st.Parsed
 	switch {
 	case p == nil || p.Intent == message.IntentHelp:
@@ -244,6 +312,103 @@ func (l lang) userReply(st workflow.State) reply {
 		return reply{body: chatwork.Info(l.refusedTitle, l.refusals(p)+"\n"+l.help)}
 	}
 	return l.result(st)
+}
+
+// policyReply answers what the policy decided instead of the hosts: a
+// refused guest, an approval denied or never given, and an SRE's own
+// approve/deny.
+func (l lang) policyReply(st workflow.State) (reply, bool) {
+	p, pol, ap := st.Parsed, st.Policy, st.Approval
+	addrs := ""
+	if p != nil {
+		addrs = l.list(p.Addresses)
+	}
+	switch {
+	case p != nil && (p.Intent == message.IntentApprove || p.Intent == message.IntentDeny):
+		return l.decidedReply(p.Code, pol), true
+	case pol != nil && pol.Decision == workflow.DecisionRefuse:
+		return reply{body: chatwork.Info(l.guestTitle, l.guest),
+			failed: fmt.Sprintf("account %s was refused (%s: %s); addresses %s", st.Request.AccountID, pol.Reason, pol.Detail, addrs)}, true
+	case ap != nil && ap.Status == workflow.DecisionDenied:
+		return reply{body: chatwork.Info(l.deniedTitle, fmt.Sprintf(l.denied, addrs))}, true
+	case ap != nil && ap.Status == "expired":
+		return reply{body: chatwork.Info(l.expiredTitle, fmt.Sprintf(l.expired, addrs)),
+			failed: "approval " + codeOf(pol) + " was not answered in time"}, true
+	}
+	return reply{}, false
+}
+
+func codeOf(p *workflow.PolicyResult) string {
+	if p == nil {
+		return ""
+	}
+	return p.Code
+}
+
+// decidedReply answers an SRE's approve/deny in the SRE room.
+func (l lang) decidedReply(code string, pol *workflow.PolicyResult) reply {
+	title := fmt.Sprintf(l.decidedTitle, code)
+	if pol == nil {
+		return reply{body: chatwork.Info(title, fmt.Sprintf(l.decideRefused[workflow.ReasonNoSuchCode], code))}
+	}
+	a := pol.Approval
+	switch {
+	case pol.Decision == workflow.DecisionApproved && a != nil:
+		return reply{body: chatwork.Info(title, fmt.Sprintf(l.decidedApproved, a.AccountID, l.list(a.Addresses)))}
+	case pol.Decision == workflow.DecisionDenied && a != nil:
+		return reply{body: chatwork.Info(title, fmt.Sprintf(l.decidedDenied, a.AccountID, l.list(a.Addresses)))}
+	case pol.Reason == workflow.ReasonAlreadyDecided && a != nil:
+		state := fmt.Sprintf(l.alreadyState[a.Status], a.By)
+		if a.Status == "expired" {
+			state = fmt.Sprintf(l.alreadyState["expired"], "")
+		}
+		return reply{body: chatwork.Info(title, fmt.Sprintf(l.decideRefused[workflow.ReasonAlreadyDecided], code, state))}
+	case pol.Reason == workflow.ReasonNoSuchCode:
+		return reply{body: chatwork.Info(title, fmt.Sprintf(l.decideRefused[pol.Reason], code))}
+	}
+	return reply{body: chatwork.Info(title, l.decideRefused[pol.Reason])}
+}
+
+// approvalTexts are the asker's "waiting for approval" and the SRE room's
+// request.
+func (l lang) approvalTexts(st workflow.State, botID string, wait time.Duration) (asker, sre string) {
+	pol, addrs := st.Policy, l.list(st.Parsed.Addresses)
+	why := l.policyWhy[pol.Reason]
+	asker = fmt.Sprintf(l.approvalAsker, addrs, why, l.duration(wait))
+	if pol.RetryAt != "" {
+		asker += l.sep + fmt.Sprintf(l.retryAfter, l.clock(pol.RetryAt))
+	}
+	head := fmt.Sprintf("account %s (room %s) asks to unblock %s: %s (%s).", st.Request.AccountID, st.Request.RoomID,
+		strings.Join(st.Parsed.Addresses, ", "), pol.Reason, chatwork.Escape(pol.Detail))
+	sre = chatwork.Info(fmt.Sprintf(l.decidedTitle, pol.Code), fmt.Sprintf(l.approvalSRE, head, botID, pol.Code, botID, pol.Code, l.duration(wait)))
+	return chatwork.Info(l.approvalTitle, asker), sre
+}
+
+// auditLine is one unban in the SRE room's record: "account 123 (room 9):
+// 192.0.2.1 freed on 2 of 3 hosts, 1 silent; approved by 456 (execution E)".
+func auditLine(execution string, st workflow.State) string {
+	var parts []string
+	c := st.Check
+	for _, a := range st.Parsed.Addresses {
+		switch {
+		case c == nil:
+			parts = append(parts, a)
+		case c.Freed[a] > 0:
+			parts = append(parts, fmt.Sprintf("%s freed on %d of %d hosts", a, c.Freed[a], c.Targeted))
+		default:
+			parts = append(parts, fmt.Sprintf("%s not blocked on %d hosts", a, c.Answered))
+		}
+	}
+	line := fmt.Sprintf("account %s (room %s): %s", st.Request.AccountID, st.Request.RoomID, strings.Join(parts, ", "))
+	if c != nil {
+		if n := max(c.SilentCount, len(c.Silent)); n > 0 {
+			line += fmt.Sprintf(", %d silent", n)
+		}
+	}
+	if a := st.Approval; a != nil && a.Status == workflow.DecisionApproved {
+		line += "; approved by " + a.By
+	}
+	return chatwork.Escape(line + " (execution " + execution + ")")
 }
 
 // refusals explains, one line each, what the message held that was not
@@ -358,6 +523,9 @@ func (l lang) result(st workflow.State) reply {
 		title = l.titleUnblocked
 	case problem:
 		title = l.titleUnknown
+	}
+	if a := st.Approval; a != nil && a.Status == workflow.DecisionApproved {
+		lines = append(lines, fmt.Sprintf(l.approvedBy, chatwork.Escape(a.By)))
 	}
 	if anyFreed {
 		lines = append(lines, l.tryNow+l.sep+l.graceText(settings))

@@ -7,6 +7,7 @@
 package chatworkfake
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -65,6 +66,31 @@ type Server struct {
 	requests    int
 	refused     int
 	nextID      int64
+	members     map[string][]Member // room → members
+}
+
+// Member is a room member as GET /rooms/{room_id}/members answers it
+// (numbers as numbers, as Chatwork sends them).
+type Member struct {
+	AccountID        int64  `json:"account_id"`
+	Role             string `json:"role"`
+	Name             string `json:"name"`
+	ChatworkID       string `json:"chatwork_id"`
+	OrganizationID   int64  `json:"organization_id"`
+	OrganizationName string `json:"organization_name"`
+	Department       string `json:"department"`
+	AvatarImageURL   string `json:"avatar_image_url"`
+}
+
+// SetMembers sets who is in a room (a room without members answers 404, as
+// for a room the bot is not in).
+func (s *Server) SetMembers(roomID string, ms ...Member) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.members == nil {
+		s.members = map[string][]Member{}
+	}
+	s.members[roomID] = append([]Member(nil), ms...)
 }
 
 // BasePath is where the API lives on the server, as in
@@ -170,8 +196,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.used++
 	s.rateHeaders(w, s.TokenLimit-s.used)
 
-	// /v2/rooms/{room}/messages[/{id}]
+	// /v2/rooms/{room}/messages[/{id}], /v2/rooms/{room}/members
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	if len(parts) == 4 && parts[0] == "v2" && parts[1] == "rooms" && parts[3] == "members" && digits(parts[2]) && r.Method == http.MethodGet {
+		ms, ok := s.members[parts[2]]
+		if !ok {
+			writeErr(w, http.StatusNotFound, "You don't have permission to get members of this room")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(ms)
+		return
+	}
 	if len(parts) < 4 || parts[0] != "v2" || parts[1] != "rooms" || parts[3] != "messages" || !digits(parts[2]) {
 		writeErr(w, http.StatusNotFound, "no such endpoint")
 		return

@@ -1,8 +1,9 @@
-// Package chatwork posts messages through the Chatwork REST API v2 and
-// builds the markup the bot's replies use.
+// Package chatwork posts and edits messages and lists room members through
+// the Chatwork REST API v2, and builds the markup the bot's replies use.
 package chatwork
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,7 +66,7 @@ func (e *APIError) Error() string {
 // PostMessage posts body to the room and returns the new message id.
 func (c *Client) PostMessage(ctx context.Context, roomID, body string) (string, error) {
 	form := url.Values{"body": {body}, "self_unread": {"0"}}
-	return c.send(ctx, http.MethodPost, "/rooms/"+url.PathEscape(roomID)+"/messages", form)
+	return c.messageID(c.send(ctx, http.MethodPost, "/rooms/"+url.PathEscape(roomID)+"/messages", form))
 }
 
 // UpdateMessage replaces the text of a message the bot posted.
@@ -74,10 +75,52 @@ func (c *Client) UpdateMessage(ctx context.Context, roomID, messageID, body stri
 	return err
 }
 
-func (c *Client) send(ctx context.Context, method, path string, form url.Values) (string, error) {
-	token, err := c.Token(ctx)
+// Member is one member of a room, as GET /rooms/{room_id}/members lists it.
+type Member struct {
+	AccountID        json.Number `json:"account_id"`
+	Role             string      `json:"role"`
+	Name             string      `json:"name"`
+	OrganizationID   json.Number `json:"organization_id"`
+	OrganizationName string      `json:"organization_name"`
+}
+
+// RoomMembers lists the members of a room: who they are and which
+// organization they belong to (a guest from another company has another
+// organization_id).
+func (c *Client) RoomMembers(ctx context.Context, roomID string) ([]Member, error) {
+	raw, err := c.send(ctx, http.MethodGet, "/rooms/"+url.PathEscape(roomID)+"/members", nil)
+	if err != nil {
+		return nil, err
+	}
+	var ms []Member
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&ms); err != nil {
+		return nil, fmt.Errorf("chatwork: unexpected members answer: %s", snippet(raw))
+	}
+	return ms, nil
+}
+
+// messageID reads {"message_id": …} from an answer.
+func (c *Client) messageID(raw []byte, err error) (string, error) {
 	if err != nil {
 		return "", err
+	}
+	var out struct {
+		MessageID json.Number `json:"message_id"`
+	}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &out); err != nil {
+			return "", fmt.Errorf("chatwork: unexpected answer: %s", snippet(raw))
+		}
+	}
+	return out.MessageID.String(), nil
+}
+
+func (c *Client) send(ctx context.Context, method, path string, form url.Values) ([]byte, error) {
+	token, err := c.Token(ctx)
+	if err != nil {
+		return nil, err
 	}
 	attempts := c.MaxAttempts
 	if attempts <= 0 {
@@ -85,36 +128,42 @@ func (c *Client) send(ctx context.Context, method, path string, form url.Values)
 	}
 	var last error
 	for attempt := 1; ; attempt++ {
-		id, wait, err := c.try(ctx, method, path, form, token, attempt)
+		raw, wait, err := c.try(ctx, method, path, form, token, attempt)
 		if err == nil {
-			return id, nil
+			return raw, nil
 		}
 		last = err
 		if !taskerr.IsTransient(err) || attempt >= attempts {
-			return "", last
+			return nil, last
 		}
 		if wait > c.maxWait() {
 			// The reset is too far away to wait for inside one invocation.
-			return "", last
+			return nil, last
 		}
 		if err := c.sleep(ctx, wait); err != nil {
-			return "", taskerr.Transient(err)
+			return nil, taskerr.Transient(err)
 		}
 	}
 }
 
 // try makes one request. On a retryable failure it returns how long to wait.
-func (c *Client) try(ctx context.Context, method, path string, form url.Values, token string, attempt int) (string, time.Duration, error) {
+func (c *Client) try(ctx context.Context, method, path string, form url.Values, token string, attempt int) ([]byte, time.Duration, error) {
 	base := c.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, strings.NewReader(form.Encode()))
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimRight(base, "/")+path, body)
 	if err != nil {
-		return "", 0, err
+		return nil, 0, err
 	}
 	req.Header.Set("X-ChatWorkToken", token)
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
 	req.Header.Set("Accept", "application/json")
 	hc := c.HTTP
 	if hc == nil {
@@ -122,7 +171,7 @@ func (c *Client) try(ctx context.Context, method, path string, form url.Values, 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return "", c.backoff(attempt), taskerr.Transient(fmt.Errorf("chatwork: %s %s: %w", method, path, redactErr(err)))
+		return nil, c.backoff(attempt), taskerr.Transient(fmt.Errorf("chatwork: %s %s: %w", method, path, redactErr(err)))
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
@@ -132,13 +181,13 @@ func (c *Client) try(ctx context.Context, method, path string, form url.Values, 
 		// The room's posting limit (10 posts per 10 seconds), not the
 		// token's: the x-ratelimit-* headers say nothing about it, and it
 		// clears about 10 s after the room's oldest recent post.
-		return "", RoomWindow + rand.N(time.Second), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "room posting limit"})
+		return nil, RoomWindow + rand.N(time.Second), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "room posting limit"})
 	case resp.StatusCode == http.StatusTooManyRequests:
-		return "", c.untilReset(resp.Header, attempt), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "rate limited"})
+		return nil, c.untilReset(resp.Header, attempt), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: "rate limited"})
 	case resp.StatusCode >= 500:
-		return "", c.backoff(attempt), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: snippet(raw)})
+		return nil, c.backoff(attempt), taskerr.Transient(&APIError{Status: resp.StatusCode, Body: snippet(raw)})
 	case resp.StatusCode >= 300:
-		return "", 0, &APIError{Status: resp.StatusCode, Body: snippet(raw)}
+		return nil, 0, &APIError{Status: resp.StatusCode, Body: snippet(raw)}
 	}
 	if remaining := resp.Header.Get("X-Ratelimit-Remaining"); remaining == "0" {
 		// The token's budget is spent: hold the next call until the reset
@@ -147,15 +196,7 @@ func (c *Client) try(ctx context.Context, method, path string, form url.Values, 
 			_ = c.sleep(ctx, d)
 		}
 	}
-	var out struct {
-		MessageID json.Number `json:"message_id"`
-	}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			return "", 0, fmt.Errorf("chatwork: unexpected answer: %s", snippet(raw))
-		}
-	}
-	return out.MessageID.String(), 0, nil
+	return raw, 0, nil
 }
 
 // untilReset reads x-ratelimit-reset (a Unix time) and returns the wait;

@@ -257,6 +257,75 @@ type State struct {
 	// unban goes on: the verdict comes from the hosts).
 	Error       *TaskError `json:"error,omitempty"`
 	LookupError *TaskError `json:"lookup_error,omitempty"`
+	// Policy is CheckPolicy's decision (or, for an SRE's answer,
+	// DecideApproval's); Approval is how the approval it asked for ended.
+	Policy        *PolicyResult `json:"policy,omitempty"`
+	Approval      *Approval     `json:"approval,omitempty"`
+	ApprovalError *TaskError    `json:"approval_error,omitempty"`
+}
+
+// Policy task modes.
+const (
+	PolicyCheck  = "check"  // may this asker unban these addresses now?
+	PolicyDecide = "decide" // an SRE's approve/deny
+)
+
+// PolicyInput is the policy task's input.
+type PolicyInput struct {
+	Mode      string          `json:"mode"`
+	Execution string          `json:"execution"`
+	Request   Request         `json:"request"`
+	Parsed    *message.Result `json:"parsed"`
+	Lookup    *LookupResult   `json:"lookup,omitempty"` // check: how many hosts the lists say block it
+}
+
+// Policy decisions. Check: allow, refuse (a guest, an unknown account),
+// approve (an SRE must approve first). Decide: approved, denied, or
+// refused with a reason (not an SRE, no such code, already decided).
+const (
+	DecisionAllow    = "allow"
+	DecisionRefuse   = "refuse"
+	DecisionApprove  = "approve"
+	DecisionApproved = "approved"
+	DecisionDenied   = "denied"
+)
+
+// Policy reasons, for the reply and the audit.
+const (
+	ReasonGuest          = "guest"           // not of an allowed organization, not on the allowlist
+	ReasonAccountQuota   = "account_quota"   // the asker's hourly or daily quota is used up
+	ReasonAddressQuota   = "address_quota"   // the address was unbanned too often today
+	ReasonNeverSelf      = "never_self"      // SREs marked the address never self-service
+	ReasonManyHosts      = "many_hosts"      // the lists say it is blocked on many hosts
+	ReasonNotSRE         = "not_sre"         // decide: the account may not approve
+	ReasonNotSRERoom     = "not_sre_room"    // decide: not said in the SRE room
+	ReasonNoSuchCode     = "no_such_code"    // decide: no approval has this code
+	ReasonAlreadyDecided = "already_decided" // decide: someone decided (or it expired) before
+)
+
+// PolicyResult is the policy task's output.
+type PolicyResult struct {
+	Decision string `json:"decision"`
+	Reason   string `json:"reason,omitempty"`
+	// Detail is for the SRE room and the history (a quota's numbers, the
+	// organization seen), never shown to the asker.
+	Detail string `json:"detail,omitempty"`
+	// RetryAt (RFC 3339) is when the asker may ask again without approval.
+	RetryAt string `json:"retry_at,omitempty"`
+	// Code is the approval's code (check: the one to ask for; decide: the
+	// one answered), Approval the request an SRE decided (decide).
+	Code     string    `json:"code,omitempty"`
+	Approval *Approval `json:"approval,omitempty"`
+}
+
+// Approval is an approval request as the state and the SRE's answer see it.
+type Approval struct {
+	Status    string   `json:"status"` // approved, denied, expired (in the asker's state)
+	By        string   `json:"by,omitempty"`
+	Code      string   `json:"code,omitempty"`
+	Execution string   `json:"execution,omitempty"`
+	AccountID string   `json:"account_id,omitempty"`
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Notify kinds.
@@ -277,6 +346,10 @@ const (
 	// later edits that message into the answer. Best effort: it never
 	// fails, and is skipped when the room is busy.
 	NotifyProgress = "progress"
+	// NotifyApproval asks the SRE room to approve a request (the state
+	// machine waits for the answer with the task token it passes) and tells
+	// the asker it is waiting.
+	NotifyApproval = "approval"
 )
 
 // NotifyInput is the notify task's input.
@@ -285,6 +358,7 @@ type NotifyInput struct {
 	Execution string   `json:"execution"` // $$.Execution.Name: one user reply per execution
 	State     State    `json:"state"`
 	NewBans   []NewBan `json:"new_bans,omitempty"` // NotifyBans
+	Token     string   `json:"token,omitempty"`    // NotifyApproval: $$.Task.Token
 }
 
 // NotifyResult is the notify task's output.

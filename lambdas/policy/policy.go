@@ -1,0 +1,399 @@
+// Package policy is the task that decides who may unban what (the unban
+// machine's CheckPolicy state) and carries out an SRE's answer to an
+// approval request (DecideApproval).
+//
+// Check, before any host is touched: the asker must be on the allowlist or
+// a member of an allowed organization (Chatwork's room member list, cached);
+// an address SREs marked never-self-service, or one the lists show blocked
+// on many hosts, needs an SRE's approval; so does a request past the
+// asker's or the address's quota. Everything else is allowed.
+//
+// Decide: only an SRE (allowlisted account) in the SRE room may answer; the
+// answer resumes the asker's waiting execution through its task token
+// (SendTaskSuccess / SendTaskFailure), so each request keeps one execution,
+// one audit trail, in the console.
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sfn"
+
+	"sshguard-unban/shared/awserr"
+	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/taskerr"
+	"sshguard-unban/shared/workflow"
+)
+
+// Members lists a room's members (chatwork.Client).
+type Members interface {
+	RoomMembers(ctx context.Context, roomID string) ([]chatwork.Member, error)
+}
+
+// Store keeps quotas and the member cache (shared/policystore).
+type Store interface {
+	Take(ctx context.Context, key string, n, limit int, window time.Duration) (bool, time.Time, error)
+	Give(ctx context.Context, key string, n int, window time.Duration) error
+	GetMembers(ctx context.Context, roomID string) (map[string]string, time.Time, bool, error)
+	PutMembers(ctx context.Context, roomID string, members map[string]string, ttl time.Duration) error
+}
+
+// Decided is an approval request after an SRE's answer.
+type Decided struct {
+	workflow.Approval
+	TaskToken string
+}
+
+// Errors a Decider returns.
+var (
+	ErrNoSuchCode     = errors.New("no approval with this code")
+	ErrAlreadyDecided = errors.New("the approval was decided or expired before")
+)
+
+// Decider records an SRE's answer (pending → approved or denied) and
+// returns the request with its task token; on ErrAlreadyDecided the
+// returned request says who decided.
+type Decider interface {
+	Decide(ctx context.Context, code, status, by string) (Decided, error)
+}
+
+// Tasks resumes a waiting execution (the Step Functions client).
+type Tasks interface {
+	SendTaskSuccess(ctx context.Context, in *sfn.SendTaskSuccessInput, opts ...func(*sfn.Options)) (*sfn.SendTaskSuccessOutput, error)
+	SendTaskFailure(ctx context.Context, in *sfn.SendTaskFailureInput, opts ...func(*sfn.Options)) (*sfn.SendTaskFailureOutput, error)
+}
+
+// Config is the policy. Zero quotas and thresholds mean none.
+type Config struct {
+	// AllowedAccounts may always ask; AllowedOrganizations lets every
+	// member of those Chatwork organizations ask. Both empty: every member
+	// of an allowed room may ask (the webhook's room allowlist).
+	AllowedAccounts      []string
+	AllowedOrganizations []string
+	// SREAccounts may approve or deny, in SRERoomID only.
+	SREAccounts []string
+	SRERoomID   string
+
+	AccountPerHour, AccountPerDay int // addresses per asker
+	AddressPerDay                 int // unbans of one address by anyone
+	// ManyHosts: an address the stored lists show blocked on at least this
+	// many hosts needs approval (an attacker hits many hosts).
+	ManyHosts int
+	// NeverSelfService: addresses in these prefixes always need approval.
+	NeverSelfService []netip.Prefix
+	// MembersTTL is how long a room's member list is trusted (default 10
+	// minutes): a guest added to the room is known within it.
+	MembersTTL time.Duration
+	// NewCode makes an approval code (shared/policystore.NewCode).
+	NewCode func() string
+	Now     func() time.Time
+}
+
+// Handler decides.
+type Handler struct {
+	members Members
+	store   Store
+	decider Decider
+	tasks   Tasks
+	cfg     Config
+	log     *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]roomMembers // room → members, in this instance
+}
+
+type roomMembers struct {
+	orgs    map[string]string // account → organization
+	fetched time.Time
+}
+
+// New returns a Handler; log nil means slog.Default().
+func New(members Members, store Store, decider Decider, tasks Tasks, cfg Config, log *slog.Logger) *Handler {
+	if cfg.MembersTTL <= 0 {
+		cfg.MembersTTL = 10 * time.Minute
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Handler{members: members, store: store, decider: decider, tasks: tasks, cfg: cfg, log: log, cache: map[string]roomMembers{}}
+}
+
+// Handle runs the input's mode.
+func (h *Handler) Handle(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
+	if in.Parsed == nil || in.Request.AccountID == "" || in.Request.RoomID == "" {
+		return workflow.PolicyResult{}, &taskerr.InvalidInputError{Reason: "request or parse result missing"}
+	}
+	var res workflow.PolicyResult
+	var err error
+	switch in.Mode {
+	case workflow.PolicyCheck:
+		res, err = h.check(ctx, in)
+	case workflow.PolicyDecide:
+		res, err = h.decide(ctx, in)
+	default:
+		return res, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown mode %q", in.Mode)}
+	}
+	if err == nil {
+		// The audit log: who asked, what was decided and why.
+		h.log.InfoContext(ctx, "policy", "mode", in.Mode, "execution", in.Execution, "account_id", in.Request.AccountID,
+			"room_id", in.Request.RoomID, "addresses", in.Parsed.Addresses, "decision", res.Decision, "reason", res.Reason, "code", res.Code)
+	}
+	return res, err
+}
+
+func (h *Handler) check(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
+	r, addrs := in.Request, in.Parsed.Addresses
+	ok, detail, err := h.identity(ctx, r)
+	if err != nil {
+		return workflow.PolicyResult{}, err
+	}
+	if !ok {
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonGuest, Detail: detail}, nil
+	}
+	approve := func(reason, detail string, retryAt time.Time) workflow.PolicyResult {
+		res := workflow.PolicyResult{Decision: workflow.DecisionApprove, Reason: reason, Detail: detail, Code: h.cfg.NewCode()}
+		if !retryAt.IsZero() {
+			res.RetryAt = retryAt.UTC().Format(time.RFC3339)
+		}
+		return res
+	}
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a)
+		if err != nil {
+			return workflow.PolicyResult{}, &taskerr.InvalidInputError{Reason: "not an address: " + a}
+		}
+		for _, p := range h.cfg.NeverSelfService {
+			if p.Contains(ip) {
+				return approve(workflow.ReasonNeverSelf, a+" is in "+p.String(), time.Time{}), nil
+			}
+		}
+	}
+	if lk := in.Lookup; lk != nil && h.cfg.ManyHosts > 0 && lk.ListedHosts >= h.cfg.ManyHosts {
+		return approve(workflow.ReasonManyHosts, fmt.Sprintf("the stored lists show it blocked on %d of %d hosts", lk.ListedHosts, lk.Hosts), time.Time{}), nil
+	}
+	return h.quotas(ctx, r.AccountID, addrs, approve)
+}
+
+// quota is one counter a request takes from.
+type quota struct {
+	key    string
+	n      int
+	limit  int
+	window time.Duration
+	reason string
+}
+
+// quotas takes from every quota the request touches, all or none: a
+// request over one gives back what it took from the others.
+func (h *Handler) quotas(ctx context.Context, account string, addrs []string, approve func(string, string, time.Time) workflow.PolicyResult) (workflow.PolicyResult, error) {
+	qs := []quota{
+		{"account#" + account + "#hour", len(addrs), h.cfg.AccountPerHour, time.Hour, workflow.ReasonAccountQuota},
+		{"account#" + account + "#day", len(addrs), h.cfg.AccountPerDay, 24 * time.Hour, workflow.ReasonAccountQuota},
+	}
+	for _, a := range addrs {
+		qs = append(qs, quota{"address#" + a + "#day", 1, h.cfg.AddressPerDay, 24 * time.Hour, workflow.ReasonAddressQuota})
+	}
+	var taken []quota
+	for _, q := range qs {
+		if q.limit <= 0 {
+			continue
+		}
+		ok, retryAt, err := h.store.Take(ctx, q.key, q.n, q.limit, q.window)
+		if err != nil {
+			h.giveBack(ctx, taken)
+			return workflow.PolicyResult{}, err
+		}
+		if !ok {
+			h.giveBack(ctx, taken)
+			return approve(q.reason, fmt.Sprintf("%s: %d per %s", q.key, q.limit, q.window), retryAt), nil
+		}
+		taken = append(taken, q)
+	}
+	return workflow.PolicyResult{Decision: workflow.DecisionAllow}, nil
+}
+
+func (h *Handler) giveBack(ctx context.Context, taken []quota) {
+	for _, q := range taken {
+		if err := h.store.Give(context.WithoutCancel(ctx), q.key, q.n, q.window); err != nil {
+			// Lost units only make the quota stricter until the window ends.
+			h.log.WarnContext(ctx, "could not give back a quota", "key", q.key, "error", err)
+		}
+	}
+}
+
+// identity reports whether the asker may ask at all, and what was seen.
+func (h *Handler) identity(ctx context.Context, r workflow.Request) (bool, string, error) {
+	if slices.Contains(h.cfg.AllowedAccounts, r.AccountID) {
+		return true, "allowlisted account", nil
+	}
+	if len(h.cfg.AllowedOrganizations) == 0 {
+		return len(h.cfg.AllowedAccounts) == 0, "not on the account allowlist", nil
+	}
+	orgs, err := h.roomMembers(ctx, r.RoomID, r.AccountID)
+	if err != nil {
+		return false, "", err
+	}
+	org, member := orgs[r.AccountID]
+	switch {
+	case !member:
+		return false, "not a member of room " + r.RoomID, nil
+	case slices.Contains(h.cfg.AllowedOrganizations, org):
+		return true, "organization " + org, nil
+	}
+	return false, "organization " + org + " is not allowed", nil
+}
+
+// roomMembers is the room's account → organization map: from this
+// instance's memory, the shared cache, or Chatwork (when the cache is old
+// or does not know the account yet: someone who just joined).
+func (h *Handler) roomMembers(ctx context.Context, roomID, account string) (map[string]string, error) {
+	now := h.cfg.Now()
+	h.mu.Lock()
+	c, ok := h.cache[roomID]
+	h.mu.Unlock()
+	if ok && now.Sub(c.fetched) < h.cfg.MembersTTL {
+		if _, known := c.orgs[account]; known {
+			return c.orgs, nil
+		}
+	}
+	if !ok {
+		orgs, fetched, found, err := h.store.GetMembers(ctx, roomID)
+		if err != nil {
+			h.log.WarnContext(ctx, "could not read the member cache", "room_id", roomID, "error", err)
+		} else if found {
+			c = roomMembers{orgs: orgs, fetched: fetched}
+			h.remember(roomID, c)
+			if _, known := orgs[account]; known {
+				return orgs, nil
+			}
+		}
+	}
+	ms, err := h.members.RoomMembers(ctx, roomID)
+	if err != nil {
+		return nil, err
+	}
+	orgs := make(map[string]string, len(ms))
+	for _, m := range ms {
+		orgs[m.AccountID.String()] = m.OrganizationID.String()
+	}
+	h.remember(roomID, roomMembers{orgs: orgs, fetched: now})
+	if err := h.store.PutMembers(ctx, roomID, orgs, h.cfg.MembersTTL); err != nil {
+		h.log.WarnContext(ctx, "could not cache the room members", "room_id", roomID, "error", err)
+	}
+	return orgs, nil
+}
+
+func (h *Handler) remember(roomID string, c roomMembers) {
+	h.mu.Lock()
+	h.cache[roomID] = c
+	h.mu.Unlock()
+}
+
+// decide carries out an SRE's answer.
+func (h *Handler) decide(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
+	r, code := in.Request, in.Parsed.Code
+	res := workflow.PolicyResult{Decision: workflow.DecisionRefuse, Code: code}
+	switch {
+	case h.cfg.SRERoomID == "" || r.RoomID != h.cfg.SRERoomID:
+		res.Reason = workflow.ReasonNotSRERoom
+		return res, nil
+	case !slices.Contains(h.cfg.SREAccounts, r.AccountID):
+		res.Reason = workflow.ReasonNotSRE
+		return res, nil
+	}
+	status := workflow.DecisionApproved
+	if in.Parsed.Intent == message.IntentDeny {
+		status = workflow.DecisionDenied
+	}
+	d, err := h.decider.Decide(ctx, code, status, r.AccountID)
+	switch {
+	case errors.Is(err, ErrNoSuchCode):
+		res.Reason = workflow.ReasonNoSuchCode
+		return res, nil
+	case errors.Is(err, ErrAlreadyDecided):
+		res.Reason, res.Approval = workflow.ReasonAlreadyDecided, &d.Approval
+		return res, nil
+	case err != nil:
+		return workflow.PolicyResult{}, err
+	}
+	res.Decision, res.Approval = status, &d.Approval
+	if err := h.resume(ctx, d, status, r.AccountID); err != nil {
+		var gone *taskGoneError
+		if errors.As(err, &gone) {
+			// The asker's execution stopped waiting (it timed out and was
+			// answered): the answer came too late.
+			res.Decision, res.Reason = workflow.DecisionRefuse, workflow.ReasonAlreadyDecided
+			res.Approval.Status = "expired"
+			return res, nil
+		}
+		return workflow.PolicyResult{}, err
+	}
+	return res, nil
+}
+
+type taskGoneError struct{ err error }
+
+func (e *taskGoneError) Error() string { return e.err.Error() }
+
+// resume hands the answer to the waiting execution.
+func (h *Handler) resume(ctx context.Context, d Decided, status, by string) error {
+	var err error
+	if status == workflow.DecisionApproved {
+		out, _ := json.Marshal(workflow.Approval{Status: status, By: by, Code: d.Code})
+		_, err = h.tasks.SendTaskSuccess(ctx, &sfn.SendTaskSuccessInput{TaskToken: aws.String(d.TaskToken), Output: aws.String(string(out))})
+	} else {
+		_, err = h.tasks.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(d.TaskToken),
+			Error: aws.String(DeniedError), Cause: aws.String(by)})
+	}
+	if err == nil {
+		return nil
+	}
+	if code := awserr.Code(err); code == "TaskTimedOut" || code == "TaskDoesNotExist" || code == "InvalidToken" {
+		return &taskGoneError{err}
+	}
+	return awserr.Classify(err)
+}
+
+// DeniedError is the Error an SRE's "deny" fails the waiting Task with
+// (the ASL catches it by this name).
+const DeniedError = "Denied"
+
+// ParsePrefixes reads "203.0.113.0/24,2001:db8::/32" (addresses mean /32
+// or /128).
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !strings.Contains(s, "/") {
+			a, err := netip.ParseAddr(s)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
