@@ -251,6 +251,36 @@ func TestInvalidDefinitionFailsStart(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Missing") {
 		t.Fatalf("missing substitution: %v", err)
 	}
+	// A callback Task that hands its token to nobody could never be
+	// answered.
+	_, err = sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
+		"tokenless": []byte(`{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke.waitForTaskToken",
+			"Parameters":{"FunctionName":"arn:aws:lambda:local:000000000000:function:ask","Payload":{"x":1}},"End":true}}}`),
+	}})
+	if err == nil || !strings.Contains(err.Error(), "$$.Task.Token") {
+		t.Fatalf("callback without its token: %v", err)
+	}
+}
+
+// TestLatencyChargesTransitions: under a latency model a Task call first
+// pays for the states entered since the previous call; the retried call
+// pays for Echo's entry.
+func TestLatencyChargesTransitions(t *testing.T) {
+	cfg := fast()
+	cfg.Defaults.Latency = &sfnrunner.Latency{TransitionMillis: [2]float64{150, 150}, Seed: 1}
+	r, b := start(t, cfg)
+	b.Inject("echo", taskbridge.Fault{Kind: taskbridge.Transient, Times: 1})
+	e := run(t, r, "slow-sfn", "x")
+	if e.Status != sfnrunner.StatusSucceeded || e.Transitions != 4 || e.Retries != 1 {
+		t.Fatalf("%+v", e)
+	}
+	calls := b.Calls("echo")
+	if len(calls) != 2 {
+		t.Fatalf("%d calls", len(calls))
+	}
+	if paid := calls[1].At.Sub(calls[0].At); paid < 150*time.Millisecond {
+		t.Errorf("the retry was called %s after the first call: the transition was not charged", paid)
+	}
 }
 
 // TestDefaultsAndPerRunOverrides: Config.Defaults apply to Run; RunWith's
