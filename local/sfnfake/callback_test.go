@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -60,28 +59,22 @@ type callbackEnv struct {
 // and its own endpoint, with o's overrides.
 func newCallbackEnv(t *testing.T, o sfnrunner.Overrides) *callbackEnv {
 	t.Helper()
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
+	if err := sfnrunner.Installed(); err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("npm packages not installed: run npm ci (make deps)")
+			t.Fatal(err)
 		}
-		t.Skip("npm packages not installed: run npm ci (make deps)")
+		t.Skip(err)
 	}
 	runnerOnce.Do(func() {
-		def, err := os.ReadFile("../sfnrunner/testdata/callback.asl.json")
-		if err != nil {
-			runnerErr = err
-			return
+		var def []byte
+		if def, runnerErr = os.ReadFile("../sfnrunner/testdata/callback.asl.json"); runnerErr == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			runner, runnerErr = sfnrunner.Start(ctx, sfnrunner.Config{
+				Machines:      map[string][]byte{"callback": def},
+				Substitutions: map[string]string{"AskFunctionArn": "arn:aws:lambda:local:000000000000:function:ask"},
+			})
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		runner, runnerErr = sfnrunner.Start(ctx, sfnrunner.Config{
-			Machines:      map[string][]byte{"callback": def},
-			Substitutions: map[string]string{"AskFunctionArn": "arn:aws:lambda:local:000000000000:function:ask"},
-		})
 	})
 	if runnerErr != nil {
 		t.Fatal(runnerErr)

@@ -306,21 +306,9 @@ func (r *Runner) read(stdout io.Reader, ready chan<- error) {
 				ready <- fmt.Errorf("sfnrunner: %s", m.Fatal)
 			}
 		case "result":
-			r.mu.Lock()
-			ch := r.pending[m.ID]
-			delete(r.pending, m.ID)
-			r.mu.Unlock()
-			if ch != nil {
-				ch <- m.Execution
-			}
+			deliver(&r.mu, r.pending, m.ID, m.Execution)
 		case "task_answer":
-			r.mu.Lock()
-			ch := r.answers[m.ID]
-			delete(r.answers, m.ID)
-			r.mu.Unlock()
-			if ch != nil {
-				ch <- taskAnswer{m.Code, m.Message}
-			}
+			deliver(&r.mu, r.answers, m.ID, taskAnswer{m.Code, m.Message})
 		}
 	}
 	err := r.cmd.Wait()
@@ -337,6 +325,18 @@ func (r *Runner) read(stdout io.Reader, ready chan<- error) {
 	r.answers = nil
 	r.mu.Unlock()
 	close(r.done)
+}
+
+// deliver hands v to the caller waiting under id, if any. Only read calls
+// it, the one goroutine that also sets the maps to nil.
+func deliver[T any](mu *sync.Mutex, waiting map[string]chan T, id string, v T) {
+	mu.Lock()
+	ch := waiting[id]
+	delete(waiting, id)
+	mu.Unlock()
+	if ch != nil {
+		ch <- v
+	}
 }
 
 func (r *Runner) write(line []byte) error {
@@ -550,6 +550,20 @@ func (r *Runner) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// Installed reports whether the npm packages the runner needs are in the
+// repository's node_modules (npm ci at its root), so that tests can skip
+// when they are not.
+func Installed() error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
+		return errors.New("npm packages not installed: run npm ci (make deps) at the repository root")
+	}
+	return nil
 }
 
 // RepoRoot finds the project's root: the closest directory, from the

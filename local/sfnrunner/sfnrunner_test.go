@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,13 +48,7 @@ func TestMain(m *testing.M) {
 // depending on the input value.
 func start(t *testing.T, cfg sfnrunner.Config) (sfnrunner.Bound, *taskbridge.Bridge) {
 	t.Helper()
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
-		noNode(t)
-	}
+	noNode(t)
 	sharedOnce.Do(func() {
 		def, err := os.ReadFile("testdata/echo.asl.json")
 		if err != nil {
@@ -230,16 +223,10 @@ func TestConcurrentExecutions(t *testing.T) {
 }
 
 func TestInvalidDefinitionFailsStart(t *testing.T) {
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
-		noNode(t)
-	}
+	noNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
+	_, err := sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
 		"bad": []byte(`{"StartAt":"Nowhere","States":{"A":{"Type":"Succeed"}}}`),
 	}})
 	if err == nil {
@@ -353,9 +340,12 @@ func TestResultOverPayloadLimitIsNotCaught(t *testing.T) {
 // except in CI, where a skip would hide that nothing ran.
 func noNode(t *testing.T) {
 	t.Helper()
-	const msg = "npm packages not installed: run npm ci (make deps) at the repository root"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
+	err := sfnrunner.Installed()
+	if err == nil {
+		return
 	}
-	t.Skip(msg)
+	if os.Getenv("CI") != "" {
+		t.Fatal(err)
+	}
+	t.Skip(err)
 }
