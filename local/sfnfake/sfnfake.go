@@ -4,8 +4,13 @@
 // works against it with BaseEndpoint set, and it executes the machines with
 // local/sfnrunner.
 //
-// Operations: StartExecution (what the webhook calls) and DescribeExecution
-// (what a developer's aws CLI asks about a run). StartExecution follows the service's naming rules: a name
+// Operations: StartExecution (what the webhook calls), DescribeExecution
+// (what a developer's aws CLI asks about a run), StopExecution, and the
+// callback pattern's SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat
+// (served when the Runner has Callbacks, as *sfnrunner.Runner does), with
+// the service's errors: InvalidToken, TaskDoesNotExist, TaskTimedOut (a
+// closed task, e.g. a second SendTaskSuccess) and InvalidOutput.
+// StartExecution follows the service's naming rules: a name
 // already used by an open execution with the same input returns that
 // execution (the call is idempotent); a different input, or a closed
 // execution of that name, is ExecutionAlreadyExists.
@@ -31,6 +36,14 @@ import (
 // Runner executes a machine; *sfnrunner.Runner is one.
 type Runner interface {
 	Run(ctx context.Context, machine, name string, input []byte) (sfnrunner.Execution, error)
+}
+
+// Callbacks answer a callback Task's token; *sfnrunner.Runner and
+// sfnrunner.Bound have them, returning *sfnrunner.TaskError when refused.
+type Callbacks interface {
+	SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error
+	SendTaskFailure(ctx context.Context, token, errName, cause string) error
+	SendTaskHeartbeat(ctx context.Context, token string) error
 }
 
 // Options configure a Fake.
@@ -76,6 +89,9 @@ type record struct {
 	Execution
 	stop  context.CancelFunc
 	ended chan struct{}
+	// stopped is set by StopExecution, with its error and cause.
+	stopped              bool
+	stopError, stopCause string
 }
 
 // New returns a Fake executing with r. It is an http.Handler: serve it
@@ -154,6 +170,10 @@ func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out, err = f.startExecution(body)
 	case "DescribeExecution":
 		out, err = f.describeExecution(body)
+	case "StopExecution":
+		out, err = f.stopExecution(r.Context(), body)
+	case "SendTaskSuccess", "SendTaskFailure", "SendTaskHeartbeat":
+		out, err = f.sendTask(r.Context(), op, body)
 	default:
 		err = badRequest("UnknownOperationException", "operation %s is not served by sfnfake", op)
 	}
@@ -304,6 +324,9 @@ func (f *Fake) execute(ctx context.Context, rec *record) {
 	rec.Stop = time.Now()
 	rec.Run = res
 	switch {
+	case rec.stopped:
+		rec.Status = sfnrunner.StatusAborted
+		rec.Error, rec.Cause = rec.stopError, rec.stopCause
 	case err != nil && ctx.Err() != nil:
 		rec.Status = sfnrunner.StatusAborted // the fake was closed
 	case err != nil:
@@ -323,6 +346,89 @@ func (f *Fake) execute(ctx context.Context, rec *record) {
 	if f.opts.OnEnd != nil {
 		f.opts.OnEnd(done)
 	}
+}
+
+// stopExecution aborts a running execution (its waiting callback Tasks
+// end with it) and waits until it has ended. An execution already ended is
+// left as it is.
+func (f *Fake) stopExecution(ctx context.Context, body []byte) (any, error) {
+	var in struct {
+		ExecutionArn string `json:"executionArn"`
+		Error        string `json:"error"`
+		Cause        string `json:"cause"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Error) > 256 || len(in.Cause) > 32768 {
+		return nil, badRequest("ValidationException", "error or cause too long")
+	}
+	f.mu.Lock()
+	rec, err := f.lookup(in.ExecutionArn)
+	if err == nil && rec.Status == "RUNNING" && !rec.stopped {
+		rec.stopped, rec.stopError, rec.stopCause = true, in.Error, in.Cause
+		rec.stop()
+	}
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-rec.ended:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	f.mu.Lock()
+	stop := rec.Stop
+	f.mu.Unlock()
+	return struct {
+		StopDate epoch `json:"stopDate"`
+	}{epoch(stop)}, nil
+}
+
+// sendTask serves SendTaskSuccess, SendTaskFailure and SendTaskHeartbeat;
+// each answers an empty object.
+func (f *Fake) sendTask(ctx context.Context, op string, body []byte) (any, error) {
+	cb, ok := f.runner.(Callbacks)
+	if !ok {
+		return nil, badRequest("UnknownOperationException", "operation %s needs a runner serving task tokens", op)
+	}
+	var in struct {
+		TaskToken *string `json:"taskToken"`
+		Output    *string `json:"output"`
+		Error     string  `json:"error"`
+		Cause     string  `json:"cause"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	switch {
+	case in.TaskToken == nil || *in.TaskToken == "" || len(*in.TaskToken) > 2048:
+		return nil, badRequest("ValidationException", "taskToken must be 1 to 2048 characters")
+	case op == "SendTaskSuccess" && in.Output == nil:
+		return nil, badRequest("ValidationException", "output is required")
+	case op == "SendTaskSuccess" && len(*in.Output) > 256*1024:
+		return nil, badRequest("ValidationException", "output exceeds the 262144-character limit")
+	case len(in.Error) > 256 || len(in.Cause) > 32768:
+		return nil, badRequest("ValidationException", "error or cause too long")
+	}
+	var err error
+	switch op {
+	case "SendTaskSuccess":
+		err = cb.SendTaskSuccess(ctx, *in.TaskToken, json.RawMessage(*in.Output))
+	case "SendTaskFailure":
+		err = cb.SendTaskFailure(ctx, *in.TaskToken, in.Error, in.Cause)
+	default:
+		err = cb.SendTaskHeartbeat(ctx, *in.TaskToken)
+	}
+	var te *sfnrunner.TaskError
+	if errors.As(err, &te) {
+		return nil, badRequest(te.Code, "%s", te.Message)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
 }
 
 func (f *Fake) lookup(arn string) (*record, error) {

@@ -13,13 +13,20 @@
 //   stdin, then: {"type": "run", "id": "...", "machine": "unban", "name": "...",
 //                 "input": {...}, "overrides": <overrides>}
 //                {"type": "stop", "id": "..."}   (aborts a running execution)
+//                {"type": "task_success", "id": "...", "token": "...", "output": <JSON>}
+//                {"type": "task_failure", "id": "...", "token": "...", "error": "...", "cause": "..."}
+//                {"type": "task_heartbeat", "id": "...", "token": "..."}
+//   stdout, for each task_*: {"type": "task_answer", "id": "...", "code": "", "message": "..."}
+//     where code is "" (accepted) or what Step Functions answers: "InvalidToken"
+//     (not a token's form), "TaskDoesNotExist" (never issued) or "TaskTimedOut"
+//     (its task is closed: answered, timed out, or its execution ended);
 //   stdout: {"type": "result", "id": "...", "status": "SUCCEEDED"|"FAILED"|"TIMED_OUT"|"ABORTED",
 //            "output": ..., "error": "...", "cause": "...", "transitions": N,
 //            "states": ["ReadTheMessage", ...], "entered_ms": [unix ms, ...], "retries": N, "max_state_bytes": N,
 //            "start_ms": N, "stop_ms": N, "inputs": {"<state>": <its last input>}}
 //   where <overrides> is {"bridge_url": "http://127.0.0.1:N",
 //      "wait_ms": {"*": 0, "<state>": 5}, "retry_interval_ms": {"*": 0},
-//      "task_timeout_seconds": {"*": 1, "<state>": 2},
+//      "task_timeout_seconds": {"*": 1, "<state>": 2}, "heartbeat_seconds": {"*": 0.2},
 //      "execution_timeout_seconds": 0,
 //      "latency": {"transition_ms": [p50, p95], "wait_overshoot_ms": [p50, p95], "seed": N},
 //      "redrive": {"start_at": "<state>", "start_ms": N}};
@@ -33,7 +40,20 @@
 // exactly as in AWS. A Task may name the function (Resource: its ARN) or
 // use the Lambda integration (arn:aws:states:::lambda:invoke), which is how
 // an asynchronous (InvocationType Event) call is written.
+//
+// The callback pattern (arn:aws:states:::lambda:invoke.waitForTaskToken),
+// which the library does not know: each attempt of such a Task gets a new
+// unguessable token where its Parameters ask for "$$.Task.Token" (the
+// definition carries a placeholder, replaced per attempt), the function is
+// invoked (a function error fails the Task at once), and the Task then
+// waits for task_success (its output is the Task's result), task_failure
+// (the Task fails with that Error and Cause), TimeoutSeconds from the
+// Task's start (States.Timeout) or HeartbeatSeconds from the last heartbeat
+// (States.HeartbeatTimeout, which a States.Timeout retrier or catcher also
+// matches, as in the States Language). The execution's end (success,
+// failure, timeout, stop) closes its tokens.
 
+import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
@@ -55,6 +75,14 @@ const maxPayloadBytes = 256 * 1024;
 // call (FunctionName, InvocationType, Payload) and its result is the Invoke
 // answer ({StatusCode, Payload}); InvocationType Event answers 202 at once.
 const lambdaInvokeResource = 'arn:aws:states:::lambda:invoke';
+const lambdaCallbackResource = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+
+// What a callback Task's Parameters carry instead of "$$.Task.Token" until
+// an attempt replaces it by its own token. Random per process, so that no
+// input can forge it.
+const tokenPlaceholder = `sfnrunner-task-token-${randomBytes(12).toString('hex')}`;
+// Node's longest timer (about 24.8 days); a longer timeout never fires here.
+const maxTimerMs = 2 ** 31 - 1;
 
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 const iter = lines[Symbol.asyncIterator]();
@@ -63,6 +91,16 @@ let cfg;
 let lib;
 const machines = new Map(); // name -> {definition, variants: Map(key -> StateMachine), tasks}
 const running = new Map(); // id -> abort()
+// Task tokens issued, by token: {run, open, succeed(output), fail(error),
+// heartbeat()}. Closed ones are kept (up to maxClosedTokens) so that a late
+// or second callback is answered TaskTimedOut, as Step Functions answers it.
+const taskTokens = new Map();
+const maxClosedTokens = 100000;
+let closedTokens = 0;
+// The library's States.Timeout error class, which it does not export: its
+// retriers and catchers tell a timeout from other errors by the class
+// (States.TaskFailed does not match it). Obtained from a probe run.
+let StatesTimeoutError;
 
 try {
   const first = await iter.next();
@@ -72,6 +110,7 @@ try {
   // script was copied to (the Go package embeds it).
   const require = createRequire(join(cfg.modules, 'noop.js'));
   lib = require('aws-local-stepfunctions');
+  StatesTimeoutError = await timeoutErrorClass();
   for (const [name, text] of Object.entries(cfg.machines ?? {})) {
     machines.set(name, load(name, text));
   }
@@ -95,10 +134,68 @@ function load(name, text) {
   forEachState(definition, (stateName, state) => {
     if (state.Type !== 'Task') return;
     if (state.Resource === lambdaInvokeResource) tasks[stateName] = { integration: true };
+    else if (state.Resource === lambdaCallbackResource) tasks[stateName] = checkCallback(`${name}.${stateName}`, state);
     else if (state.Resource.startsWith('arn:aws:states:::')) throw new Error(`${name}.${stateName}: unsupported integration ${state.Resource}`);
     else tasks[stateName] = functionName(state.Resource);
   });
   return { definition, tasks, variants: new Map() };
+}
+
+// timeoutErrorClass runs a Task that times out at once and returns the
+// class of the error the library raised.
+async function timeoutErrorClass() {
+  const probe = new lib.StateMachine(
+    { StartAt: 'T', States: { T: { Type: 'Task', Resource: 'arn:aws:lambda:local:000000000000:function:probe', TimeoutSeconds: 0.001, End: true } } },
+    { validationOptions: { noValidate: true } },
+  );
+  const never = () => new Promise(() => {});
+  try {
+    await probe.run({}, { overrides: { taskResourceLocalHandlers: { T: never } } }).result;
+  } catch (e) {
+    if (e?.cause?.name === 'States.Timeout') return e.cause.constructor;
+  }
+  throw new Error('aws-local-stepfunctions: cannot find its States.Timeout error class');
+}
+
+// checkCallback validates a callback Task beyond the schema: it must pass
+// its token on (or nobody could ever answer it), and the timeouts this
+// runner keeps itself must be literal.
+function checkCallback(where, state) {
+  if (!refersToToken(state.Parameters)) throw new Error(`${where}: a .waitForTaskToken Task must pass "key.$": "$$.Task.Token" in its Parameters`);
+  for (const f of ['TimeoutSecondsPath', 'HeartbeatSecondsPath']) {
+    if (f in state) throw new Error(`${where}: ${f} is not served by the local runner on a callback Task; use ${f.slice(0, -4)}`);
+  }
+  if (state.HeartbeatSeconds !== undefined && state.TimeoutSeconds !== undefined && state.HeartbeatSeconds >= state.TimeoutSeconds) {
+    throw new Error(`${where}: HeartbeatSeconds must be smaller than TimeoutSeconds`);
+  }
+  return { integration: true, callback: true, timeoutSeconds: state.TimeoutSeconds, heartbeatSeconds: state.HeartbeatSeconds };
+}
+
+function refersToToken(tmpl) {
+  if (Array.isArray(tmpl)) return tmpl.some(refersToToken);
+  if (tmpl === null || typeof tmpl !== 'object') return false;
+  return Object.entries(tmpl).some(([k, v]) => (k.endsWith('.$') && v === '$$.Task.Token') || refersToToken(v));
+}
+
+// placeToken replaces every "k.$": "$$.Task.Token" in a payload template by
+// "k": the placeholder; withToken replaces the placeholder in a resolved
+// payload by an attempt's token.
+function placeToken(tmpl) {
+  if (Array.isArray(tmpl)) return tmpl.map(placeToken);
+  if (tmpl === null || typeof tmpl !== 'object') return tmpl;
+  const out = {};
+  for (const [k, v] of Object.entries(tmpl)) {
+    if (k.endsWith('.$') && v === '$$.Task.Token') out[k.slice(0, -2)] = tokenPlaceholder;
+    else out[k] = placeToken(v);
+  }
+  return out;
+}
+
+function withToken(v, token) {
+  if (v === tokenPlaceholder) return token;
+  if (Array.isArray(v)) return v.map((x) => withToken(x, token));
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withToken(x, token)]));
 }
 
 // variant returns the machine with the run's timeouts applied. Building one
@@ -125,6 +222,18 @@ function variant(m, o) {
   const t = o.task_timeout_seconds ?? {};
   forEachState(runnable, (stateName, state) => {
     if (state.Type !== 'Task') return;
+    if (state.Resource === lambdaCallbackResource) {
+      // The token's handler keeps this Task's timeouts (they close the
+      // token); the library's own timer must never fire first.
+      state.Parameters = placeToken(state.Parameters);
+      state.TimeoutSeconds = Math.floor(maxTimerMs / 1000);
+      // A heartbeat timeout is also a States.Timeout in the States
+      // Language; the library matches one name per error.
+      for (const r of [...(state.Retry ?? []), ...(state.Catch ?? [])]) {
+        if (r.ErrorEquals.includes('States.Timeout') && !r.ErrorEquals.includes('States.HeartbeatTimeout')) r.ErrorEquals.push('States.HeartbeatTimeout');
+      }
+      return;
+    }
     const v = t[stateName] ?? t['*'];
     if (v !== undefined) state.TimeoutSeconds = v;
   });
@@ -212,44 +321,146 @@ function invoker(bridgeURL, fn, execution, pay) {
     const integration = fn === null;
     const target = integration ? functionName(input.FunctionName ?? '') : fn;
     const type = integration ? (input.InvocationType ?? 'RequestResponse') : 'RequestResponse';
-    const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(target)}/invocations`;
-    let res;
-    let body;
-    try {
-      res = await fetch(url, {
-        method: 'POST',
-        // The execution name lets the bridge attribute calls (logs, test
-        // assertions); Step Functions sends no such header.
-        headers: { 'content-type': 'application/json', 'x-sfnrunner-execution': execution, 'x-amz-invocation-type': type },
-        body: JSON.stringify(integration ? input.Payload ?? {} : input),
-      });
-      body = await res.text();
-    } catch (e) {
-      // The Lambda service could not be reached: the name AWS uses for a
-      // client-side failure, which the ASL retries.
-      throw named('Lambda.SdkClientException', String(e?.cause?.message ?? e?.message ?? e));
-    }
-    if (res.status === 429) throw named('Lambda.TooManyRequestsException', body);
-    if (res.status >= 500) throw named('Lambda.ServiceException', body);
-    if (res.status === 202 && type === 'Event') return { StatusCode: 202, Payload: '' };
-    if (res.status !== 200) throw named('Lambda.AWSLambdaException', body);
-    if (res.headers.get('x-amz-function-error')) {
-      let info = {};
-      try { info = JSON.parse(body); } catch { /* keep the raw text as cause */ }
-      // As in AWS, Error is the Lambda errorType and Cause the whole error
-      // payload ({"errorMessage":…,"errorType":…}) as a string.
-      throw named(info.errorType || 'Lambda.Unknown', body);
-    }
-    if (Buffer.byteLength(body) > maxPayloadBytes) {
-      // As in AWS: a terminal error that no Retry or Catch handles.
-      const e = named('States.DataLimitExceeded', `The task result is ${Buffer.byteLength(body)} bytes, over the 262144-byte limit`);
-      e.isRetryable = false;
-      e.isCatchable = false;
-      throw e;
-    }
-    const out = body === '' ? null : JSON.parse(body);
+    const out = await invoke(bridgeURL, target, type, integration ? input.Payload ?? {} : input, execution);
+    if (type === 'Event' && out === undefined) return { StatusCode: 202, Payload: '' };
     return integration ? { StatusCode: 200, ExecutedVersion: '$LATEST', Payload: out } : out;
   };
+}
+
+// invoke makes one Invoke call and returns the function's answer (parsed),
+// or undefined for an accepted Event; a failure throws the error name
+// Step Functions reports.
+async function invoke(bridgeURL, target, type, payload, execution) {
+  const url = `${bridgeURL}/2015-03-31/functions/${encodeURIComponent(target)}/invocations`;
+  let res;
+  let body;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      // The execution name lets the bridge attribute calls (logs, test
+      // assertions); Step Functions sends no such header.
+      headers: { 'content-type': 'application/json', 'x-sfnrunner-execution': execution, 'x-amz-invocation-type': type },
+      body: JSON.stringify(payload),
+    });
+    body = await res.text();
+  } catch (e) {
+    // The Lambda service could not be reached: the name AWS uses for a
+    // client-side failure, which the ASL retries.
+    throw named('Lambda.SdkClientException', String(e?.cause?.message ?? e?.message ?? e));
+  }
+  if (res.status === 429) throw named('Lambda.TooManyRequestsException', body);
+  if (res.status >= 500) throw named('Lambda.ServiceException', body);
+  if (res.status === 202 && type === 'Event') return undefined;
+  if (res.status !== 200) throw named('Lambda.AWSLambdaException', body);
+  if (res.headers.get('x-amz-function-error')) {
+    let info = {};
+    try { info = JSON.parse(body); } catch { /* keep the raw text as cause */ }
+    // As in AWS, Error is the Lambda errorType and Cause the whole error
+    // payload ({"errorMessage":…,"errorType":…}) as a string.
+    throw named(info.errorType || 'Lambda.Unknown', body);
+  }
+  if (Buffer.byteLength(body) > maxPayloadBytes) {
+    // As in AWS: a terminal error that no Retry or Catch handles.
+    const e = named('States.DataLimitExceeded', `The task result is ${Buffer.byteLength(body)} bytes, over the 262144-byte limit`);
+    e.isRetryable = false;
+    e.isCatchable = false;
+    throw e;
+  }
+  return body === '' ? null : JSON.parse(body);
+}
+
+// callbackInvoker serves a .waitForTaskToken Task: per attempt a new token,
+// the Invoke call, then the wait for the token's callback or a timeout.
+// spec holds the definition's timeouts; o the run's overrides.
+function callbackInvoker(bridgeURL, stateName, spec, runID, execution, pay, o) {
+  const pick = (m) => m?.[stateName] ?? m?.['*'];
+  const timeoutS = pick(o.task_timeout_seconds) ?? spec.timeoutSeconds;
+  const heartbeatS = pick(o.heartbeat_seconds) ?? spec.heartbeatSeconds;
+  return async (input) => {
+    const token = randomBytes(48).toString('base64url');
+    const task = openTask(token, runID, timeoutS, heartbeatS);
+    const invokeThenWait = (async () => {
+      await pay();
+      const target = functionName(input.FunctionName ?? '');
+      const type = input.InvocationType ?? 'RequestResponse';
+      // AWS answers the Invoke call first; a function error fails the
+      // Task without waiting for the token.
+      await invoke(bridgeURL, target, type, withToken(input.Payload ?? {}, token), execution);
+      return task.settled;
+    })();
+    try {
+      return await Promise.race([invokeThenWait, task.settled]);
+    } finally {
+      task.close();
+    }
+  };
+}
+
+// openTask registers a token and starts its clocks: TimeoutSeconds from
+// now, HeartbeatSeconds from now and from every heartbeat.
+function openTask(token, runID, timeoutS, heartbeatS) {
+  const { promise: settled, resolve, reject } = Promise.withResolvers();
+  settled.catch(() => {}); // observed through the race; never unhandled
+  const timer = (seconds, error) => {
+    const ms = seconds * 1000;
+    return ms < maxTimerMs ? setTimeout(() => reject(error()), ms) : null;
+  };
+  const timeout = (name, message) => () => {
+    const e = new StatesTimeoutError();
+    e.name = name;
+    e.message = message;
+    return e;
+  };
+  const timedOut = timeout('States.Timeout', 'The task did not complete within its TimeoutSeconds');
+  const heartbeatLost = timeout('States.HeartbeatTimeout', 'No heartbeat within the task\'s HeartbeatSeconds');
+  const t = {
+    run: runID,
+    open: true,
+    settled,
+    succeed: (output) => resolve(output),
+    fail: (error) => reject(error),
+    heartbeat: () => {
+      if (heartbeatS === undefined) return;
+      clearTimeout(t.heartbeatTimer);
+      t.heartbeatTimer = timer(heartbeatS, heartbeatLost);
+    },
+    close: () => {
+      if (!t.open) return;
+      t.open = false;
+      clearTimeout(t.timeoutTimer);
+      clearTimeout(t.heartbeatTimer);
+      t.succeed = t.fail = t.heartbeat = null;
+      if (++closedTokens > maxClosedTokens) {
+        for (const [k, v] of taskTokens) {
+          if (!v.open) { taskTokens.delete(k); closedTokens--; break; }
+        }
+      }
+    },
+  };
+  t.timeoutTimer = timeoutS === undefined ? null : timer(timeoutS, timedOut);
+  t.heartbeatTimer = heartbeatS === undefined ? null : timer(heartbeatS, heartbeatLost);
+  taskTokens.set(token, t);
+  return t;
+}
+
+// closeTasks closes the tokens of an execution that has ended: the waits
+// are abandoned with it, and late callbacks are answered TaskTimedOut.
+function closeTasks(runID) {
+  for (const t of taskTokens.values()) if (t.open && t.run === runID) t.close();
+}
+
+// callback answers a task_success, task_failure or task_heartbeat line.
+function callback(req) {
+  const answer = (code, message = '') => send({ type: 'task_answer', id: req.id, code, message });
+  const token = typeof req.token === 'string' ? req.token : '';
+  if (!/^[A-Za-z0-9_-]{64}$/.test(token)) return answer('InvalidToken', 'Invalid Token');
+  const t = taskTokens.get(token);
+  if (!t) return answer('TaskDoesNotExist', 'Task Does Not Exist');
+  if (!t.open) return answer('TaskTimedOut', "Task Timed Out: 'Provided task does not exist anymore'");
+  if (req.type === 'task_success') t.succeed(req.output ?? null);
+  else if (req.type === 'task_failure') t.fail(named(req.error ?? '', req.cause ?? ''));
+  else t.heartbeat();
+  return answer('');
 }
 
 function named(name, message) {
@@ -289,7 +500,9 @@ async function run(req) {
   };
   const handlers = {};
   for (const [stateName, fn] of Object.entries(m.tasks)) {
-    handlers[stateName] = invoker(o.bridge_url, typeof fn === 'string' ? fn : null, name, pay);
+    handlers[stateName] = fn.callback
+      ? callbackInvoker(o.bridge_url, stateName, fn, req.id, name, pay, o)
+      : invoker(o.bridge_url, typeof fn === 'string' ? fn : null, name, pay);
   }
   let waits = expand(m.definition, 'Wait', o.wait_ms);
   if (sample && !o.wait_ms) {
@@ -346,6 +559,7 @@ async function run(req) {
     }
   } finally {
     running.delete(req.id);
+    closeTasks(req.id);
   }
   await counting;
   result.stop_ms = Date.now();
@@ -365,6 +579,11 @@ for (;;) {
   }
   if (req.type === 'stop') {
     running.get(req.id)?.();
+    closeTasks(req.id); // at once: a callback on the next line finds them closed
+    continue;
+  }
+  if (req.type === 'task_success' || req.type === 'task_failure' || req.type === 'task_heartbeat') {
+    callback(req);
     continue;
   }
   run(req).catch((e) => send({ type: 'result', id: req.id, status: 'FAILED', error: 'Runner.Error', cause: String(e?.stack ?? e) }));

@@ -4,6 +4,12 @@
 // aws-local-stepfunctions, and every Task calls a Lambda-Invoke-compatible
 // HTTP endpoint, normally local/taskbridge serving the real Go handlers.
 //
+// Tasks using the callback pattern (Resource
+// arn:aws:states:::lambda:invoke.waitForTaskToken, "key.$": "$$.Task.Token"
+// in the Parameters) get a new task token per attempt and wait, after the
+// function's Invoke call, for SendTaskSuccess, SendTaskFailure or their
+// TimeoutSeconds / HeartbeatSeconds (SendTaskHeartbeat), as in AWS.
+//
 // Node 22 or later is required (the package calls Promise.withResolvers); the
 // project's package.json installs it as node_modules/.bin/node.
 package sfnrunner
@@ -80,6 +86,9 @@ type Overrides struct {
 	// "*"; fractions are allowed, so timeout tests stay fast. The definition
 	// is still validated as written.
 	TaskTimeoutSeconds map[string]float64 `json:"task_timeout_seconds,omitempty"`
+	// HeartbeatSeconds overrides callback Tasks' HeartbeatSeconds (the
+	// longest gap between SendTaskHeartbeat calls), by state name or "*".
+	HeartbeatSeconds map[string]float64 `json:"heartbeat_seconds,omitempty"`
 	// ExecutionTimeoutSeconds, when > 0, replaces the machine's top-level
 	// TimeoutSeconds.
 	ExecutionTimeoutSeconds float64 `json:"execution_timeout_seconds,omitempty"`
@@ -163,6 +172,7 @@ type Runner struct {
 
 	mu      sync.Mutex
 	pending map[string]chan Execution
+	answers map[string]chan taskAnswer // callbacks awaiting their answer
 	nextID  uint64
 	err     error // set when the process is gone
 	done    chan struct{}
@@ -244,7 +254,7 @@ func Start(ctx context.Context, cfg Config) (*Runner, error) {
 		os.Remove(script)
 		return nil, fmt.Errorf("sfnrunner: start %s: %w", cfg.NodePath, err)
 	}
-	r := &Runner{cmd: cmd, stdin: stdin, script: script, pending: map[string]chan Execution{}, done: make(chan struct{})}
+	r := &Runner{cmd: cmd, stdin: stdin, script: script, pending: map[string]chan Execution{}, answers: map[string]chan taskAnswer{}, done: make(chan struct{})}
 
 	ready := make(chan error, 1)
 	go r.read(stdout, ready)
@@ -269,7 +279,12 @@ type message struct {
 	Type  string `json:"type"`
 	Fatal string `json:"fatal"`
 	Execution
+	// A task_answer's code ("" when accepted) and message.
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
+
+type taskAnswer struct{ code, message string }
 
 // read dispatches the process's output lines until it exits.
 func (r *Runner) read(stdout io.Reader, ready chan<- error) {
@@ -291,13 +306,9 @@ func (r *Runner) read(stdout io.Reader, ready chan<- error) {
 				ready <- fmt.Errorf("sfnrunner: %s", m.Fatal)
 			}
 		case "result":
-			r.mu.Lock()
-			ch := r.pending[m.ID]
-			delete(r.pending, m.ID)
-			r.mu.Unlock()
-			if ch != nil {
-				ch <- m.Execution
-			}
+			deliver(&r.mu, r.pending, m.ID, m.Execution)
+		case "task_answer":
+			deliver(&r.mu, r.answers, m.ID, taskAnswer{m.Code, m.Message})
 		}
 	}
 	err := r.cmd.Wait()
@@ -311,8 +322,21 @@ func (r *Runner) read(stdout io.Reader, ready chan<- error) {
 	r.mu.Lock()
 	r.err = err
 	r.pending = nil
+	r.answers = nil
 	r.mu.Unlock()
 	close(r.done)
+}
+
+// deliver hands v to the caller waiting under id, if any. Only read calls
+// it, the one goroutine that also sets the maps to nil.
+func deliver[T any](mu *sync.Mutex, waiting map[string]chan T, id string, v T) {
+	mu.Lock()
+	ch := waiting[id]
+	delete(waiting, id)
+	mu.Unlock()
+	if ch != nil {
+		ch <- v
+	}
 }
 
 func (r *Runner) write(line []byte) error {
@@ -381,8 +405,102 @@ func (r *Runner) RunWith(ctx context.Context, o Overrides, machine, name string,
 	}
 }
 
-// Bound is a Runner with fixed overrides; it satisfies sfnfake.Runner, so
-// an sfnfake endpoint can run on a test's own task bridge.
+// TaskError is a callback the interpreter refused; Code is the Step
+// Functions API error (InvalidToken, TaskDoesNotExist, TaskTimedOut,
+// InvalidOutput). Compare with errors.Is against ErrInvalidToken….
+type TaskError struct {
+	Code    string
+	Message string
+}
+
+func (e *TaskError) Error() string { return "sfnrunner: " + e.Code + ": " + e.Message }
+
+// Is matches any TaskError of the same Code.
+func (e *TaskError) Is(target error) bool {
+	t, ok := target.(*TaskError)
+	return ok && t.Code == e.Code
+}
+
+// The callback errors, as Step Functions names them.
+var (
+	// ErrInvalidToken: not the form of a task token.
+	ErrInvalidToken = &TaskError{Code: "InvalidToken", Message: "Invalid Token"}
+	// ErrTaskDoesNotExist: no task was ever given this token.
+	ErrTaskDoesNotExist = &TaskError{Code: "TaskDoesNotExist", Message: "Task Does Not Exist"}
+	// ErrTaskTimedOut: the token's task is closed: already answered, timed
+	// out, or its execution ended (a second SendTaskSuccess gets this).
+	ErrTaskTimedOut = &TaskError{Code: "TaskTimedOut", Message: "Task Timed Out: 'Provided task does not exist anymore'"}
+	// ErrInvalidOutput: SendTaskSuccess with an output that is not JSON.
+	ErrInvalidOutput = &TaskError{Code: "InvalidOutput", Message: "Invalid Output: not JSON"}
+)
+
+// SendTaskSuccess completes the callback Task holding token: output (any
+// JSON value) becomes its result.
+func (r *Runner) SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error {
+	if !json.Valid(output) {
+		return ErrInvalidOutput
+	}
+	return r.callback(ctx, map[string]any{"type": "task_success", "token": token, "output": output})
+}
+
+// SendTaskFailure fails the callback Task holding token with errName and
+// cause: its Retry and Catch match errName.
+func (r *Runner) SendTaskFailure(ctx context.Context, token, errName, cause string) error {
+	return r.callback(ctx, map[string]any{"type": "task_failure", "token": token, "error": errName, "cause": cause})
+}
+
+// SendTaskHeartbeat restarts the HeartbeatSeconds clock of the callback
+// Task holding token (its TimeoutSeconds still counts from its start).
+func (r *Runner) SendTaskHeartbeat(ctx context.Context, token string) error {
+	return r.callback(ctx, map[string]any{"type": "task_heartbeat", "token": token})
+}
+
+func (r *Runner) callback(ctx context.Context, req map[string]any) error {
+	ch := make(chan taskAnswer, 1)
+	r.mu.Lock()
+	if r.answers == nil {
+		err := r.err
+		r.mu.Unlock()
+		return err
+	}
+	r.nextID++
+	id := "cb-" + strconv.FormatUint(r.nextID, 10)
+	r.answers[id] = ch
+	r.mu.Unlock()
+	req["id"] = id
+	line, err := json.Marshal(req)
+	if err == nil {
+		err = r.write(append(line, '\n'))
+	}
+	if err != nil {
+		r.forgetAnswer(id)
+		return fmt.Errorf("sfnrunner: %w", err)
+	}
+	select {
+	case a := <-ch:
+		if a.code == "" {
+			return nil
+		}
+		return &TaskError{Code: a.code, Message: a.message}
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		r.forgetAnswer(id)
+		return ctx.Err()
+	}
+}
+
+func (r *Runner) forgetAnswer(id string) {
+	r.mu.Lock()
+	if r.answers != nil {
+		delete(r.answers, id)
+	}
+	r.mu.Unlock()
+}
+
+// Bound is a Runner with fixed overrides; it satisfies sfnfake.Runner and
+// sfnfake.Callbacks, so an sfnfake endpoint can run on a test's own task
+// bridge.
 type Bound struct {
 	Runner    *Runner
 	Overrides Overrides
@@ -391,6 +509,21 @@ type Bound struct {
 // Run runs with b's overrides.
 func (b Bound) Run(ctx context.Context, machine, name string, input []byte) (Execution, error) {
 	return b.Runner.RunWith(ctx, b.Overrides, machine, name, input)
+}
+
+// SendTaskSuccess is Runner.SendTaskSuccess (tokens are the runner's).
+func (b Bound) SendTaskSuccess(ctx context.Context, token string, output json.RawMessage) error {
+	return b.Runner.SendTaskSuccess(ctx, token, output)
+}
+
+// SendTaskFailure is Runner.SendTaskFailure.
+func (b Bound) SendTaskFailure(ctx context.Context, token, errName, cause string) error {
+	return b.Runner.SendTaskFailure(ctx, token, errName, cause)
+}
+
+// SendTaskHeartbeat is Runner.SendTaskHeartbeat.
+func (b Bound) SendTaskHeartbeat(ctx context.Context, token string) error {
+	return b.Runner.SendTaskHeartbeat(ctx, token)
 }
 
 func (r *Runner) forget(id string) {
@@ -417,6 +550,20 @@ func (r *Runner) Close() error {
 		err = nil
 	}
 	return err
+}
+
+// Installed reports whether the npm packages the runner needs are in the
+// repository's node_modules (npm ci at its root), so that tests can skip
+// when they are not.
+func Installed() error {
+	root, err := RepoRoot()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
+		return errors.New("npm packages not installed: run npm ci (make deps) at the repository root")
+	}
+	return nil
 }
 
 // RepoRoot finds the project's root: the closest directory, from the

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -49,13 +48,7 @@ func TestMain(m *testing.M) {
 // depending on the input value.
 func start(t *testing.T, cfg sfnrunner.Config) (sfnrunner.Bound, *taskbridge.Bridge) {
 	t.Helper()
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
-		noNode(t)
-	}
+	noNode(t)
 	sharedOnce.Do(func() {
 		def, err := os.ReadFile("testdata/echo.asl.json")
 		if err != nil {
@@ -230,16 +223,10 @@ func TestConcurrentExecutions(t *testing.T) {
 }
 
 func TestInvalidDefinitionFailsStart(t *testing.T) {
-	root, err := sfnrunner.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
-		noNode(t)
-	}
+	noNode(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	_, err = sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
+	_, err := sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
 		"bad": []byte(`{"StartAt":"Nowhere","States":{"A":{"Type":"Succeed"}}}`),
 	}})
 	if err == nil {
@@ -250,6 +237,36 @@ func TestInvalidDefinitionFailsStart(t *testing.T) {
 	}})
 	if err == nil || !strings.Contains(err.Error(), "Missing") {
 		t.Fatalf("missing substitution: %v", err)
+	}
+	// A callback Task that hands its token to nobody could never be
+	// answered.
+	_, err = sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
+		"tokenless": []byte(`{"StartAt":"A","States":{"A":{"Type":"Task","Resource":"arn:aws:states:::lambda:invoke.waitForTaskToken",
+			"Parameters":{"FunctionName":"arn:aws:lambda:local:000000000000:function:ask","Payload":{"x":1}},"End":true}}}`),
+	}})
+	if err == nil || !strings.Contains(err.Error(), "$$.Task.Token") {
+		t.Fatalf("callback without its token: %v", err)
+	}
+}
+
+// TestLatencyChargesTransitions: under a latency model a Task call first
+// pays for the states entered since the previous call; the retried call
+// pays for Echo's entry.
+func TestLatencyChargesTransitions(t *testing.T) {
+	cfg := fast()
+	cfg.Defaults.Latency = &sfnrunner.Latency{TransitionMillis: [2]float64{150, 150}, Seed: 1}
+	r, b := start(t, cfg)
+	b.Inject("echo", taskbridge.Fault{Kind: taskbridge.Transient, Times: 1})
+	e := run(t, r, "slow-sfn", "x")
+	if e.Status != sfnrunner.StatusSucceeded || e.Transitions != 4 || e.Retries != 1 {
+		t.Fatalf("%+v", e)
+	}
+	calls := b.Calls("echo")
+	if len(calls) != 2 {
+		t.Fatalf("%d calls", len(calls))
+	}
+	if paid := calls[1].At.Sub(calls[0].At); paid < 150*time.Millisecond {
+		t.Errorf("the retry was called %s after the first call: the transition was not charged", paid)
 	}
 }
 
@@ -323,9 +340,12 @@ func TestResultOverPayloadLimitIsNotCaught(t *testing.T) {
 // except in CI, where a skip would hide that nothing ran.
 func noNode(t *testing.T) {
 	t.Helper()
-	const msg = "npm packages not installed: run npm ci (make deps) at the repository root"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
+	err := sfnrunner.Installed()
+	if err == nil {
+		return
 	}
-	t.Skip(msg)
+	if os.Getenv("CI") != "" {
+		t.Fatal(err)
+	}
+	t.Skip(err)
 }
