@@ -67,8 +67,12 @@ func setup(t *testing.T, locale string) env {
 }
 
 // alerts are the SRE room's alerts; audits its record of unbans.
-func (e env) alerts() []chatworkfake.Message { return e.sre("[title]unban の実行で問題がありました", "[title]Problem in an unban execution") }
-func (e env) audits() []chatworkfake.Message { return e.sre("[title]unban の記録", "[title]unban record") }
+func (e env) alerts() []chatworkfake.Message {
+	return e.sre("[title]unban の実行で問題がありました", "[title]Problem in an unban execution")
+}
+func (e env) audits() []chatworkfake.Message {
+	return e.sre("[title]unban の記録", "[title]unban record")
+}
 
 func (e env) sre(titles ...string) []chatworkfake.Message {
 	var out []chatworkfake.Message
