@@ -147,17 +147,24 @@ var timeoutErrors = []string{"States.Timeout", "Sandbox.Timedout", "Lambda.Unkno
 // an asynchronous call).
 const lambdaInvoke = "arn:aws:states:::lambda:invoke"
 
+// lambdaCallback is the Lambda integration that waits for a task token.
+const lambdaCallback = lambdaInvoke + ".waitForTaskToken"
+
 // taskCall is what a Task invokes: the ${…} substitution naming the
 // function, the template of its payload (nil: InputPath or the whole
 // input), and whether the call is asynchronous (InvocationType Event).
 func taskCall(s state) (resource string, payload map[string]any, async bool) {
-	if s.Resource != lambdaInvoke {
+	if s.Resource != lambdaInvoke && s.Resource != lambdaCallback {
 		return s.Resource, s.Parameters, false
 	}
 	fn, _ := s.Parameters["FunctionName"].(string)
 	p, _ := s.Parameters["Payload"].(map[string]any)
 	return fn, p, s.Parameters["InvocationType"] == "Event"
 }
+
+// callbackResult is what a callback Task's ResultPath receives: the output
+// an SRE's answer sends with the token (policy's resume).
+var callbackResult = reflect.TypeFor[workflow.Approval]()
 
 // bestEffort lists the Tasks whose failure only loses a sign of life: they
 // are not retried (a retry would delay the unban) and their Catch goes on
@@ -182,6 +189,20 @@ func TestTaskErrorPolicy(t *testing.T) {
 			where := name + "." + sn
 			if s.TimeoutSeconds <= 0 {
 				t.Errorf("%s: no TimeoutSeconds", where)
+			}
+			if s.Resource == lambdaCallback {
+				// Waiting for a person: a timeout is "no answer", caught
+				// (never retried); named errors are their answers; the
+				// last catch is the failure path.
+				if len(s.Retry) != 1 || !slices.Equal(s.Retry[0].ErrorEquals, transientErrors) {
+					t.Errorf("%s: a callback task retries transient errors only", where)
+				}
+				last := s.Catch[len(s.Catch)-1]
+				if len(s.Catch) < 2 || !slices.Equal(last.ErrorEquals, []string{"States.ALL"}) ||
+					!slices.ContainsFunc(s.Catch, func(c catcher) bool { return slices.Equal(c.ErrorEquals, []string{"States.Timeout"}) }) {
+					t.Errorf("%s: a callback task catches its timeout and then States.ALL", where)
+				}
+				continue
 			}
 			if bestEffort[sn] {
 				_, _, async := taskCall(s)
@@ -226,9 +247,12 @@ func TestUnbanFailureRouting(t *testing.T) {
 	d := parseDef(t, statemachine.Unban)
 	want := map[string][2]string{
 		"ReadTheMessage":     {"ReplyFailure", "$.error"},
-		"SayWeAreOnIt":       {"RemoveBlockOnHosts", "null"}, // best effort: go on
+		"SayWeAreOnIt":       {"LookUpBanLists", "null"}, // best effort: go on
+		"LookUpBanLists":     {"CheckPolicy", "$.lookup_error"},
+		"CheckPolicy":        {"ReplyFailure", "$.error"},
+		"AskSREsToApprove":   {"ReplyFailure", "$.error"}, // its last catch; the others are the SREs' answers
+		"DecideApproval":     {"ReplyFailure", "$.error"},
 		"RemoveBlockOnHosts": {"ReplyFailure", "$.error"},
-		"LookUpBanLists":     {"CheckUnbanCommand", "$.lookup_error"},
 		"CheckUnbanCommand":  {"ReplyFailure", "$.error"},
 		"ReplyToUser":        {"ReplyFailure", "$.error"},
 		"WaitForLateHosts":   {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
@@ -247,11 +271,12 @@ func TestUnbanFailureRouting(t *testing.T) {
 			t.Errorf("new Task %s: add its failure route here", sn)
 			continue
 		}
+		c := s.Catch[len(s.Catch)-1] // the States.ALL one
 		rp := "null"
-		if p := resultPath(s.Catch[0].ResultPath); p != nil {
+		if p := resultPath(c.ResultPath); p != nil {
 			rp = *p
 		}
-		if got := [2]string{s.Catch[0].Next, rp}; got != w {
+		if got := [2]string{c.Next, rp}; got != w {
 			t.Errorf("%s catches to %v, want %v", sn, got, w)
 		}
 	}
@@ -301,6 +326,7 @@ var taskTypes = map[string][2]reflect.Type{
 	"wait-for-command": {reflect.TypeFor[workflow.CheckInput](), reflect.TypeFor[workflow.CheckResult]()},
 	"refresh-list":     {reflect.TypeFor[workflow.RefreshInput](), reflect.TypeFor[workflow.RefreshResult]()},
 	"notify":           {reflect.TypeFor[workflow.NotifyInput](), reflect.TypeFor[workflow.NotifyResult]()},
+	"policy":           {reflect.TypeFor[workflow.PolicyInput](), reflect.TypeFor[workflow.PolicyResult]()},
 }
 
 var stateType = reflect.TypeFor[workflow.State]()
@@ -327,6 +353,9 @@ func TestDataContract(t *testing.T) {
 					continue
 				}
 				in, out := types[0], types[1]
+				if s.Resource == lambdaCallback {
+					out = callbackResult
+				}
 				switch {
 				case s.InputPath != nil && payload != nil:
 					t.Errorf("%s: both InputPath and Parameters", where)

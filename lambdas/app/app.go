@@ -23,6 +23,7 @@ import (
 	"sshguard-unban/lambdas/lookup"
 	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/lambdas/parse"
+	"sshguard-unban/lambdas/policy"
 	"sshguard-unban/lambdas/refreshlist"
 	"sshguard-unban/lambdas/unban"
 	"sshguard-unban/lambdas/waitforcommand"
@@ -103,22 +104,35 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			ForgetAfter: e.secondsOr("FORGET_AFTER_SECONDS", DefaultForgetAfter),
 		}, log).Handle
 	case functions.Notify:
-		src := secretSource(&e, cfg, "CHATWORK_API_SECRET_ID", secrets.APITokenKey)
-		client := &chatwork.Client{
-			BaseURL: e.get("CHATWORK_API_URL"), // empty: the real API
-			Token: func(ctx context.Context) (string, error) {
-				c, err := src.Chatwork(ctx)
-				return c.APIToken, err
-			},
-			HTTP: &http.Client{Timeout: 10 * time.Second},
-		}
-		h = notify.New(client, s3Client(&e, cfg), notify.Config{
+		n := notify.New(chatworkClient(&e, cfg), s3Client(&e, cfg), notify.Config{
 			NotifyRoomID: e.get("NOTIFY_ROOM_ID"),
 			SRERoomID:    e.get("SRE_ROOM_ID"),
 			Locale:       e.get("LOCALE"),
 			Bucket:       e.need("BANLIST_BUCKET"),
 			MarkPrefix:   e.get("REPLY_MARK_PREFIX"),
 			OutboxPrefix: OutboxPrefix,
+			BotAccountID: e.get("BOT_ACCOUNT_ID"),
+			ApprovalWait: ApprovalWait,
+		}, log)
+		n.Approvals = approvals{policyStore(&e, cfg)}
+		h = n.Handle
+	case functions.Policy:
+		store := policyStore(&e, cfg)
+		never, err := policy.ParsePrefixes(e.list("NEVER_SELF_SERVICE"))
+		if err != nil {
+			e.bad = append(e.bad, "NEVER_SELF_SERVICE")
+		}
+		h = policy.New(chatworkClient(&e, cfg), store, approvals{store}, sfn.NewFromConfig(cfg), policy.Config{
+			AllowedAccounts:      e.list("ALLOWED_ACCOUNTS"),
+			AllowedOrganizations: e.list("ALLOWED_ORGANIZATIONS"),
+			SREAccounts:          e.list("SRE_ACCOUNTS"),
+			SRERoomID:            e.get("SRE_ROOM_ID"),
+			AccountPerHour:       e.count("QUOTA_ACCOUNT_PER_HOUR"),
+			AccountPerDay:        e.count("QUOTA_ACCOUNT_PER_DAY"),
+			AddressPerDay:        e.count("QUOTA_ADDRESS_PER_DAY"),
+			ManyHosts:            e.count("APPROVAL_MANY_HOSTS"),
+			NeverSelfService:     never,
+			NewCode:              newCode,
 		}, log).Handle
 	default:
 		return nil, fmt.Errorf("app: no handler named %q (want one of %s)", name, strings.Join(Names, ", "))
@@ -130,6 +144,19 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		return nil, fmt.Errorf("app: %s: bad values in %s", name, strings.Join(e.bad, ", "))
 	}
 	return lambda.NewHandler(h), nil
+}
+
+// chatworkClient posts with the API token of CHATWORK_API_SECRET_ID.
+func chatworkClient(e *env, cfg aws.Config) *chatwork.Client {
+	src := secretSource(e, cfg, "CHATWORK_API_SECRET_ID", secrets.APITokenKey)
+	return &chatwork.Client{
+		BaseURL: e.get("CHATWORK_API_URL"), // empty: the real API
+		Token: func(ctx context.Context) (string, error) {
+			c, err := src.Chatwork(ctx)
+			return c.APIToken, err
+		},
+		HTTP: &http.Client{Timeout: 10 * time.Second},
+	}
 }
 
 // delivery is how both documents reach the tagged hosts.
@@ -185,6 +212,20 @@ func (e *env) list(k string) []string {
 		}
 	}
 	return out
+}
+
+// count reads an optional whole number (0 when unset: none).
+func (e *env) count(k string) int {
+	v := e.get(k)
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		e.bad = append(e.bad, k)
+		return 0
+	}
+	return n
 }
 
 // seconds reads an optional duration in whole seconds (0 = the handler's

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +34,28 @@ const (
 var (
 	DefaultFreshness      = lookup.DefaultFreshness
 	DefaultCommandTimeout = ssmcmd.DefaultCommandTimeout
+	// DefaultPolicy is the policy a deployment starts from: 5 addresses an
+	// hour and 20 a day per asker, 3 unbans a day per address, approval for
+	// an address the lists show blocked on 10 hosts or more.
+	DefaultPolicy = Policy{AccountPerHour: 5, AccountPerDay: 20, AddressPerDay: 3, ManyHosts: 10}
 )
+
+// ApprovalWait is how long an approval request waits for an SRE: the
+// TimeoutSeconds of AskSREsToApprove in statemachine/unban.asl.json (a test
+// there checks the two agree).
+const ApprovalWait = time.Hour
+
+// Policy is who may unban what (lambdas/policy). Zero quotas mean none.
+type Policy struct {
+	AllowedAccounts      []string // may always ask
+	AllowedOrganizations []string // Chatwork organization ids whose members may ask
+	SREAccounts          []string // may approve and deny, in the SRE room
+	AccountPerHour       int
+	AccountPerDay        int
+	AddressPerDay        int
+	ManyHosts            int
+	NeverSelfService     []string // prefixes that always need approval
+}
 
 // Deployment is everything that differs between deployments of the
 // functions: names and ids of the resources around them, and the settings an
@@ -60,6 +82,8 @@ type Deployment struct {
 	// S3PathStyle is for S3-compatible servers without virtual-host
 	// buckets (the local mode's).
 	S3PathStyle bool
+	PolicyTable string // the DynamoDB table of quotas, approvals, member cache
+	Policy      Policy
 }
 
 // Environment is the one source of a function's environment variables: what
@@ -88,10 +112,30 @@ func Environment(handler string, d Deployment) map[string]string {
 			"COMMAND_OUTPUT_BUCKET", d.Bucket, "COMMAND_OUTPUT_PREFIX", CommandOutputPrefix,
 			"COMMAND_TIMEOUT_SECONDS", secs(d.CommandTimeout, DefaultCommandTimeout))
 	}
+	chatworkAPI := func() {
+		set("CHATWORK_API_SECRET_ID", d.APISecretID)
+		if d.ChatworkAPIURL != "" {
+			set("CHATWORK_API_URL", d.ChatworkAPIURL)
+		}
+	}
+	list := func(l []string) string { return strings.Join(l, ",") }
 	switch handler {
 	case functions.Webhook:
+		// The SRE room too: SREs answer approval requests there.
+		rooms := d.AllowedRooms
+		if d.SRERoomID != "" && !slices.Contains(rooms, d.SRERoomID) {
+			rooms = append(slices.Clone(rooms), d.SRERoomID)
+		}
 		set("STATE_MACHINE_ARN", d.StateMachineARN, "BOT_ACCOUNT_ID", d.BotAccountID,
-			"ALLOWED_ROOMS", strings.Join(d.AllowedRooms, ","), "CHATWORK_WEBHOOK_SECRET_ID", d.WebhookSecretID)
+			"ALLOWED_ROOMS", list(rooms), "CHATWORK_WEBHOOK_SECRET_ID", d.WebhookSecretID)
+	case functions.Policy:
+		p := d.Policy
+		set("POLICY_TABLE", d.PolicyTable, "SRE_ROOM_ID", d.SRERoomID,
+			"ALLOWED_ACCOUNTS", list(p.AllowedAccounts), "ALLOWED_ORGANIZATIONS", list(p.AllowedOrganizations),
+			"SRE_ACCOUNTS", list(p.SREAccounts), "NEVER_SELF_SERVICE", list(p.NeverSelfService),
+			"QUOTA_ACCOUNT_PER_HOUR", strconv.Itoa(p.AccountPerHour), "QUOTA_ACCOUNT_PER_DAY", strconv.Itoa(p.AccountPerDay),
+			"QUOTA_ADDRESS_PER_DAY", strconv.Itoa(p.AddressPerDay), "APPROVAL_MANY_HOSTS", strconv.Itoa(p.ManyHosts))
+		chatworkAPI()
 	case functions.Parse:
 	case functions.Lookup:
 		set("BANLIST_BUCKET", d.Bucket, "BANLIST_PREFIX", BanlistPrefix,
@@ -111,10 +155,9 @@ func Environment(handler string, d Deployment) map[string]string {
 		s3()
 	case functions.Notify:
 		set("NOTIFY_ROOM_ID", d.NotifyRoomID, "SRE_ROOM_ID", d.SRERoomID, "LOCALE", d.Locale,
-			"BANLIST_BUCKET", d.Bucket, "REPLY_MARK_PREFIX", ReplyMarkPrefix, "CHATWORK_API_SECRET_ID", d.APISecretID)
-		if d.ChatworkAPIURL != "" {
-			set("CHATWORK_API_URL", d.ChatworkAPIURL)
-		}
+			"BANLIST_BUCKET", d.Bucket, "REPLY_MARK_PREFIX", ReplyMarkPrefix,
+			"BOT_ACCOUNT_ID", d.BotAccountID, "POLICY_TABLE", d.PolicyTable)
+		chatworkAPI()
 		s3()
 	default:
 		return nil

@@ -134,28 +134,29 @@ func New(members Members, store Store, decider Decider, tasks Tasks, cfg Config,
 
 // Handle runs the input's mode.
 func (h *Handler) Handle(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
-	if in.Parsed == nil || in.Request.AccountID == "" || in.Request.RoomID == "" {
+	st := in.State
+	if st.Parsed == nil || st.Request.AccountID == "" || st.Request.RoomID == "" {
 		return workflow.PolicyResult{}, &taskerr.InvalidInputError{Reason: "request or parse result missing"}
 	}
 	var res workflow.PolicyResult
 	var err error
 	switch in.Mode {
 	case workflow.PolicyCheck:
-		res, err = h.check(ctx, in)
+		res, err = h.check(ctx, st)
 	case workflow.PolicyDecide:
-		res, err = h.decide(ctx, in)
+		res, err = h.decide(ctx, st)
 	default:
 		return res, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown mode %q", in.Mode)}
 	}
 	if err == nil {
 		// The audit log: who asked, what was decided and why.
-		h.log.InfoContext(ctx, "policy", "mode", in.Mode, "execution", in.Execution, "account_id", in.Request.AccountID,
-			"room_id", in.Request.RoomID, "addresses", in.Parsed.Addresses, "decision", res.Decision, "reason", res.Reason, "code", res.Code)
+		h.log.InfoContext(ctx, "policy", "mode", in.Mode, "execution", in.Execution, "account_id", st.Request.AccountID,
+			"room_id", st.Request.RoomID, "addresses", st.Parsed.Addresses, "decision", res.Decision, "reason", res.Reason, "code", res.Code)
 	}
 	return res, err
 }
 
-func (h *Handler) check(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
+func (h *Handler) check(ctx context.Context, in workflow.State) (workflow.PolicyResult, error) {
 	r, addrs := in.Request, in.Parsed.Addresses
 	ok, detail, err := h.identity(ctx, r)
 	if err != nil {
@@ -304,7 +305,7 @@ func (h *Handler) remember(roomID string, c roomMembers) {
 }
 
 // decide carries out an SRE's answer.
-func (h *Handler) decide(ctx context.Context, in workflow.PolicyInput) (workflow.PolicyResult, error) {
+func (h *Handler) decide(ctx context.Context, in workflow.State) (workflow.PolicyResult, error) {
 	r, code := in.Request, in.Parsed.Code
 	res := workflow.PolicyResult{Decision: workflow.DecisionRefuse, Code: code}
 	switch {

@@ -16,6 +16,7 @@ const (
 	WaitForCommand = "wait-for-command"
 	RefreshList    = "refresh-list"
 	Notify         = "notify"
+	Policy         = "policy"
 )
 
 // State machine names, as the ASL files are named (statemachine/NAME.asl.json).
@@ -45,6 +46,9 @@ var All = []Function{
 	{Handler: Lookup, Package: "sshguard-unban/lambdas/lookup", Construct: "LookupFunction",
 		Substitution: "LookupFunctionArn",
 		States:       map[string][]string{UnbanMachine: {"LookUpBanLists"}}},
+	{Handler: Policy, Package: "sshguard-unban/lambdas/policy", Construct: "PolicyFunction",
+		Substitution: "PolicyFunctionArn",
+		States:       map[string][]string{UnbanMachine: {"CheckPolicy", "DecideApproval"}}},
 	{Handler: Unban, Package: "sshguard-unban/lambdas/unban", Construct: "UnbanFunction",
 		Substitution: "UnbanFunctionArn",
 		States:       map[string][]string{UnbanMachine: {"RemoveBlockOnHosts"}}},
@@ -63,7 +67,7 @@ var All = []Function{
 	{Handler: Notify, Package: "sshguard-unban/lambdas/notify", Construct: "NotifyFunction",
 		Substitution: "NotifyFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"SayWeAreOnIt", "ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
+			UnbanMachine:   {"SayWeAreOnIt", "AskSREsToApprove", "ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
 			RefreshMachine: {"AnnounceNewBans", "AlertSREs"},
 		}},
 }

@@ -270,13 +270,12 @@ const (
 	PolicyDecide = "decide" // an SRE's approve/deny
 )
 
-// PolicyInput is the policy task's input.
+// PolicyInput is the policy task's input: the whole state (check reads the
+// request, the parse result and, when the lists could be read, the lookup).
 type PolicyInput struct {
-	Mode      string          `json:"mode"`
-	Execution string          `json:"execution"`
-	Request   Request         `json:"request"`
-	Parsed    *message.Result `json:"parsed"`
-	Lookup    *LookupResult   `json:"lookup,omitempty"` // check: how many hosts the lists say block it
+	Mode      string `json:"mode"`
+	Execution string `json:"execution"`
+	State     State  `json:"state"`
 }
 
 // Policy decisions. Check: allow, refuse (a guest, an unknown account),

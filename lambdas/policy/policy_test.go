@@ -1,0 +1,206 @@
+package policy_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"net/netip"
+	"testing"
+	"time"
+
+	"sshguard-unban/lambdas/policy"
+	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/dynalite"
+	"sshguard-unban/local/dynalite/dynalitetest"
+	"sshguard-unban/shared/chatwork"
+	"sshguard-unban/shared/message"
+	"sshguard-unban/shared/policystore"
+	"sshguard-unban/shared/workflow"
+)
+
+const (
+	apiToken = "api-token"
+	room     = "567890123"
+	sreRoom  = "111"
+	ourOrg   = 5001
+	otherOrg = 7777
+	employee = "3000001"
+	guest    = "4000001"
+	sre      = "9000001"
+)
+
+type env struct {
+	h     *policy.Handler
+	chat  *chatworkfake.Server
+	store *policystore.Store
+	now   *time.Time
+}
+
+// setup: the room has an employee, an SRE and a guest from another
+// company, as Chatwork lists them; the policy table is a real dynalite.
+func setup(t *testing.T, cfg policy.Config) env {
+	t.Helper()
+	srv := dynalitetest.Start(t)
+	ctx := context.Background()
+	db := srv.Client()
+	if err := dynalite.CreateTable(ctx, db, "policy"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 1, 10, 15, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	store := &policystore.Store{DB: db, Table: "policy", Now: clock}
+	chat := chatworkfake.New(apiToken)
+	chat.SetMembers(room,
+		chatworkfake.Member{AccountID: 3000001, Name: "社員 太郎", OrganizationID: ourOrg, OrganizationName: "Example Inc."},
+		chatworkfake.Member{AccountID: 9000001, Name: "SRE 花子", OrganizationID: ourOrg, OrganizationName: "Example Inc."},
+		chatworkfake.Member{AccountID: 4000001, Name: "Guest", OrganizationID: otherOrg, OrganizationName: "Partner Co."})
+	chatSrv := httptest.NewServer(chat)
+	t.Cleanup(chatSrv.Close)
+	client := &chatwork.Client{BaseURL: chatSrv.URL + chatworkfake.BasePath,
+		Token: func(context.Context) (string, error) { return apiToken, nil }}
+	cfg.Now = clock
+	if cfg.NewCode == nil {
+		cfg.NewCode = func() string { return "K7QX2M" }
+	}
+	h := policy.New(client, store, nil, nil, cfg, nil)
+	return env{h: h, chat: chat, store: store, now: &now}
+}
+
+func check(t *testing.T, e env, account string, addrs ...string) workflow.PolicyResult {
+	t.Helper()
+	st := workflow.State{Request: workflow.Request{RoomID: room, MessageID: "1", AccountID: account},
+		Parsed: &message.Result{Intent: message.IntentUnban, Addresses: addrs}}
+	res, err := e.h.Handle(context.Background(), workflow.PolicyInput{Mode: workflow.PolicyCheck, Execution: "x", State: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+var ours = policy.Config{AllowedOrganizations: []string{fmt.Sprint(ourOrg)}}
+
+func TestIdentity(t *testing.T) {
+	tests := []struct {
+		name, account string
+		cfg           policy.Config
+		want          string
+	}{
+		{"an employee of the allowed organization", employee, ours, workflow.DecisionAllow},
+		{"a guest from another company", guest, ours, workflow.DecisionRefuse},
+		{"someone not in the room at all", "5555555", ours, workflow.DecisionRefuse},
+		{"a guest on the account allowlist", guest, policy.Config{AllowedOrganizations: []string{fmt.Sprint(ourOrg)}, AllowedAccounts: []string{guest}}, workflow.DecisionAllow},
+		{"only an allowlist: others refused", employee, policy.Config{AllowedAccounts: []string{sre}}, workflow.DecisionRefuse},
+		{"nothing configured: the room allowlist decides", guest, policy.Config{}, workflow.DecisionAllow},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := setup(t, tt.cfg)
+			res := check(t, e, tt.account, "203.0.113.5")
+			if res.Decision != tt.want {
+				t.Fatalf("decision %+v, want %s", res, tt.want)
+			}
+			if res.Decision == workflow.DecisionRefuse && res.Reason != workflow.ReasonGuest {
+				t.Errorf("reason %q", res.Reason)
+			}
+		})
+	}
+}
+
+// The member list is read from Chatwork once and cached: ten requests, one
+// GET; a guest added later is seen when the cache does not know them.
+func TestMembersCached(t *testing.T) {
+	e := setup(t, ours)
+	for range 10 {
+		if res := check(t, e, employee, "203.0.113.5"); res.Decision != workflow.DecisionAllow {
+			t.Fatal(res)
+		}
+	}
+	if n := e.chat.Requests(); n != 1 {
+		t.Errorf("%d Chatwork requests for ten checks, want 1", n)
+	}
+	e.chat.SetMembers(room, chatworkfake.Member{AccountID: 4000002, OrganizationID: otherOrg})
+	if res := check(t, e, "4000002", "203.0.113.5"); res.Decision != workflow.DecisionRefuse {
+		t.Errorf("a guest who just joined: %+v", res)
+	}
+}
+
+// Past a quota the request needs an SRE's approval, and the reply can say
+// when the asker may ask again without one.
+func TestQuotas(t *testing.T) {
+	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 20, AddressPerDay: 3})
+	for i := range 5 {
+		if res := check(t, e, employee, fmt.Sprintf("198.51.100.%d", i)); res.Decision != workflow.DecisionAllow {
+			t.Fatalf("request %d: %+v", i, res)
+		}
+	}
+	res := check(t, e, employee, "198.51.100.99")
+	if res.Decision != workflow.DecisionApprove || res.Reason != workflow.ReasonAccountQuota || res.RetryAt != "2026-12-01T11:00:00Z" || res.Code == "" {
+		t.Fatalf("sixth address in the hour: %+v", res)
+	}
+	// The refused request took nothing: another asker is unaffected, and
+	// an address asked three times a day by anyone needs approval.
+	for i := range 3 {
+		if res := check(t, e, fmt.Sprint(3100000+i), "203.0.113.7"); res.Decision != workflow.DecisionAllow {
+			t.Fatalf("unban %d of the address: %+v", i, res)
+		}
+	}
+	if res := check(t, e, "3100009", "203.0.113.7"); res.Decision != workflow.DecisionApprove || res.Reason != workflow.ReasonAddressQuota {
+		t.Fatalf("fourth unban of one address in a day: %+v", res)
+	}
+	*e.now = e.now.Add(time.Hour)
+	if res := check(t, e, employee, "198.51.100.99"); res.Decision != workflow.DecisionAllow {
+		t.Errorf("the next hour: %+v", res)
+	}
+}
+
+// An over-quota request gives back what it took from the other quotas: a
+// five-address request past the hourly quota leaves the daily one as it was.
+func TestQuotaAllOrNothing(t *testing.T) {
+	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 6})
+	if res := check(t, e, employee, "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"); res.Decision != workflow.DecisionAllow {
+		t.Fatal(res)
+	}
+	if res := check(t, e, employee, "192.0.2.5", "192.0.2.6"); res.Decision != workflow.DecisionApprove {
+		t.Fatalf("over the hour: %+v", res)
+	}
+	*e.now = e.now.Add(time.Hour)
+	if res := check(t, e, employee, "192.0.2.5", "192.0.2.6"); res.Decision != workflow.DecisionAllow {
+		t.Fatalf("the day's quota lost units to the refused request: %+v", res)
+	}
+}
+
+func TestApprovalTriggers(t *testing.T) {
+	never := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
+	e := setup(t, policy.Config{ManyHosts: 10, NeverSelfService: never})
+	if res := check(t, e, employee, "198.51.100.20"); res.Decision != workflow.DecisionApprove || res.Reason != workflow.ReasonNeverSelf {
+		t.Errorf("never-self-service: %+v", res)
+	}
+	st := workflow.State{Request: workflow.Request{RoomID: room, MessageID: "1", AccountID: employee},
+		Parsed: &message.Result{Intent: message.IntentUnban, Addresses: []string{"203.0.113.50"}},
+		Lookup: &workflow.LookupResult{ListedHosts: 12, Hosts: 40}}
+	res, err := e.h.Handle(context.Background(), workflow.PolicyInput{Mode: workflow.PolicyCheck, Execution: "x", State: st})
+	if err != nil || res.Decision != workflow.DecisionApprove || res.Reason != workflow.ReasonManyHosts {
+		t.Errorf("blocked on 12 hosts: %+v %v", res, err)
+	}
+}
+
+// Only an allowlisted SRE, in the SRE room, can answer; an unknown code is
+// said to be unknown.
+func TestDecideRefusals(t *testing.T) {
+	e := setup(t, policy.Config{SREAccounts: []string{sre}, SRERoomID: sreRoom})
+	decide := func(roomID, account, code string) workflow.PolicyResult {
+		st := workflow.State{Request: workflow.Request{RoomID: roomID, MessageID: "2", AccountID: account},
+			Parsed: &message.Result{Intent: message.IntentApprove, Addresses: []string{}, Code: code}}
+		res, err := e.h.Handle(context.Background(), workflow.PolicyInput{Mode: workflow.PolicyDecide, Execution: "y", State: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if r := decide(room, sre, "K7QX2M"); r.Reason != workflow.ReasonNotSRERoom {
+		t.Errorf("in the wrong room: %+v", r)
+	}
+	if r := decide(sreRoom, employee, "K7QX2M"); r.Reason != workflow.ReasonNotSRE {
+		t.Errorf("not an SRE: %+v", r)
+	}
+}
