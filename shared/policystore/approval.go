@@ -27,7 +27,8 @@ const (
 const approvalRetention = 7 * 24 * time.Hour
 
 // Approval is a request waiting for (or past) an SRE's decision. Code is
-// what the SRE types; TaskToken resumes the waiting execution.
+// what the SRE types; TaskToken resumes the waiting execution. Times are
+// stored to the millisecond and read back in UTC.
 type Approval struct {
 	Code, Execution, TaskToken, RoomID, AccountID, MessageID string
 	Addresses                                                []string
