@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -29,13 +30,17 @@ type UnbanStack struct {
 	Unban, Refresh awsstepfunctions.StateMachine
 	Bucket         awss3.Bucket
 	HostPolicy     awsiam.ManagedPolicy
+	// PolicyTable holds quotas, approvals and the member cache
+	// (shared/policystore); grant it to the functions that need it.
+	PolicyTable awsdynamodb.Table
 }
 
 // NewUnbanStack defines the whole service. Each construct group lives in its
-// own file: storage.go (buckets, secrets), documents.go (the SSM documents
-// and who may send them), functions.go (the Lambdas and their grants),
-// statemachines.go (the two machines and the refresh schedule), api.go (the
-// webhook's HTTP API), alarms.go, hostpolicy.go and outputs.go.
+// own file: storage.go (buckets, secrets), table.go (the policy table),
+// documents.go (the SSM documents and who may send them), functions.go (the
+// Lambdas and their grants), statemachines.go (the two machines and the
+// refresh schedule), api.go (the webhook's HTTP API), alarms.go,
+// hostpolicy.go and outputs.go.
 func NewUnbanStack(scope constructs.Construct, id string, props *StackProps) *UnbanStack {
 	cfg := props.Config
 	if err := cfg.Validate(); err != nil {
@@ -49,6 +54,7 @@ func NewUnbanStack(scope constructs.Construct, id string, props *StackProps) *Un
 	s := &UnbanStack{Stack: stack}
 
 	data := newStorage(stack, cfg)
+	s.PolicyTable = newPolicyTable(stack, cfg)
 	secrets := newChatworkSecrets(stack, cfg)
 	docs := newDocuments(stack, cfg, props.Sources)
 	fns := newFunctions(stack, cfg, props.Sources.LambdaDir, data, secrets, docs)
