@@ -12,6 +12,7 @@ import (
 	"github.com/aws/constructs-go/constructs/v10"
 
 	"sshguard-unban/lambdas/app"
+	"sshguard-unban/lambdas/policy"
 )
 
 // Config is everything an operator may change without touching code. Every
@@ -44,6 +45,16 @@ type Config struct {
 	APIRateLimit               float64 // apiRateLimit: steady-state requests/second on the HTTP API
 	APIBurstLimit              int     // apiBurstLimit: burst on the HTTP API
 	WebhookReservedConcurrency int     // webhookReservedConcurrency: 0 = no reservation
+
+	// Policy (README, "Policy"): who may unban what.
+	AllowedAccounts      []string // allowedAccounts: account ids that may always ask
+	AllowedOrganizations []string // allowedOrganizations: Chatwork organization ids whose members may ask
+	SREAccounts          []string // sreAccounts: account ids that may approve and deny
+	QuotaAccountPerHour  int      // quotaAccountPerHour: addresses per asker per hour (0 = none)
+	QuotaAccountPerDay   int      // quotaAccountPerDay
+	QuotaAddressPerDay   int      // quotaAddressPerDay: unbans of one address per day
+	ApprovalManyHosts    int      // approvalManyHosts: approval when the lists show it on this many hosts (0 = never)
+	NeverSelfService     []string // neverSelfService: prefixes that always need an SRE's approval
 }
 
 // Defaults are the values used for context keys that are not set. cdk.json
@@ -65,6 +76,19 @@ var Defaults = Config{
 	APIRateLimit:               25,
 	APIBurstLimit:              50,
 	WebhookReservedConcurrency: 5,
+	QuotaAccountPerHour:        app.DefaultPolicy.AccountPerHour,
+	QuotaAccountPerDay:         app.DefaultPolicy.AccountPerDay,
+	QuotaAddressPerDay:         app.DefaultPolicy.AddressPerDay,
+	ApprovalManyHosts:          app.DefaultPolicy.ManyHosts,
+}
+
+// policy is the functions' view of the policy settings.
+func (c Config) policy() app.Policy {
+	return app.Policy{
+		AllowedAccounts: c.AllowedAccounts, AllowedOrganizations: c.AllowedOrganizations, SREAccounts: c.SREAccounts,
+		AccountPerHour: c.QuotaAccountPerHour, AccountPerDay: c.QuotaAccountPerDay, AddressPerDay: c.QuotaAddressPerDay,
+		ManyHosts: c.ApprovalManyHosts, NeverSelfService: c.NeverSelfService,
+	}
 }
 
 var (
@@ -178,6 +202,34 @@ func LoadConfig(node contextGetter) (Config, error) {
 	integer("apiBurstLimit", &c.APIBurstLimit)
 	integer("webhookReservedConcurrency", &c.WebhookReservedConcurrency)
 	num("apiRateLimit", &c.APIRateLimit)
+	integer("quotaAccountPerHour", &c.QuotaAccountPerHour)
+	integer("quotaAccountPerDay", &c.QuotaAccountPerDay)
+	integer("quotaAddressPerDay", &c.QuotaAddressPerDay)
+	integer("approvalManyHosts", &c.ApprovalManyHosts)
+	ids := func(key string, dst *[]string) {
+		switch v := node.TryGetContext(&key).(type) {
+		case nil:
+		case string:
+			*dst = splitList(v)
+		case []interface{}:
+			for _, e := range v {
+				switch t := e.(type) {
+				case string:
+					*dst = append(*dst, strings.TrimSpace(t))
+				case float64:
+					*dst = append(*dst, strconv.FormatFloat(t, 'f', -1, 64))
+				default:
+					errs = append(errs, fmt.Sprintf("%s: element %v is not an id", key, e))
+				}
+			}
+		default:
+			errs = append(errs, fmt.Sprintf("%s: want a list or a comma-separated string, got %T", key, v))
+		}
+	}
+	ids("allowedAccounts", &c.AllowedAccounts)
+	ids("allowedOrganizations", &c.AllowedOrganizations)
+	ids("sreAccounts", &c.SREAccounts)
+	ids("neverSelfService", &c.NeverSelfService)
 
 	// allowedRooms: a JSON array in cdk.json, or "1,2,3" from the command line.
 	key := "allowedRooms"
@@ -234,6 +286,30 @@ func (c Config) Validate() error {
 	id("sreRoomId", c.SRERoomID)
 	for _, r := range c.AllowedRooms {
 		id("allowedRooms", r)
+	}
+	for _, v := range c.AllowedAccounts {
+		id("allowedAccounts", v)
+	}
+	for _, v := range c.AllowedOrganizations {
+		id("allowedOrganizations", v)
+	}
+	for _, v := range c.SREAccounts {
+		id("sreAccounts", v)
+	}
+	if _, err := policy.ParsePrefixes(c.NeverSelfService); err != nil {
+		errs = append(errs, fmt.Sprintf("neverSelfService: %v", err))
+	}
+	for _, q := range []struct {
+		key string
+		n   int
+	}{{"quotaAccountPerHour", c.QuotaAccountPerHour}, {"quotaAccountPerDay", c.QuotaAccountPerDay},
+		{"quotaAddressPerDay", c.QuotaAddressPerDay}, {"approvalManyHosts", c.ApprovalManyHosts}} {
+		if q.n < 0 {
+			errs = append(errs, fmt.Sprintf("%s: %d is negative (0 means none)", q.key, q.n))
+		}
+	}
+	if len(c.SREAccounts) > 0 && c.SRERoomID == "" {
+		errs = append(errs, "sreAccounts: approvals are answered in the SRE room; set sreRoomId")
 	}
 	if c.Locale != "ja" && c.Locale != "en" {
 		errs = append(errs, fmt.Sprintf("locale: %q is neither ja nor en", c.Locale))

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -46,6 +47,8 @@ var fnSpecs = []fnSpec{
 	{functions.RefreshList, "Sends the report SSM command and stores ban lists", 50, 512},
 	// Room for one bounded wait on Chatwork's rate limit.
 	{functions.Notify, "Posts replies and notices to Chatwork", 45, 256},
+	// A few DynamoDB writes and, now and then, Chatwork's member list.
+	{functions.Policy, "Decides who may unban what, and carries out SREs' approvals", 20, 256},
 }
 
 // constructID is the function's construct id, from the one table.
@@ -71,7 +74,7 @@ type lambdaFunctions struct {
 // group, and grants each exactly what its handler calls. The webhook comes
 // later (addWebhook): it needs the unban state machine's ARN, and the
 // machine needs the task functions' ARNs.
-func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, secrets chatworkSecrets, docs documents) *lambdaFunctions {
+func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, table awsdynamodb.Table, secrets chatworkSecrets, docs documents) *lambdaFunctions {
 	f := &lambdaFunctions{
 		byHandler: map[string]awslambda.Function{},
 		stack:     stack,
@@ -96,6 +99,8 @@ func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3
 			TagValue:        cfg.TargetTagValue,
 			Freshness:       time.Duration(cfg.FreshnessSeconds) * time.Second,
 			CommandTimeout:  time.Duration(cfg.CommandTimeoutSeconds) * time.Second,
+			PolicyTable:     *table.TableName(),
+			Policy:          cfg.policy(),
 		},
 	}
 	for _, spec := range fnSpecs {
@@ -104,7 +109,52 @@ func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3
 		}
 	}
 	f.grantTasks(bucket, docs)
+	f.grantPolicyTable(table)
+	f.grantTaskResponse()
 	return f
+}
+
+// grantPolicyTable: the policy task reads and writes every item kind
+// (quotas, the member cache, approvals); notify only approval items, which
+// it creates and renews (dynamodb:LeadingKeys on the key's prefix).
+func (f *lambdaFunctions) grantPolicyTable(table awsdynamodb.Table) {
+	items := []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+	f.byHandler[functions.Policy].AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("PolicyItems"),
+		Actions:   jsii.Strings(items...),
+		Resources: &[]*string{table.TableArn()},
+	}))
+	f.byHandler[functions.Notify].AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ApprovalItems"),
+		Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+		Resources: &[]*string{table.TableArn()},
+		// ForAllValues alone is true for a request without the key: Null
+		// makes the key required (the IAM evaluation test checks both).
+		Conditions: &map[string]interface{}{
+			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{"approval#*"}},
+			"Null":                    map[string]interface{}{"dynamodb:LeadingKeys": "false"},
+		},
+	}))
+}
+
+// grantTaskResponse lets the policy task resume executions waiting for an
+// SRE (SendTaskSuccess/Failure). These actions take no resource (Service
+// Authorization Reference; the IAM evaluation test's simulator refuses a
+// state machine ARN for them): what limits them is the task token, which
+// only the waiting execution's notify call ever saw and the policy table
+// keeps, and that only this role holds the permission.
+func (f *lambdaFunctions) grantTaskResponse() {
+	role := f.byHandler[functions.Policy].Role()
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("AnswerApprovals"),
+		Actions:   jsii.Strings("states:SendTaskSuccess", "states:SendTaskFailure"),
+		Resources: jsii.Strings("*"),
+	}))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("states:SendTaskSuccess and states:SendTaskFailure support no resource-level permissions; a task token (unguessable, known only to the waiting execution and the policy table) names the one execution they act on."),
+		AppliesTo: &[]interface{}{"Resource::*"},
+	}}, jsii.Bool(true))
 }
 
 // addWebhook defines the webhook function, which may start the unban state
@@ -214,6 +264,8 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", rw, ReplyMarkPrefix),
 		objects("ReadWriteOutbox", []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, app.OutboxPrefix))
 	f.grantSecret(functions.Notify, f.secrets.api)
+	// The policy task reads a room's members (organization ids) with it.
+	f.grantSecret(functions.Policy, f.secrets.api)
 
 	f.suppressObjects(functions.Lookup, BanlistPrefix)
 	f.suppressObjects(functions.Unban, app.CoalescePrefix)

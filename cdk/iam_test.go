@@ -100,6 +100,8 @@ func (s simTemplate) getAtt(id, attr string) string {
 		return simARN("lambda", "function:"+id)
 	case "AWS::Logs::LogGroup":
 		return simARN("logs", "log-group:"+id+":*")
+	case "AWS::DynamoDB::Table":
+		return simARN("dynamodb", "table/"+id)
 	case "AWS::SecretsManager::Secret", "AWS::SNS::Topic", "AWS::StepFunctions::StateMachine":
 		return s.ref(id)
 	}
@@ -315,7 +317,39 @@ func TestIAMEvaluated(t *testing.T) {
 		allow    bool
 	}
 	W, P, L, U, C, R, N := functions.Webhook, functions.Parse, functions.Lookup, functions.Unban, functions.WaitForCommand, functions.RefreshList, functions.Notify
+	Po := functions.Policy
+	table := arn(idOfPrefix("PolicyTable"))
+	leading := func(key string) map[string]string { return map[string]string{"dynamodb:LeadingKeys": key} }
 	rows := []row{
+		// policy: the table, the API token (room members), and resuming
+		// the unban machine's waiting executions.
+		{Po, "dynamodb:UpdateItem", table, leading("quota#account#3000001#hour#x"), true},
+		{Po, "dynamodb:GetItem", table, leading("members#567890123"), true},
+		{Po, "dynamodb:UpdateItem", table, leading("approval#K7QX2M"), true},
+		{Po, "dynamodb:Scan", table, nil, false},
+		{Po, "dynamodb:DeleteTable", table, nil, false},
+		// (SendTask* take no resource: the task token names the execution.)
+		{Po, "states:SendTaskSuccess", "*", nil, true},
+		{Po, "states:SendTaskFailure", "*", nil, true},
+		{Po, "states:StartExecution", unbanSM, nil, false},
+		{Po, "states:DeleteStateMachine", unbanSM, nil, false},
+		{Po, "secretsmanager:GetSecretValue", apiSecret, nil, true},
+		{Po, "kms:Decrypt", tokensKey, viaSM(apiSecret), true},
+		{Po, "secretsmanager:GetSecretValue", webhookSecret, nil, false},
+		{Po, "ssm:SendCommand", unbanDoc, nil, false},
+		{Po, "s3:PutObject", obj(ReplyMarkPrefix + "x"), nil, false},
+		// notify records approval requests: approval items only.
+		{N, "dynamodb:PutItem", table, leading("approval#K7QX2M"), true},
+		{N, "dynamodb:UpdateItem", table, leading("approval#K7QX2M"), true},
+		{N, "dynamodb:UpdateItem", table, leading("quota#account#3000001#hour#x"), false},
+		{N, "dynamodb:PutItem", table, leading("members#567890123"), false},
+		{N, "dynamodb:PutItem", table, nil, false},
+		{N, "states:SendTaskSuccess", "*", nil, false},
+		{W, "states:SendTaskSuccess", "*", nil, false},
+		// Nobody else touches the table.
+		{W, "dynamodb:GetItem", table, leading("approval#K7QX2M"), false},
+		{U, "dynamodb:UpdateItem", table, leading("quota#x"), false},
+		{"host", "dynamodb:GetItem", table, leading("approval#K7QX2M"), false},
 		// webhook: starts the unban machine and reads its own token.
 		{W, "states:StartExecution", unbanSM, nil, true},
 		{W, "states:StartExecution", refreshSM, nil, false},

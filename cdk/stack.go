@@ -57,7 +57,7 @@ func NewUnbanStack(scope constructs.Construct, id string, props *StackProps) *Un
 	s.PolicyTable = newPolicyTable(stack, cfg)
 	secrets := newChatworkSecrets(stack, cfg)
 	docs := newDocuments(stack, cfg, props.Sources)
-	fns := newFunctions(stack, cfg, props.Sources.LambdaDir, data, secrets, docs)
+	fns := newFunctions(stack, cfg, props.Sources.LambdaDir, data, s.PolicyTable, secrets, docs)
 	s.Unban, s.Refresh = newStateMachines(stack, cfg, props.Sources, fns)
 	fns.addWebhook(s.Unban)
 	api := newWebhookAPI(stack, cfg, fns.byHandler)

@@ -280,6 +280,18 @@ func TestApprovals(t *testing.T) {
 	if err := s.PutApproval(ctx, other); !errors.Is(err, policystore.ErrExists) {
 		t.Fatalf("second put of the code: %v, want ErrExists", err)
 	}
+	// A retried waiting Task has a new token: its own execution renews it,
+	// another execution cannot.
+	if err := s.RenewToken(ctx, "ABC234", a.Execution, "token-2"); err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if err := s.RenewToken(ctx, "ABC234", "someone-else", "token-3"); !errors.Is(err, policystore.ErrNotPending) {
+		t.Fatalf("renew by another execution: %v, want ErrNotPending", err)
+	}
+	if got, _ := s.GetApproval(ctx, "ABC234"); got.TaskToken != "token-2" {
+		t.Fatalf("token after renew: %q", got.TaskToken)
+	}
+	want.TaskToken = "token-2"
 	if _, err := s.GetApproval(ctx, "ZZZ999"); !errors.Is(err, policystore.ErrNotFound) {
 		t.Fatalf("missing code: %v, want ErrNotFound", err)
 	}
@@ -293,7 +305,7 @@ func TestApprovals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if first.Status != policystore.ApprovalApproved || first.DecidedBy != "4000001" || !first.DecidedAt.Equal(clk.Now()) || first.TaskToken != "token-ABC234" {
+	if first.Status != policystore.ApprovalApproved || first.DecidedBy != "4000001" || !first.DecidedAt.Equal(clk.Now()) || first.TaskToken != "token-2" {
 		t.Fatalf("decided: %+v", first)
 	}
 	clk.Add(time.Second)
