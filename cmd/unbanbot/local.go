@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"sshguard-unban/host/lab"
+	"sshguard-unban/lambdas/webhook"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/latency"
 	"sshguard-unban/local/system"
@@ -89,8 +90,13 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 
 	fmt.Fprintln(stderr, "starting the local system (S3, SSM, Step Functions, Secrets Manager and Chatwork endpoints on 127.0.0.1)…")
+	// The local policy, with one range SREs keep for themselves, so that
+	// an approval round trip can be seen: /attack 192.0.2.200, ask for it,
+	// then /sre approve CODE.
+	pol := system.LocalPolicy()
+	pol.NeverSelfService = []string{NeverSelfServiceDemo}
 	sys, err := system.Start(ctx, system.Options{
-		Simulate: *simulate, Locale: *locale, Log: logOut, Latency: lat,
+		Simulate: *simulate, Locale: *locale, Log: logOut, Latency: lat, Policy: &pol,
 		OnMessage: func(m chatworkfake.Message) { sayAsync("%s\n", renderMessage(m)) },
 	})
 	if err != nil {
@@ -176,10 +182,16 @@ func sendOnce(ctx context.Context, sys *system.System, text string, timeout time
 	return 0
 }
 
-const replHelp = `Type a message to the bot as an employee (e.g. "203.0.113.5", "ありがとう", "help");
+// NeverSelfServiceDemo is the terminal's range that always needs an SRE's
+// approval.
+const NeverSelfServiceDemo = "192.0.2.128/25"
+
+var replHelp = `Type a message to the bot as an employee (e.g. "203.0.113.5", "ありがとう", "help");
 end a line with \ to go on on the next one.
 Commands: /quote (quote the latest ban notification), /attack ADDRESS [HOST], /down HOST, /up HOST,
-/as ACCOUNT (speak as another employee), /hosts, /refresh, /quit`
+/as ACCOUNT (speak as another employee; ` + system.GuestAccountID + ` is a guest from another company),
+/sre TEXT (the SRE ` + system.SREAccountID + ` says TEXT in the SRE room, e.g. "approve CODE"; addresses in
+` + NeverSelfServiceDemo + ` need that), /hosts, /refresh, /quit`
 
 func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(string, ...any)) int {
 	say("%s\n> ", replHelp)
@@ -276,6 +288,20 @@ func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(str
 			}
 			account = fields[1]
 			say("you are now account %s\n", account)
+		case fields[0] == "/sre" && len(fields) > 1:
+			text := strings.TrimSpace(strings.TrimPrefix(line, "/sre"))
+			say("%s\n", renderYouIn(system.SRERoomID, system.SREAccountID, text))
+			status, id, err := sys.SayIn(ctx, system.SRERoomID, system.SREAccountID, text)
+			if err != nil || status != 200 {
+				say("webhook answered %d %v\n", status, err)
+				break
+			}
+			wctx, cancel := context.WithTimeout(ctx, time.Minute)
+			_, err = sys.WaitExecution(wctx, webhook.ExecutionName(system.SRERoomID, id))
+			cancel()
+			if err != nil {
+				say("%v\n", err)
+			}
 		case line == "/quote":
 			notices := sys.Chat.RoomMessages(system.NotifyRoomID)
 			if len(notices) == 0 {
@@ -381,8 +407,10 @@ func renderMessage(m chatworkfake.Message) string {
 
 func renderYou(text string) string { return renderYouAs(employee, text) }
 
-func renderYouAs(account, text string) string {
-	return fmt.Sprintf("[%s] you (account %s) → [To:%s] unbanbot: %s", roomNames[system.AskRoomID], account, system.BotAccountID, text)
+func renderYouAs(account, text string) string { return renderYouIn(system.AskRoomID, account, text) }
+
+func renderYouIn(room, account, text string) string {
+	return fmt.Sprintf("[%s] you (account %s) → [To:%s] unbanbot: %s", roomNames[room], account, system.BotAccountID, text)
 }
 
 // isTerminal reports whether w is a terminal (not a pipe or a file).

@@ -119,8 +119,8 @@ var langs = map[string]lang{
 		guestTitle:    "解除できませんでした",
 		guest:         "申し訳ありません。このボットでブロックを解除できるのは社内のアカウントの方のみです。SRE にご相談ください（SRE にも連絡しました）。",
 		approvalTitle: "SRE の承認をお待ちください",
-		approvalAsker: "%s の解除には SRE の承認が必要なため（%s）、SRE に依頼しました。承認されしだい解除してお知らせします。%s 以内にお返事がない場合もお知らせします。",
-		approvalSRE:   "%s\n承認する: [To:%s] approve %s\n見送る: [To:%s] deny %s\n（%s 以内）",
+		approvalAsker: "%s の解除には SRE の承認が必要なため（%s）、SRE に依頼しました。承認されしだい解除してお知らせします。%s以内にお返事がない場合もお知らせします。",
+		approvalSRE:   "%s\n承認する: [To:%s] approve %s\n見送る: [To:%s] deny %s\n（%s以内）",
 		retryAfter:    "承認なしで再度ご依頼いただけるのは %s 以降です。",
 		policyWhy: map[string]string{
 			"account_quota": "ご依頼の件数が上限に達したため",

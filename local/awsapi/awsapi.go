@@ -1,7 +1,7 @@
 // Package awsapi is the one local AWS endpoint: an http.Handler that routes
 // each request to the fake of the service it is for, the way the real
 // protocols tell them apart. JSON protocols (SSM, Step Functions, Secrets
-// Manager) name the operation in X-Amz-Target; S3's REST protocol has no
+// Manager, DynamoDB) name the operation in X-Amz-Target; S3's REST protocol has no
 // target header. An aws.Config has a single BaseEndpoint, so every client of
 // a test or of the local mode points here.
 package awsapi
@@ -17,6 +17,7 @@ type Router struct {
 	SSM            http.Handler // X-Amz-Target: AmazonSSM.*
 	StepFunctions  http.Handler // X-Amz-Target: AWSStepFunctions.*
 	SecretsManager http.Handler // X-Amz-Target: secretsmanager.*
+	DynamoDB       http.Handler // X-Amz-Target: DynamoDB_20120810.*
 	S3             http.Handler // no X-Amz-Target
 }
 
@@ -31,6 +32,8 @@ func (rt Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h = rt.StepFunctions
 	case strings.HasPrefix(target, "secretsmanager."):
 		h = rt.SecretsManager
+	case strings.HasPrefix(target, "DynamoDB_20120810."):
+		h = rt.DynamoDB
 	case target == "":
 		h = rt.S3
 	}

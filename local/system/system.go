@@ -23,7 +23,10 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -47,6 +50,7 @@ import (
 	"sshguard-unban/local/apigw"
 	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/dynalite"
 	"sshguard-unban/local/lambdapool"
 	"sshguard-unban/local/latency"
 	"sshguard-unban/local/s3local"
@@ -78,6 +82,13 @@ const (
 	TagValue        = "enabled"
 	webhookSecretID = "sshguard-unban/chatwork-webhook"
 	apiSecretID     = "sshguard-unban/chatwork-api"
+	PolicyTable     = "sshguard-unban-policy"
+	// The company's Chatwork organization, a partner company's guest in
+	// the asking room, and the SRE who answers approvals (in the SRE room).
+	OrganizationID = "5000001"
+	GuestAccountID = "4000001"
+	SREAccountID   = "9000001"
+	guestOrgID     = 7000001
 )
 
 // addressPattern is the unban document's allowedPattern.
@@ -114,6 +125,12 @@ type Options struct {
 	// machines use their own Wait and Retry settings (Wait and
 	// RetryInterval are then ignored).
 	Latency *latency.Profile
+	// Policy replaces the local policy (default: app.DefaultPolicy for
+	// members of OrganizationID, SREAccountID approving).
+	Policy *app.Policy
+	// ApprovalTimeout, if set, is how long AskSREsToApprove waits (the
+	// ASL's hour otherwise), so a test can see a request no SRE answered.
+	ApprovalTimeout time.Duration
 	// OnMessage sees every Chatwork message the bot posts or edits.
 	OnMessage func(chatworkfake.Message)
 	// Log receives the components' structured logs (default: discarded).
@@ -154,7 +171,10 @@ type System struct {
 	// checks no log line carries them.
 	apiToken, webhookToken string
 	runner                 *sfnrunner.Runner
+	dynamo                 *dynalite.Server
 	servers                []*httptest.Server
+	membersMu              sync.Mutex
+	members                map[string]map[string]int64 // room → account → organization
 	nextMsg                atomic.Int64
 	closeOnce              sync.Once
 }
@@ -208,6 +228,27 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 
 	s.Chat = chatworkfake.New(apiToken)
 	s.Chat.OnMessage = opts.OnMessage
+	// The guest is in the asking room from the start; employees join as
+	// they first speak (Say), the SRE is in the SRE room.
+	s.members = map[string]map[string]int64{}
+	s.join(AskRoomID, GuestAccountID, guestOrgID)
+	s.join(SRERoomID, SREAccountID, orgNumber(OrganizationID))
+
+	// The policy table: npm dynalite in memory, behind the AWS endpoint.
+	root, err := sfnrunner.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if s.dynamo, err = dynalite.Start(ctx, filepath.Join(root, "node_modules")); err != nil {
+		return nil, err
+	}
+	if err := dynalite.CreateTable(ctx, s.dynamo.Client(), PolicyTable); err != nil {
+		return nil, err
+	}
+	dynamoURL, err := url.Parse(s.dynamo.Endpoint())
+	if err != nil {
+		return nil, err
+	}
 	if opts.Latency != nil {
 		s.Chat.Latency = sampler.Func(opts.Latency.ChatworkPost)
 	}
@@ -224,6 +265,9 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.Bridge.Latency, s.Bridge.Sampler = opts.Latency, sampler
 	bridgeURL := s.serve(s.Bridge)
 	defaults := sfnrunner.Overrides{BridgeURL: bridgeURL}
+	if opts.ApprovalTimeout > 0 {
+		defaults.TaskTimeoutSeconds = map[string]float64{"AskSREsToApprove": opts.ApprovalTimeout.Seconds()}
+	}
 	if opts.Latency != nil {
 		defaults.Latency = opts.Latency.StepFunctions(uint32(time.Now().UnixNano()))
 	} else {
@@ -247,6 +291,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		SSM:            s.SSM,
 		StepFunctions:  sampler.Delay(s.SFN, lat(func(p latency.Profile) latency.Dist { return p.SFNStartExecution })),
 		SecretsManager: secretsSrv,
+		DynamoDB:       sampler.Delay(httputil.NewSingleHostReverseProxy(dynamoURL), lat(func(p latency.Profile) latency.Dist { return p.S3Call })),
 		S3:             sampler.Delay(s.S3, lat(func(p latency.Profile) latency.Dist { return p.S3Call })),
 	})
 	s.SSM.S3 = s.S3Client()
@@ -262,6 +307,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		TagKey: TagKey, TagValue: TagValue,
 		Freshness: orDefault(opts.Freshness, app.DefaultFreshness), CommandTimeout: app.DefaultCommandTimeout,
 		S3PathStyle: true,
+		PolicyTable: PolicyTable,
+		Policy:      localPolicy(opts.Policy),
 	}
 	s.awsCfg, err = config.LoadDefaultConfig(ctx,
 		config.WithRegion(Region),
@@ -436,11 +483,66 @@ func (h *Host) Label() string {
 
 // Say posts a message from an employee as Chatwork would: a signed
 // mention_to_me webhook. It returns the HTTP status and the message id.
+// An account that was not in the room joins it first, as a member of the
+// company's organization (the guest is already in it, as a guest).
 func (s *System) Say(ctx context.Context, accountID, text string) (int, string, error) {
+	return s.SayIn(ctx, AskRoomID, accountID, text)
+}
+
+// SayIn is Say in another room (the SRE room, for approve/deny).
+func (s *System) SayIn(ctx context.Context, roomID, accountID, text string) (int, string, error) {
+	s.join(roomID, accountID, orgNumber(OrganizationID))
 	id := strconv.FormatInt(s.nextMsg.Add(1), 10)
-	body := MentionBody(accountID, AskRoomID, id, "[To:"+BotAccountID+"]unbanbot さん\n"+text)
+	body := MentionBody(accountID, roomID, id, "[To:"+BotAccountID+"]unbanbot さん\n"+text)
 	status, err := s.Post(ctx, body, s.verifier.Sign(body))
 	return status, id, err
+}
+
+// join adds an account to a room's members (Chatwork's member list) unless
+// it is there already.
+func (s *System) join(roomID, accountID string, org int64) {
+	s.membersMu.Lock()
+	defer s.membersMu.Unlock()
+	room := s.members[roomID]
+	if room == nil {
+		room = map[string]int64{}
+		s.members[roomID] = room
+	}
+	if _, ok := room[accountID]; ok {
+		return
+	}
+	room[accountID] = org
+	var ms []chatworkfake.Member
+	for acct, o := range room {
+		n, _ := strconv.ParseInt(acct, 10, 64)
+		name := "社員 " + acct
+		if o == guestOrgID {
+			name = "Guest " + acct
+		}
+		ms = append(ms, chatworkfake.Member{AccountID: n, Role: "member", Name: name, OrganizationID: o})
+	}
+	s.Chat.SetMembers(roomID, ms...)
+}
+
+func orgNumber(id string) int64 {
+	n, _ := strconv.ParseInt(id, 10, 64)
+	return n
+}
+
+// LocalPolicy is the local deployment's policy: the default quotas and
+// thresholds, the company's organization, the local SRE.
+func LocalPolicy() app.Policy {
+	out := app.DefaultPolicy
+	out.AllowedOrganizations = []string{OrganizationID}
+	out.SREAccounts = []string{SREAccountID}
+	return out
+}
+
+func localPolicy(p *app.Policy) app.Policy {
+	if p != nil {
+		return *p
+	}
+	return LocalPolicy()
 }
 
 // Post sends a raw webhook body with the given signature.
@@ -550,6 +652,9 @@ func (s *System) Close() {
 		}
 		if s.SSM != nil {
 			s.SSM.Close()
+		}
+		if s.dynamo != nil {
+			s.dynamo.Close()
 		}
 		for _, h := range s.Hosts {
 			if h.lab != nil {
