@@ -22,6 +22,7 @@ var testDeployment = Deployment{
 	NotifyRoomID: "3", SRERoomID: "4", Locale: "ja", Bucket: "bucket",
 	UnbanDocument: "unban-doc", ReportDocument: "report-doc", TagKey: "sshguard-unban", TagValue: "enabled",
 	Freshness: 180 * time.Second, CommandTimeout: 120 * time.Second,
+	PolicyTable: "policy", Policy: DefaultPolicy,
 }
 
 func getenv(m map[string]string) Getenv { return func(k string) string { return m[k] } }

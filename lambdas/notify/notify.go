@@ -1,5 +1,7 @@
 // Package notify is the task that talks to people: the one reply to the
 // asker (the unban machine's ReplyToUser and ReplyFailure states), the
+// approval request to the SRE room that the execution waits on
+// (AskSREsToApprove, approval.go), the
 // follow-up when a host that was silent at reply time freed the address
 // later (FollowUp), alerts in the SRE room (AlertSREs, in both machines),
 // and ban notifications (AnnounceNewBans, in both).

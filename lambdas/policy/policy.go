@@ -189,6 +189,10 @@ func (h *Handler) check(ctx context.Context, in workflow.State) (workflow.Policy
 	return h.quotas(ctx, r.AccountID, addrs, approve)
 }
 
+// addressEpisode: requests for one address within this window count as one
+// unban of it.
+const addressEpisode = 10 * time.Minute
+
 // quota is one counter a request takes from.
 type quota struct {
 	key    string
@@ -206,6 +210,18 @@ func (h *Handler) quotas(ctx context.Context, account string, addrs []string, ap
 		{"account#" + account + "#day", len(addrs), h.cfg.AccountPerDay, 24 * time.Hour, workflow.ReasonAccountQuota},
 	}
 	for _, a := range addrs {
+		// Unbans of an address, not requests: a whole office behind one
+		// address asking within minutes is one unban (they share the
+		// command), so only the first request of an episode is counted.
+		if h.cfg.AddressPerDay > 0 {
+			first, _, err := h.store.Take(ctx, "address#"+a+"#episode", 1, 1, addressEpisode)
+			if err != nil {
+				return workflow.PolicyResult{}, err
+			}
+			if !first {
+				continue
+			}
+		}
 		qs = append(qs, quota{"address#" + a + "#day", 1, h.cfg.AddressPerDay, 24 * time.Hour, workflow.ReasonAddressQuota})
 	}
 	var taken []quota
@@ -244,7 +260,7 @@ func (h *Handler) identity(ctx context.Context, r workflow.Request) (bool, strin
 	if len(h.cfg.AllowedOrganizations) == 0 {
 		return len(h.cfg.AllowedAccounts) == 0, "not on the account allowlist", nil
 	}
-	orgs, err := h.roomMembers(ctx, r.RoomID, r.AccountID)
+	orgs, err := h.roomMembers(ctx, r.RoomID, r.AccountID, time.Unix(r.SentAt, 0))
 	if err != nil {
 		return false, "", err
 	}
@@ -259,35 +275,43 @@ func (h *Handler) identity(ctx context.Context, r workflow.Request) (bool, strin
 }
 
 // roomMembers is the room's account → organization map: from this
-// instance's memory, the shared cache, or Chatwork (when the cache is old
-// or does not know the account yet: someone who just joined).
-func (h *Handler) roomMembers(ctx context.Context, roomID, account string) (map[string]string, error) {
+// instance's memory, the shared cache, or Chatwork. Chatwork delivers a
+// message only from a member, so an account the list does not know joined
+// after the list was fetched: the list is fetched again unless it is newer
+// than the message (then the asker would be in it). A burst of colleagues
+// asking in the same seconds so costs one member-list request per second at
+// most, not one each (300 requests per 5 minutes per token, shared with the
+// replies).
+func (h *Handler) roomMembers(ctx context.Context, roomID, account string, sent time.Time) (map[string]string, error) {
 	now := h.cfg.Now()
 	h.mu.Lock()
 	c, ok := h.cache[roomID]
 	h.mu.Unlock()
-	if ok && now.Sub(c.fetched) < h.cfg.MembersTTL {
+	fresh := func(c roomMembers) bool {
 		if _, known := c.orgs[account]; known {
-			return c.orgs, nil
+			return now.Sub(c.fetched) < h.cfg.MembersTTL
 		}
+		// send_time is in whole seconds.
+		return !c.fetched.Before(sent.Add(time.Second))
 	}
-	if !ok {
-		orgs, fetched, found, err := h.store.GetMembers(ctx, roomID)
-		if err != nil {
-			h.log.WarnContext(ctx, "could not read the member cache", "room_id", roomID, "error", err)
-		} else if found {
-			c = roomMembers{orgs: orgs, fetched: fetched}
-			h.remember(roomID, c)
-			if _, known := orgs[account]; known {
-				return orgs, nil
-			}
+	if ok && fresh(c) {
+		return c.orgs, nil
+	}
+	orgs, fetched, found, err := h.store.GetMembers(ctx, roomID)
+	if err != nil {
+		h.log.WarnContext(ctx, "could not read the member cache", "room_id", roomID, "error", err)
+	} else if found {
+		c = roomMembers{orgs: orgs, fetched: fetched}
+		h.remember(roomID, c)
+		if fresh(c) {
+			return orgs, nil
 		}
 	}
 	ms, err := h.members.RoomMembers(ctx, roomID)
 	if err != nil {
 		return nil, err
 	}
-	orgs := make(map[string]string, len(ms))
+	orgs = make(map[string]string, len(ms))
 	for _, m := range ms {
 		orgs[m.AccountID.String()] = m.OrganizationID.String()
 	}

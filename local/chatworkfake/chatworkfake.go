@@ -123,6 +123,13 @@ func (s *Server) FailNextOn(method string, status, n int) {
 	}
 }
 
+// Pending counts injected failures not yet answered.
+func (s *Server) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.inject)
+}
+
 // Messages returns a copy of every message, in posting order.
 func (s *Server) Messages() []Message {
 	s.mu.Lock()

@@ -491,12 +491,15 @@ func (s *System) Say(ctx context.Context, accountID, text string) (int, string, 
 
 // SayIn is Say in another room (the SRE room, for approve/deny).
 func (s *System) SayIn(ctx context.Context, roomID, accountID, text string) (int, string, error) {
-	s.join(roomID, accountID, orgNumber(OrganizationID))
 	id := strconv.FormatInt(s.nextMsg.Add(1), 10)
 	body := MentionBody(accountID, roomID, id, "[To:"+BotAccountID+"]unbanbot さん\n"+text)
 	status, err := s.Post(ctx, body, s.verifier.Sign(body))
 	return status, id, err
 }
+
+// Join makes an employee a member of a room (before they speak: a whole
+// office is in the room before it asks at once).
+func (s *System) Join(roomID, accountID string) { s.join(roomID, accountID, orgNumber(OrganizationID)) }
 
 // join adds an account to a room's members (Chatwork's member list) unless
 // it is there already.
@@ -545,8 +548,19 @@ func localPolicy(p *app.Policy) app.Policy {
 	return LocalPolicy()
 }
 
-// Post sends a raw webhook body with the given signature.
+// Post sends a raw webhook body with the given signature. Its sender is
+// then a member of its room, as anyone Chatwork delivers a message from is
+// (of the company, unless it is the guest).
 func (s *System) Post(ctx context.Context, body []byte, sig string) (int, error) {
+	var ev struct {
+		Event struct {
+			From json.Number `json:"from_account_id"`
+			Room json.Number `json:"room_id"`
+		} `json:"webhook_event"`
+	}
+	if json.Unmarshal(body, &ev) == nil && ev.Event.From != "" && ev.Event.Room != "" {
+		s.join(ev.Event.Room.String(), ev.Event.From.String(), orgNumber(OrganizationID))
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.WebhookURL, strings.NewReader(string(body)))
 	if err != nil {
 		return 0, err
