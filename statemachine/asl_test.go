@@ -246,21 +246,24 @@ func TestTaskErrorPolicy(t *testing.T) {
 func TestUnbanFailureRouting(t *testing.T) {
 	d := parseDef(t, statemachine.Unban)
 	want := map[string][2]string{
-		"ReadTheMessage":     {"ReplyFailure", "$.error"},
-		"SayWeAreOnIt":       {"LookUpBanLists", "null"}, // best effort: go on
-		"LookUpBanLists":     {"CheckPolicy", "$.lookup_error"},
-		"CheckPolicy":        {"ReplyFailure", "$.error"},
-		"AskSREsToApprove":   {"ReplyFailure", "$.error"}, // its last catch; the others are the SREs' answers
-		"DecideApproval":     {"ReplyFailure", "$.error"},
-		"RemoveBlockOnHosts": {"ReplyFailure", "$.error"},
-		"CheckUnbanCommand":  {"ReplyFailure", "$.error"},
-		"ReplyToUser":        {"ReplyFailure", "$.error"},
-		"WaitForLateHosts":   {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
-		"FollowUp":           {"AlertSREs", "$.error"},
-		"StoreBanLists":      {"AlertSREs", "$.error"},
-		"AnnounceNewBans":    {"AlertSREs", "$.error"},
-		"ReplyFailure":       {"AlertSREs", "null"},
-		"AlertSREs":          {"Failed", "null"},
+		"ReadTheMessage":           {"ReplyFailure", "$.error"},
+		"SayWeAreOnIt":             {"LookUpBanLists", "null"}, // best effort: go on
+		"LookUpBanLists":           {"CheckPolicy", "$.lookup_error"},
+		"CheckPolicy":              {"ReplyFailure", "$.error"},
+		"AskSREsToApprove":         {"ReplyFailure", "$.error"}, // its last catch; the others are the SREs' answers
+		"DecideApproval":           {"ReplyFailure", "$.error"},
+		"RemoveBlockOnHosts":       {"ReplyFailure", "$.error"},
+		"AskAboutBlacklisted":      {"ReplyFailure", "$.error"},
+		"RemoveBlacklistedOnHosts": {"ReplyFailure", "$.error"},
+		"CheckBlacklistCommand":    {"ReplyFailure", "$.error"},
+		"CheckUnbanCommand":        {"ReplyFailure", "$.error"},
+		"ReplyToUser":              {"ReplyFailure", "$.error"},
+		"WaitForLateHosts":         {"AlertSREs", "$.error"}, // after the reply: alert, no second reply
+		"FollowUp":                 {"AlertSREs", "$.error"},
+		"StoreBanLists":            {"AlertSREs", "$.error"},
+		"AnnounceNewBans":          {"AlertSREs", "$.error"},
+		"ReplyFailure":             {"AlertSREs", "null"},
+		"AlertSREs":                {"Failed", "null"},
 	}
 	for sn, s := range d.States {
 		if s.Type != "Task" {

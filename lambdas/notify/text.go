@@ -50,6 +50,7 @@ type lang struct {
 	policyWhy                                                  map[string]string
 	approvedBy, deniedTitle, denied, expiredTitle, expired     string
 	decidedTitle, decidedApproved, decidedDenied               string
+	blacklistApproved, blacklistDenied, blacklistExpired       string
 	decideRefused, alreadyState                                map[string]string
 	auditTitle                                                 string
 	alertTitle                                                 string
@@ -127,15 +128,19 @@ var langs = map[string]lang{
 			"address_quota": "このアドレスは今日すでに何度も解除されているため",
 			"never_self":    "SRE の確認が必要なアドレスとして登録されているため",
 			"many_hosts":    "多くのホストでブロックされているため",
+			"blacklisted":   "sshguard のブラックリスト（恒久的なブロック）に載っているため",
 		},
-		approvedBy:      "SRE（%s）の承認のうえ解除しました。",
-		deniedTitle:     "解除を見送りました",
-		denied:          "SRE が %s の解除を見送りました。詳しくは SRE にお問い合わせください。",
-		expiredTitle:    "SRE の承認が得られませんでした",
-		expired:         "時間内に SRE の承認が得られなかったため、%s は解除していません。お手数ですが、SRE に直接ご相談ください。",
-		decidedTitle:    "承認依頼 %s",
-		decidedApproved: "承認しました（account %s の %s）。解除して依頼者にお知らせします。",
-		decidedDenied:   "見送りました（account %s の %s）。依頼者にお知らせします。",
+		approvedBy:        "SRE（%s）の承認のうえ解除しました。",
+		deniedTitle:       "解除を見送りました",
+		denied:            "SRE が %s の解除を見送りました。詳しくは SRE にお問い合わせください。",
+		expiredTitle:      "SRE の承認が得られませんでした",
+		expired:           "時間内に SRE の承認が得られなかったため、%s は解除していません。お手数ですが、SRE に直接ご相談ください。",
+		decidedTitle:      "承認依頼 %s",
+		blacklistApproved: "SRE（%s）の承認のうえ、sshguard のブラックリストからも削除しました。",
+		blacklistDenied:   "%s は %s で sshguard のブラックリストに載っており、SRE がブラックリストからの削除を見送ったため、ブロックされたままです。",
+		blacklistExpired:  "%s は %s で sshguard のブラックリストに載っており、時間内に SRE の承認が得られなかったため、ブロックされたままです。SRE に直接ご相談ください。",
+		decidedApproved:   "承認しました（account %s の %s）。解除して依頼者にお知らせします。",
+		decidedDenied:     "見送りました（account %s の %s）。依頼者にお知らせします。",
 		decideRefused: map[string]string{
 			"not_sre":         "承認・見送りができるのは SRE のみです。",
 			"not_sre_room":    "承認・見送りは SRE のルームでお願いします。",
@@ -226,15 +231,19 @@ var langs = map[string]lang{
 			"address_quota": "this address has been unblocked several times today",
 			"never_self":    "the SRE team listed it as one they check themselves",
 			"many_hosts":    "it is blocked on many hosts",
+			"blacklisted":   "it is on sshguard's blacklist, a permanent block",
 		},
-		approvedBy:      "Unblocked with the approval of the SRE team (%s).",
-		deniedTitle:     "Not unblocked",
-		denied:          "The SRE team declined to unblock %s. Please ask them for details.",
-		expiredTitle:    "No approval in time",
-		expired:         "The SRE team did not approve in time, so I did not unblock %s. Please ask them directly.",
-		decidedTitle:    "Approval request %s",
-		decidedApproved: "Approved (account %s, %s). I will unblock it and tell the asker.",
-		decidedDenied:   "Declined (account %s, %s). I will tell the asker.",
+		approvedBy:        "Unblocked with the approval of the SRE team (%s).",
+		deniedTitle:       "Not unblocked",
+		denied:            "The SRE team declined to unblock %s. Please ask them for details.",
+		expiredTitle:      "No approval in time",
+		expired:           "The SRE team did not approve in time, so I did not unblock %s. Please ask them directly.",
+		decidedTitle:      "Approval request %s",
+		blacklistApproved: "With the approval of the SRE team (%s), I also removed it from sshguard's blacklist.",
+		blacklistDenied:   "%s is on sshguard's blacklist on %s, and the SRE team declined to remove it, so it stays blocked there.",
+		blacklistExpired:  "%s is on sshguard's blacklist on %s, and the SRE team did not approve in time, so it stays blocked there. Please ask them directly.",
+		decidedApproved:   "Approved (account %s, %s). I will unblock it and tell the asker.",
+		decidedDenied:     "Declined (account %s, %s). I will tell the asker.",
 		decideRefused: map[string]string{
 			"not_sre":         "Only the SRE team can approve or decline.",
 			"not_sre_room":    "Please approve or decline in the SRE room.",
@@ -326,9 +335,11 @@ func (l lang) policyReply(st workflow.State) (reply, bool) {
 	switch {
 	case p != nil && (p.Intent == message.IntentApprove || p.Intent == message.IntentDeny):
 		return l.decidedReply(p.Code, pol), true
-	case pol != nil && pol.Decision == workflow.DecisionRefuse:
+	case pol != nil && pol.Decision == workflow.DecisionRefuse && pol.Reason == workflow.ReasonGuest:
 		return reply{body: chatwork.Info(l.guestTitle, l.guest),
 			failed: fmt.Sprintf("account %s was refused (%s: %s); addresses %s", st.Request.AccountID, pol.Reason, pol.Detail, addrs)}, true
+	case pol != nil && pol.Reason == workflow.ReasonBlacklisted:
+		// Asked after the hosts: the answer is their result (result()).
 	case ap != nil && ap.Status == workflow.DecisionDenied:
 		return reply{body: chatwork.Info(l.deniedTitle, fmt.Sprintf(l.denied, addrs))}, true
 	case ap != nil && ap.Status == "expired":
@@ -372,14 +383,18 @@ func (l lang) decidedReply(code string, pol *workflow.PolicyResult) reply {
 // approvalTexts are the asker's "waiting for approval" and the SRE room's
 // request.
 func (l lang) approvalTexts(st workflow.State, botID string, wait time.Duration) (asker, sre string) {
-	pol, addrs := st.Policy, l.list(st.Parsed.Addresses)
+	pol, asked := st.Policy, st.Parsed.Addresses
+	if len(pol.Addresses) > 0 {
+		asked = pol.Addresses // the blacklisted ones
+	}
+	addrs := l.list(asked)
 	why := l.policyWhy[pol.Reason]
 	asker = fmt.Sprintf(l.approvalAsker, addrs, why, l.duration(wait))
 	if pol.RetryAt != "" {
 		asker += l.sep + fmt.Sprintf(l.retryAfter, l.clock(pol.RetryAt))
 	}
 	head := fmt.Sprintf("account %s (room %s) asks to unblock %s: %s (%s).", st.Request.AccountID, st.Request.RoomID,
-		strings.Join(st.Parsed.Addresses, ", "), pol.Reason, chatwork.Escape(pol.Detail))
+		strings.Join(asked, ", "), pol.Reason, chatwork.Escape(pol.Detail))
 	sre = chatwork.Info(fmt.Sprintf(l.decidedTitle, pol.Code), fmt.Sprintf(l.approvalSRE, head, botID, pol.Code, botID, pol.Code, l.duration(wait)))
 	return chatwork.Info(l.approvalTitle, asker), sre
 }
@@ -442,7 +457,13 @@ func (l lang) result(st workflow.State) reply {
 	exceptions := map[string]*hostreport.Exception{}
 	var settings *hostreport.Settings
 	var failed, silent, why []string
-	for _, h := range c.Named {
+	named := c.Named
+	if bc := st.BlacklistCheck; bc != nil {
+		// The second round (blacklisted entries an SRE approved
+		// removing): its answers come after the first's, per host.
+		named = append(slices.Clone(named), bc.Named...)
+	}
+	for _, h := range named {
 		switch h.Status {
 		case workflow.HostSucceeded:
 			if h.Unban == nil {
@@ -450,7 +471,7 @@ func (l lang) result(st workflow.State) reply {
 			}
 			for _, r := range h.Unban.Results {
 				switch {
-				case r.Blacklisted:
+				case r.Blacklisted && !r.BlacklistRemoved:
 					blacklistedOn[r.Address] = append(blacklistedOn[r.Address], hostName(h))
 				case r.StillBlocked:
 					stillOn[r.Address] = append(stillOn[r.Address], hostName(h))
@@ -481,13 +502,22 @@ func (l lang) result(st workflow.State) reply {
 	for _, h := range c.Silent {
 		silent = append(silent, hostName(h))
 	}
+	for a, hosts := range freedOn {
+		// Freed in the second round: no longer blacklisted there.
+		blacklistedOn[a] = slices.DeleteFunc(blacklistedOn[a], func(h string) bool { return slices.Contains(hosts, h) })
+	}
+	approvalAsked := st.Policy != nil && st.Policy.Reason == workflow.ReasonBlacklisted && st.Policy.Decision == workflow.DecisionApprove
 	var lines []string
 	anyFreed := false
 	for _, a := range p.Addresses {
 		switch {
 		case len(freedOn[a]) > 0:
 			anyFreed = true
-			lines = append(lines, fmt.Sprintf(l.freed, a, l.namesOf(freedOn[a], c.Freed[a])))
+			total := c.Freed[a]
+			if st.BlacklistCheck != nil {
+				total += st.BlacklistCheck.Freed[a]
+			}
+			lines = append(lines, fmt.Sprintf(l.freed, a, l.namesOf(freedOn[a], total)))
 			if x := exceptions[a]; x != nil {
 				lines = append(lines, fmt.Sprintf(l.excepted, a, strings.Join(x.Entries, ", "), l.clock(x.Expires)))
 			}
@@ -499,8 +529,18 @@ func (l lang) result(st workflow.State) reply {
 			lines = append(lines, fmt.Sprintf(l.notBlockedAnswered, a, c.Answered))
 		}
 		if hosts := blacklistedOn[a]; len(hosts) > 0 {
-			lines = append(lines, fmt.Sprintf(l.blacklisted, a, l.names(hosts)))
-			why = append(why, fmt.Sprintf("%s is blacklisted on %s: left in place for an SRE to decide", a, strings.Join(hosts, ", ")))
+			switch ap := st.Approval; {
+			case !approvalAsked:
+				lines = append(lines, fmt.Sprintf(l.blacklisted, a, l.names(hosts)))
+				why = append(why, fmt.Sprintf("%s is blacklisted on %s: left in place for an SRE to decide", a, strings.Join(hosts, ", ")))
+			case ap != nil && ap.Status == workflow.DecisionDenied:
+				lines = append(lines, fmt.Sprintf(l.blacklistDenied, a, l.names(hosts)))
+			case ap != nil && ap.Status == "expired":
+				lines = append(lines, fmt.Sprintf(l.blacklistExpired, a, l.names(hosts)))
+			default: // approved, yet still blacklisted there
+				lines = append(lines, fmt.Sprintf(l.stillBlocked, a, l.names(hosts)))
+				why = append(why, fmt.Sprintf("%s is still blacklisted on %s after an approved removal", a, strings.Join(hosts, ", ")))
+			}
 		}
 		if hosts := stillOn[a]; len(hosts) > 0 {
 			lines = append(lines, fmt.Sprintf(l.stillBlocked, a, l.names(hosts)))
@@ -525,7 +565,11 @@ func (l lang) result(st workflow.State) reply {
 		title = l.titleUnknown
 	}
 	if a := st.Approval; a != nil && a.Status == workflow.DecisionApproved {
-		lines = append(lines, fmt.Sprintf(l.approvedBy, chatwork.Escape(a.By)))
+		if approvalAsked {
+			lines = append(lines, fmt.Sprintf(l.blacklistApproved, chatwork.Escape(a.By)))
+		} else {
+			lines = append(lines, fmt.Sprintf(l.approvedBy, chatwork.Escape(a.By)))
+		}
 	}
 	if anyFreed {
 		lines = append(lines, l.tryNow+l.sep+l.graceText(settings))

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -143,6 +144,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.PolicyInput) (workflow
 	switch in.Mode {
 	case workflow.PolicyCheck:
 		res, err = h.check(ctx, st)
+	case workflow.PolicyBlacklisted:
+		res = h.blacklisted(st)
 	case workflow.PolicyDecide:
 		res, err = h.decide(ctx, st)
 	default:
@@ -192,6 +195,28 @@ func (h *Handler) check(ctx context.Context, in workflow.State) (workflow.Policy
 // addressEpisode: requests for one address within this window count as one
 // unban of it.
 const addressEpisode = 10 * time.Minute
+
+// blacklisted asks an SRE about the addresses the hosts left blocked
+// because sshguard's blacklist holds them; with no SRE to ask, the reply
+// says an SRE decides (and the SRE room is told).
+func (h *Handler) blacklisted(st workflow.State) workflow.PolicyResult {
+	if st.Check == nil || len(st.Check.Blacklisted) == 0 {
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonBlacklisted}
+	}
+	addrs := slices.Sorted(maps.Keys(st.Check.Blacklisted))
+	var on []string
+	for _, a := range addrs {
+		on = append(on, fmt.Sprintf("%s on %d hosts", a, st.Check.Blacklisted[a]))
+	}
+	res := workflow.PolicyResult{Reason: workflow.ReasonBlacklisted, Addresses: addrs,
+		Detail: "blacklisted: " + strings.Join(on, ", ")}
+	if len(h.cfg.SREAccounts) == 0 || h.cfg.SRERoomID == "" {
+		res.Decision = workflow.DecisionRefuse
+		return res
+	}
+	res.Decision, res.Code = workflow.DecisionApprove, h.cfg.NewCode()
+	return res
+}
 
 // quota is one counter a request takes from.
 type quota struct {

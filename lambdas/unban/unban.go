@@ -83,8 +83,16 @@ func (h *Handler) Handle(ctx context.Context, in workflow.UnbanInput) (workflow.
 	if err != nil || in.Execution == "" {
 		return workflow.UnbanCommand{}, &taskerr.InvalidInputError{Reason: "started (RFC 3339) and execution are required"}
 	}
+	params := map[string][]string{ParameterName: addrs}
+	// An SRE-approved removal from the blacklist shares no command with
+	// plain requests for the same addresses.
+	key := addrs
+	if in.RemoveBlacklisted {
+		params[ssmdoc.RemoveBlacklistedParam] = []string{"true"}
+		key = append(slices.Clone(addrs), "+"+ssmdoc.RemoveBlacklistedParam)
+	}
 	send := func(ctx context.Context) (string, time.Time, error) {
-		ref, err := h.Cfg.SendCommand(ctx, h.SSM, h.Cfg.UnbanDocument, map[string][]string{ParameterName: addrs},
+		ref, err := h.Cfg.SendCommand(ctx, h.SSM, h.Cfg.UnbanDocument, params,
 			workflow.CommandRequest{AllHosts: true}, comment(addrs), h.Cfg.Now(), h.Log)
 		if err != nil {
 			return "", time.Time{}, err
@@ -92,7 +100,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.UnbanInput) (workflow.
 		deadline, _ := time.Parse(time.RFC3339, ref.Deadline)
 		return ref.CommandIDs[0], deadline, nil
 	}
-	rec, shared, err := h.Coalesce.Obtain(ctx, addrs, started, in.Execution, send)
+	rec, shared, err := h.Coalesce.Obtain(ctx, key, started, in.Execution, send)
 	if err != nil {
 		return workflow.UnbanCommand{}, err
 	}
@@ -103,7 +111,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.UnbanInput) (workflow.
 		SentAt:    rec.SentAt.UTC().Format(time.RFC3339Nano),
 		Deadline:  rec.Deadline.UTC().Format(time.RFC3339),
 		Shared:    shared,
-		Key:       h.Coalesce.Key(addrs),
+		Key:       h.Coalesce.Key(key),
 	}, nil
 }
 

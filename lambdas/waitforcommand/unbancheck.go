@@ -328,11 +328,17 @@ func summarize(o *Outcome, key string, done bool) workflow.CheckResult {
 		}
 		if h.Status == workflow.HostSucceeded && h.Unban != nil {
 			for _, a := range h.Unban.Results {
-				if a.WasBlocked && !a.Blacklisted && !a.StillBlocked {
+				if a.WasBlocked && (!a.Blacklisted || a.BlacklistRemoved) && !a.StillBlocked {
 					if r.Freed == nil {
 						r.Freed = map[string]int{}
 					}
 					r.Freed[a.Address]++
+				}
+				if a.Blacklisted && !a.BlacklistRemoved {
+					if r.Blacklisted == nil {
+						r.Blacklisted = map[string]int{}
+					}
+					r.Blacklisted[a.Address]++
 				}
 			}
 		}

@@ -290,3 +290,60 @@ func TestE2EReplayedCapture(t *testing.T) {
 		t.Errorf("a replay was answered: %v", bodies(m))
 	}
 }
+
+// An address on sshguard's blacklist on one host: the first round frees it
+// elsewhere and leaves the blacklist to an SRE, who is asked; approved, a
+// second round removes it from the blacklist too; declined, it stays.
+func TestE2EBlacklistedNeedsApproval(t *testing.T) {
+	const addr = "198.51.100.7"
+	start := func(t *testing.T) (context.Context, *System, *Host, *Host) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		t.Cleanup(cancel)
+		hosts := []HostSpec{{Name: "web-1", Backend: "nft-sets", Blacklist: true, Blacklisted: []string{addr}}, {Name: "git-1", Backend: "iptables"}}
+		s := startReal(t, ctx, Options{Hosts: hosts})
+		refresh(t, ctx, s)
+		attack(t, ctx, map[*Host][]string{s.Hosts[1]: {addr}})
+		return ctx, s, s.Hosts[0], s.Hosts[1]
+	}
+	run := func(t *testing.T, answer string) (*System, chatworkfake.Message, *Host, *Host, context.Context) {
+		ctx, s, web, git := start(t)
+		const account = "3000901"
+		status, id, err := s.Say(ctx, account, addr+" お願いします")
+		if err != nil || status != 200 {
+			t.Fatal(status, err)
+		}
+		code := approvalCode(t, ctx, s, account)
+		if !blocking(blocks(t, ctx, web), addr) {
+			t.Fatalf("%s left the blacklist before an SRE answered", addr)
+		}
+		if blocking(blocks(t, ctx, git), addr) {
+			t.Errorf("%s: the plain block was not freed before the approval", git.Name)
+		}
+		sreSays(t, ctx, s, SREAccountID, answer+" "+code)
+		if _, err := s.WaitExecution(ctx, ExecutionName(id)); err != nil {
+			t.Fatal(err)
+		}
+		a := answersTo(s, account, id)
+		if len(a) != 2 || !strings.Contains(a[0].Body, "sshguard のブラックリスト（恒久的なブロック）に載っているため") {
+			t.Fatalf("want the waiting notice and the answer, got %v", bodies(a))
+		}
+		return s, a[1], web, git, ctx
+	}
+	t.Run("approved", func(t *testing.T) {
+		_, reply, web, git, ctx := run(t, "approve")
+		checkFreed(t, ctx, reply, addr, git, web)
+		if !strings.Contains(reply.Body, "sshguard のブラックリストからも削除しました") {
+			t.Errorf("reply: %s", reply.Body)
+		}
+	})
+	t.Run("declined", func(t *testing.T) {
+		_, reply, web, git, ctx := run(t, "deny")
+		if !strings.Contains(reply.Body, addr+": "+git.Name+" でブロックを解除しました。") ||
+			!strings.Contains(reply.Body, "SRE がブラックリストからの削除を見送ったため、ブロックされたままです") {
+			t.Errorf("reply: %s", reply.Body)
+		}
+		if !blocking(blocks(t, ctx, web), addr) {
+			t.Errorf("%s left the blacklist though the SRE declined", addr)
+		}
+	})
+}

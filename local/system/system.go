@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,10 +97,11 @@ var addressPattern = regexp.MustCompile(ssmdoc.AddressItemPattern)
 
 // HostSpec describes one host.
 type HostSpec struct {
-	Name       string
-	Backend    string // lab backend: "nft-sets", "iptables", "ipset"
-	IPv4Subnet int
-	Blacklist  bool
+	Name        string
+	Backend     string // lab backend: "nft-sets", "iptables", "ipset"
+	IPv4Subnet  int
+	Blacklist   bool
+	Blacklisted []string // on the blacklist before sshguard starts (Blacklist)
 }
 
 // DefaultHosts are three hosts with different firewall backends.
@@ -214,7 +216,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	s.SSM = ssmfake.New()
 	s.SSM.Region = Region
 	s.SSM.Log = logger.With("component", "ssm")
-	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{ssmdoc.AddressesParam: addressPattern}})
+	s.SSM.AddDocument(ssmfake.Document{Name: UnbanDocument, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{
+		ssmdoc.AddressesParam: addressPattern, ssmdoc.RemoveBlacklistedParam: regexp.MustCompile(ssmdoc.RemoveBlacklistedPattern)}})
 	s.SSM.AddDocument(ssmfake.Document{Name: ReportDocument, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 
 	sampler := latency.NewSampler(uint64(time.Now().UnixNano()))
@@ -374,7 +377,7 @@ func (s *System) startHosts(ctx context.Context, opts Options) error {
 		} else {
 			// With its network: the host has its own global addresses, which its
 			// reports carry (someone may ask for one of them).
-			lh, err := lab.Start(ctx, lab.Options{Name: spec.Name, Backend: spec.Backend, IPv4Subnet: spec.IPv4Subnet, Blacklist: spec.Blacklist, Network: true})
+			lh, err := lab.Start(ctx, lab.Options{Name: spec.Name, Backend: spec.Backend, IPv4Subnet: spec.IPv4Subnet, Blacklist: spec.Blacklist, Blacklisted: spec.Blacklisted, Network: true})
 			if err != nil {
 				return err
 			}
@@ -416,7 +419,13 @@ func (h *Host) runner(root string, docs map[string]string) ssmfake.Runner {
 			// exec would fail with ETXTBSY (exit 126), which the agent's run
 			// would not.
 			var r lab.Result
-			r, err = h.lab.RunEnv(ctx, nil, "/bin/sh", append([]string{path}, params["addresses"]...)...)
+			// As the document's wrapper turns its parameters into the
+			// script's arguments (cdk/sources.go).
+			args := []string{path}
+			if slices.Equal(params[ssmdoc.RemoveBlacklistedParam], []string{"true"}) {
+				args = append(args, "--remove-blacklisted")
+			}
+			r, err = h.lab.RunEnv(ctx, nil, "/bin/sh", append(args, params[ssmdoc.AddressesParam]...)...)
 			out, stderr, code = r.Stdout, r.Stderr, r.ExitCode
 		}
 		if docs[document] == "unban" {

@@ -75,6 +75,9 @@ type UnbanInput struct {
 	// be shared (Step Functions' clock, not Chatwork's).
 	Started   string `json:"started"`
 	Execution string `json:"execution"`
+	// RemoveBlacklisted: an SRE approved removing these addresses from
+	// sshguard's blacklist too (the document's removeBlacklisted).
+	RemoveBlacklisted bool `json:"remove_blacklisted,omitempty"`
 }
 
 // UnbanCommand is the unban task's output: the one command whose answers
@@ -184,6 +187,9 @@ type CheckResult struct {
 	// Freed counts, per address, every host that freed it (Named may
 	// name only some of them).
 	Freed map[string]int `json:"freed,omitempty"`
+	// Blacklisted counts, per address, the hosts that left it blocked
+	// because sshguard's blacklist holds it (an SRE decides).
+	Blacklisted map[string]int `json:"blacklisted,omitempty"`
 	// Silent are the hosts without an answer when the check ended (at
 	// most MaxNamed); SilentCount counts them all.
 	Silent      []HostOutcome `json:"silent,omitempty"`
@@ -258,16 +264,22 @@ type State struct {
 	Error       *TaskError `json:"error,omitempty"`
 	LookupError *TaskError `json:"lookup_error,omitempty"`
 	// Policy is CheckPolicy's decision (or, for an SRE's answer,
-	// DecideApproval's); Approval is how the approval it asked for ended.
+	// DecideApproval's; after blacklisted entries, the approval asked for
+	// them); Approval is how the approval it asked for ended.
 	Policy        *PolicyResult `json:"policy,omitempty"`
+	// BlacklistUnban and BlacklistCheck are the second round, approved by
+	// an SRE: the blacklisted entries removed.
+	BlacklistUnban *UnbanCommand `json:"blacklist_unban,omitempty"`
+	BlacklistCheck *CheckResult  `json:"blacklist_check,omitempty"`
 	Approval      *Approval     `json:"approval,omitempty"`
 	ApprovalError *TaskError    `json:"approval_error,omitempty"`
 }
 
 // Policy task modes.
 const (
-	PolicyCheck  = "check"  // may this asker unban these addresses now?
-	PolicyDecide = "decide" // an SRE's approve/deny
+	PolicyCheck       = "check"       // may this asker unban these addresses now?
+	PolicyBlacklisted = "blacklisted" // the hosts left blacklisted entries: ask an SRE
+	PolicyDecide      = "decide"      // an SRE's approve/deny
 )
 
 // PolicyInput is the policy task's input: the whole state (check reads the
@@ -296,6 +308,7 @@ const (
 	ReasonAddressQuota   = "address_quota"   // the address was unbanned too often today
 	ReasonNeverSelf      = "never_self"      // SREs marked the address never self-service
 	ReasonManyHosts      = "many_hosts"      // the lists say it is blocked on many hosts
+	ReasonBlacklisted    = "blacklisted"     // the hosts hold it on sshguard's blacklist
 	ReasonNotSRE         = "not_sre"         // decide: the account may not approve
 	ReasonNotSRERoom     = "not_sre_room"    // decide: not said in the SRE room
 	ReasonNoSuchCode     = "no_such_code"    // decide: no approval has this code
@@ -315,6 +328,9 @@ type PolicyResult struct {
 	// one answered), Approval the request an SRE decided (decide).
 	Code     string    `json:"code,omitempty"`
 	Approval *Approval `json:"approval,omitempty"`
+	// Addresses the approval is for, when not all that were asked (the
+	// blacklisted ones).
+	Addresses []string `json:"addresses,omitempty"`
 }
 
 // Approval is an approval request as the state and the SRE's answer see it.
