@@ -266,13 +266,13 @@ type State struct {
 	// Policy is CheckPolicy's decision (or, for an SRE's answer,
 	// DecideApproval's; after blacklisted entries, the approval asked for
 	// them); Approval is how the approval it asked for ended.
-	Policy        *PolicyResult `json:"policy,omitempty"`
+	Policy *PolicyResult `json:"policy,omitempty"`
 	// BlacklistUnban and BlacklistCheck are the second round, approved by
 	// an SRE: the blacklisted entries removed.
 	BlacklistUnban *UnbanCommand `json:"blacklist_unban,omitempty"`
 	BlacklistCheck *CheckResult  `json:"blacklist_check,omitempty"`
-	Approval      *Approval     `json:"approval,omitempty"`
-	ApprovalError *TaskError    `json:"approval_error,omitempty"`
+	Approval       *Approval     `json:"approval,omitempty"`
+	ApprovalError  *TaskError    `json:"approval_error,omitempty"`
 }
 
 // Policy task modes.
