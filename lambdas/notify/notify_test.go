@@ -144,6 +144,10 @@ func TestReplies(t *testing.T) {
 			Parsed: parsed(message.IntentUnban, "203.0.113.5"), Check: answered(3)},
 			want:    []string{"[title]ブロックされていませんでした", "203.0.113.5: どのホストでもブロックされていませんでした（いま 3 台すべてに確認しました）", "checkip.amazonaws.com"},
 			wantNot: []string{"今すぐ接続", "SRE"}},
+		{name: "not blocked: which hosts were asked", locale: "en", kind: workflow.NotifyReply, state: workflow.State{
+			Parsed: parsed(message.IntentUnban, "203.0.113.5"),
+			Check:  &workflow.CheckResult{Done: true, Targeted: 7, Answered: 7, NotBlocked: 7, Checked: []string{"web-1", "git-1", "db-1", "app-1", "app-2", "app-3", "app-4"}}},
+			want: []string{"Checked just now: app-1, app-2, app-3, app-4, db-1 and 2 more."}},
 		{name: "private address", kind: workflow.NotifyReply, state: workflow.State{
 			Parsed: parsed(message.IntentUnban, "10.1.2.3"), Check: answered(3)},
 			want: []string{"10.1.2.3 はプライベートアドレスです"}},

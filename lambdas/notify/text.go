@@ -20,7 +20,10 @@ import (
 type lang struct {
 	zone *time.Location
 	list func([]string) string // "web-1、git-1" / "web-1 and git-1"
-	sep  string                // between two sentences on one line
+	// listSome lists the first of more: "web-1, git-1 and 3 more", not
+	// "web-1 and git-1 and 3 more".
+	listSome func([]string) string
+	sep      string // between two sentences on one line
 
 	helpTitle, help, findAddress string
 	progress                     string
@@ -35,7 +38,7 @@ type lang struct {
 	hostOffline, hostTimedOut                                   string
 	silent, more                                                string
 	tryNow, grace, graceUnknown, notBlockedNext, privateAddress string
-	serverAddress                                               string
+	serverAddress, checkedHosts                                 string
 	excepted, blacklisted, stillBlocked                         string
 	minutes, seconds                                            string // "%d 分"
 	minutesSpan, span                                           string // "%d〜%d 分", "%s〜%s"
@@ -67,6 +70,7 @@ var langs = map[string]lang{
 	"ja": {
 		zone:      time.FixedZone("JST", 9*60*60),
 		list:      func(s []string) string { return strings.Join(s, "、") },
+		listSome:  func(s []string) string { return strings.Join(s, "、") },
 		helpTitle: "sshguard のブロック解除",
 		help: "ブロックされた IP アドレスを書いて、ボットにメンションしてください（例: 203.0.113.5）。\n" +
 			"ボットのブロック通知を引用してメンションしても解除できます。一度に 5 件までです。",
@@ -113,6 +117,7 @@ var langs = map[string]lang{
 		span:               "%s〜%s",
 		notBlockedNext:     "それでも接続できない場合は、別のアドレスから接続しているのかもしれません。",
 		privateAddress:     "%s はプライベートアドレスです。サーバーから見えるのはルーターや VPN の外側のアドレスなので、そちらを書いてください。",
+		checkedHosts:       "いま確認したホスト: %s",
 		serverAddress:      "%s は社内のサーバー（%s）のアドレスです。サーバーのアドレスではなく、接続元（お使いの端末、オフィスや VPN の出口）のアドレスを書いてください。",
 		merged:             "（同じご依頼 %d 件にまとめてお答えします）",
 		followUpText:       "先ほど応答のなかった %s でも、%s のブロックを解除しました。今すぐ接続をお試しください。",
@@ -169,6 +174,7 @@ var langs = map[string]lang{
 	"en": {
 		zone:      time.UTC,
 		list:      englishList,
+		listSome:  func(s []string) string { return strings.Join(s, ", ") },
 		sep:       " ",
 		helpTitle: "Unblocking sshguard bans",
 		help: "Mention me with the blocked IP address (for example 203.0.113.5).\n" +
@@ -216,6 +222,7 @@ var langs = map[string]lang{
 		span:               "%s to %s",
 		notBlockedNext:     "If you still cannot connect, you may be connecting from another address.",
 		privateAddress:     "%s is a private address. The servers see the address outside your router or VPN: please send that one.",
+		checkedHosts:       "Checked just now: %s.",
 		serverAddress:      "%s is the address of one of our own servers (%s). Please send the address you connect from (your device, or your office's or VPN's exit), not the server's.",
 		merged:             "(one answer for %d identical requests)",
 		followUpText:       "A late answer from %s: %s is unblocked there too. Please try to connect now.",
@@ -508,7 +515,7 @@ func (l lang) result(st workflow.State) reply {
 	}
 	approvalAsked := st.Policy != nil && st.Policy.Reason == workflow.ReasonBlacklisted && st.Policy.Decision == workflow.DecisionApprove
 	var lines []string
-	anyFreed := false
+	anyFreed, notBlocked := false, false
 	for _, a := range p.Addresses {
 		switch {
 		case len(freedOn[a]) > 0:
@@ -525,6 +532,7 @@ func (l lang) result(st workflow.State) reply {
 			// said below
 		case len(silent) == 0 && len(failed) == 0:
 			lines = append(lines, fmt.Sprintf(l.notBlockedChecked, a, c.Targeted))
+			notBlocked = true
 		default:
 			lines = append(lines, fmt.Sprintf(l.notBlockedAnswered, a, c.Answered))
 		}
@@ -546,6 +554,13 @@ func (l lang) result(st workflow.State) reply {
 			lines = append(lines, fmt.Sprintf(l.stillBlocked, a, l.names(hosts)))
 			why = append(why, fmt.Sprintf("%s is still blocked after the unban on %s", a, strings.Join(hosts, ", ")))
 		}
+	}
+	if notBlocked && len(c.Checked) > 0 {
+		var hosts []string
+		for _, h := range c.Checked {
+			hosts = append(hosts, chatwork.Escape(h))
+		}
+		lines = append(lines, fmt.Sprintf(l.checkedHosts, l.namesOf(hosts, c.Answered)))
 	}
 	lines = append(lines, failed...)
 	if len(silent) > 0 {
@@ -649,7 +664,7 @@ func (l lang) namesOf(hosts []string, total int) string {
 	hosts = slices.Compact(hosts)
 	total = max(total, len(hosts))
 	if shown := min(len(hosts), 5); total > shown {
-		return fmt.Sprintf(l.more, l.list(hosts[:shown]), total-shown)
+		return fmt.Sprintf(l.more, l.listSome(hosts[:shown]), total-shown)
 	}
 	return l.list(hosts)
 }

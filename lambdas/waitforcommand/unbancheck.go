@@ -1,6 +1,7 @@
 package waitforcommand
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -325,6 +326,9 @@ func summarize(o *Outcome, key string, done bool) workflow.CheckResult {
 			continue
 		case h.Status == workflow.HostSucceeded || h.Status == workflow.HostFailed:
 			r.Answered++
+			if len(r.Checked) < workflow.MaxNamed {
+				r.Checked = append(r.Checked, cmp.Or(h.Host, h.InstanceID))
+			}
 		}
 		if h.Status == workflow.HostSucceeded && h.Unban != nil {
 			for _, a := range h.Unban.Results {

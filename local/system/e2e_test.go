@@ -665,7 +665,7 @@ func TestE2EAnswers(t *testing.T) {
 		toHosts             bool
 	}{
 		{"not banned", "3000301", "203.0.113.99 をブロック解除して",
-			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "203.0.113.99", 3)}, true},
+			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "203.0.113.99", 3), "いま確認したホスト: db-1、git-1、web-1"}, true},
 		{"not banned ipv6", "3000302", "2001:db8:99::5 が入れません",
 			[]string{jaNotBannedTitle, fmt.Sprintf(jaNotBanned, "2001:db8:99::5", 3)}, true},
 		{"a server's own address, copied from ssh's error", "3000306", "ssh: connect to host 203.0.113.254 port 22: Connection refused って出ます",

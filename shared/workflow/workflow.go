@@ -187,6 +187,9 @@ type CheckResult struct {
 	// Freed counts, per address, every host that freed it (Named may
 	// name only some of them).
 	Freed map[string]int `json:"freed,omitempty"`
+	// Checked names the hosts that answered (at most MaxNamed; Answered
+	// counts them all), for "not blocked on web-1, git-1 and db-1".
+	Checked []string `json:"checked,omitempty"`
 	// Blacklisted counts, per address, the hosts that left it blocked
 	// because sshguard's blacklist holds it (an SRE decides).
 	Blacklisted map[string]int `json:"blacklisted,omitempty"`
