@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
+	"sshguard-unban/local/dynalite"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnrunner"
@@ -146,6 +151,44 @@ type env struct {
 	// over is what every run of this env uses; tests set TaskTimeoutSeconds.
 	over sfnrunner.Overrides
 	log  *slog.Logger
+	// table is this env's policy table, in the package's one dynalite.
+	table string
+}
+
+// The package's dynalite (npm, in memory): one process, a table per env.
+var (
+	dynamoOnce sync.Once
+	dynamoSrv  *dynalite.Server
+	dynamoErr  error
+	tableSeq   atomic.Int64
+)
+
+// policyTable creates a fresh policy table and returns the handler that
+// serves DynamoDB requests (a proxy to the package's dynalite).
+func policyTable(t testing.TB) (http.Handler, string) {
+	t.Helper()
+	dynamoOnce.Do(func() {
+		root, err := sfnrunner.RepoRoot()
+		if err != nil {
+			dynamoErr = err
+			return
+		}
+		dynamoSrv, dynamoErr = dynalite.Start(context.Background(), filepath.Join(root, "node_modules"))
+	})
+	if dynamoErr != nil {
+		t.Fatal(dynamoErr)
+	}
+	table := fmt.Sprintf("policy-%d", tableSeq.Add(1))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := dynalite.CreateTable(ctx, dynamoSrv.Client(), table); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dynamoSrv.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httputil.NewSingleHostReverseProxy(u), table
 }
 
 // newEnv starts the fakes and the bridge; opts adjust the bridge before it
@@ -163,14 +206,17 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	// AWS_ENDPOINT_URL_<SERVICE> variables).
 	e.ssm = ssmfake.New()
 	secrets := secretsfake.New(map[string]string{"chatwork-api": `{"api_token":"` + apiToken + `"}`})
-	e.aws = httptest.NewServer(awsapi.Router{SSM: e.ssm, SecretsManager: secrets, S3: s3local.New(bucket)})
+	dynamo, table := policyTable(t)
+	e.table = table
+	e.aws = httptest.NewServer(awsapi.Router{SSM: e.ssm, SecretsManager: secrets, DynamoDB: dynamo, S3: s3local.New(bucket)})
 	t.Cleanup(e.aws.Close)
 
 	// The documents as cdk/ defines them (shared/ssmdoc); command output
 	// goes to S3 as in production.
 	e.ssm.S3 = s3local.NewClient(e.aws.URL)
 	e.ssm.AddDocument(ssmfake.Document{Name: unbanDoc, StepName: ssmdoc.UnbanStep, Parameters: map[string]*regexp.Regexp{
-		ssmdoc.AddressesParam: regexp.MustCompile(ssmdoc.AddressItemPattern),
+		ssmdoc.AddressesParam:         regexp.MustCompile(ssmdoc.AddressItemPattern),
+		ssmdoc.RemoveBlacklistedParam: regexp.MustCompile(ssmdoc.RemoveBlacklistedPattern),
 	}})
 	e.ssm.AddDocument(ssmfake.Document{Name: reportDoc, StepName: ssmdoc.ReportStep, Parameters: map[string]*regexp.Regexp{}})
 	for _, h := range hosts {
@@ -275,7 +321,30 @@ func (e *env) progress() []chatworkfake.Message {
 	return out
 }
 
-func (e *env) alerts() []chatworkfake.Message  { return e.chat.RoomMessages(sreRoom) }
+// alerts are the SRE room's messages but its record of unbans (audits).
+func (e *env) alerts() []chatworkfake.Message {
+	var out []chatworkfake.Message
+	for _, m := range e.chat.RoomMessages(sreRoom) {
+		if !strings.Contains(m.Body, auditTitle) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// audits are the SRE room's record of unbans.
+func (e *env) audits() []chatworkfake.Message {
+	var out []chatworkfake.Message
+	for _, m := range e.chat.RoomMessages(sreRoom) {
+		if strings.Contains(m.Body, auditTitle) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+const auditTitle = "[title]unban record[/title]"
+
 func (e *env) notices() []chatworkfake.Message { return e.chat.RoomMessages(noticeRoom) }
 
 // sent lists the documents of the SSM commands sent so far.

@@ -20,6 +20,9 @@ func deployment(e *env) app.Deployment {
 		NotifyRoomID: noticeRoom, SRERoomID: sreRoom, Locale: "en",
 		Bucket: bucket, UnbanDocument: unbanDoc, ReportDocument: reportDoc,
 		TagKey: tagKey, TagValue: tagValue, S3PathStyle: true,
+		// No policy rules (every member asks, no quotas): the policy's own
+		// scenarios run through the local mode (local/system).
+		PolicyTable: e.table,
 	}
 }
 

@@ -6,7 +6,9 @@
 // a member of an allowed organization (Chatwork's room member list, cached);
 // an address SREs marked never-self-service, or one the lists show blocked
 // on many hosts, needs an SRE's approval; so does a request past the
-// asker's or the address's quota. Everything else is allowed.
+// asker's or the address's quota. Everything else is allowed. After the
+// hosts answered, AskAboutBlacklisted asks for an approval of the entries
+// they left on sshguard's blacklist.
 //
 // Decide: only an SRE (allowlisted account) in the SRE room may answer; the
 // answer resumes the asker's waiting execution through its task token

@@ -1,7 +1,8 @@
 // Package unban serves the unban machine's RemoveBlockOnHosts state: it
 // gets the unban SSM Command document (host/sshguard-unban.sh with the
 // addresses) run on every tagged host, now, and returns the command whose
-// answers the reply is made of.
+// answers the reply is made of. RemoveBlacklistedOnHosts is the same with
+// removeBlacklisted, once an SRE approved removing blacklisted entries.
 //
 // Every tagged host is asked, whatever the stored lists say: they are up to
 // a minute old, and the most common request comes seconds after the block.

@@ -1,7 +1,8 @@
 // Package waitforcommand reads what the hosts answered to an SSM command.
 //
 // For a request's unban command it serves the unban machine's
-// CheckUnbanCommand state (mode reply) and WaitForLateHosts (mode final):
+// CheckUnbanCommand and CheckBlacklistCommand states (mode reply) and
+// WaitForLateHosts (mode final):
 // it polls within one invocation, quickly while the answers are due, with
 // backoff after (unbancheck.go). Mode reply is done once every tagged host
 // has answered or is silent, so the reply goes out as soon as the hosts

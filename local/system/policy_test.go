@@ -153,12 +153,18 @@ func TestE2EApproval(t *testing.T) {
 		return a[1]
 	}
 
-	t.Run("approved", func(t *testing.T) {
-		ctx, s := policySystem(t, 0, nil)
-		web := s.Hosts[0]
+	// begin: the address is blocked on web-1, the account asks, the
+	// request waits for an SRE.
+	begin := func(t *testing.T, timeout time.Duration, account string) (ctx context.Context, s *System, web *Host, id, code string) {
+		ctx, s = policySystem(t, timeout, nil)
+		web = s.Hosts[0]
 		attack(t, ctx, map[*Host][]string{web: {addr}})
-		id := ask(t, ctx, s, "3000501")
-		code := waiting(t, ctx, s, web, "3000501", id)
+		id = ask(t, ctx, s, account)
+		return ctx, s, web, id, waiting(t, ctx, s, web, account, id)
+	}
+
+	t.Run("approved", func(t *testing.T) {
+		ctx, s, web, id, code := begin(t, 0, "3000501")
 		// An employee in the SRE room cannot approve.
 		if m := sreSays(t, ctx, s, "3000599", "approve "+code); !strings.Contains(m.Body, "承認・見送りができるのは SRE のみです") {
 			t.Errorf("a non-SRE's approve: %s", m.Body)
@@ -177,11 +183,7 @@ func TestE2EApproval(t *testing.T) {
 		}
 	})
 	t.Run("declined", func(t *testing.T) {
-		ctx, s := policySystem(t, 0, nil)
-		web := s.Hosts[0]
-		attack(t, ctx, map[*Host][]string{web: {addr}})
-		id := ask(t, ctx, s, "3000502")
-		code := waiting(t, ctx, s, web, "3000502", id)
+		ctx, s, web, id, code := begin(t, 0, "3000502")
 		sreSays(t, ctx, s, SREAccountID, "deny "+code)
 		if reply := final(t, ctx, s, "3000502", id); !strings.Contains(reply.Body, jaDeclined) {
 			t.Errorf("reply: %s", reply.Body)
@@ -191,11 +193,7 @@ func TestE2EApproval(t *testing.T) {
 		}
 	})
 	t.Run("no SRE answers in time", func(t *testing.T) {
-		ctx, s := policySystem(t, 3*time.Second, nil)
-		web := s.Hosts[0]
-		attack(t, ctx, map[*Host][]string{web: {addr}})
-		id := ask(t, ctx, s, "3000503")
-		code := waiting(t, ctx, s, web, "3000503", id)
+		ctx, s, web, id, code := begin(t, 3*time.Second, "3000503")
 		if reply := final(t, ctx, s, "3000503", id); !strings.Contains(reply.Body, jaExpired) {
 			t.Errorf("reply: %s", reply.Body)
 		}
@@ -205,7 +203,7 @@ func TestE2EApproval(t *testing.T) {
 		if m := sreSays(t, ctx, s, SREAccountID, "approve "+code); !strings.Contains(m.Body, "期限が切れています") {
 			t.Errorf("a late approval: %s", m.Body)
 		}
-		if blocking(blocks(t, ctx, web), addr) == false {
+		if !blocking(blocks(t, ctx, web), addr) {
 			t.Errorf("a late approval unblocked %s", addr)
 		}
 	})
