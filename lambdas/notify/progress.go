@@ -38,9 +38,11 @@ const (
 	// for a progress post in flight.
 	progressBudget = 3 * time.Second
 	// progressPosts: progress is posted only while the room's outbox has
-	// posted fewer than this many messages in the last room window. In a
-	// burst the posts are worth more as merged answers.
-	progressPosts = DefaultRoomPosts / 2
+	// posted fewer than this many messages in the last room window. The
+	// answers to progress messages are edits, which do not count; the two
+	// posts left are for merged answers in a burst (whose askers got no
+	// progress message).
+	progressPosts = DefaultRoomPosts - 2
 )
 
 type progressClaim struct {

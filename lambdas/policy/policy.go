@@ -251,21 +251,45 @@ func (h *Handler) quotas(ctx context.Context, account string, addrs []string, ap
 		}
 		qs = append(qs, quota{"address#" + a + "#day", 1, h.cfg.AddressPerDay, 24 * time.Hour, workflow.ReasonAddressQuota})
 	}
+	qs = slices.DeleteFunc(qs, func(q quota) bool { return q.limit <= 0 })
+	// All at once (they are on the request path before any host is asked);
+	// then what was taken is given back if any one refused.
+	type took struct {
+		ok      bool
+		retryAt time.Time
+		err     error
+	}
+	res := make([]took, len(qs))
+	var wg sync.WaitGroup
+	for i, q := range qs {
+		wg.Go(func() {
+			res[i].ok, res[i].retryAt, res[i].err = h.store.Take(ctx, q.key, q.n, q.limit, q.window)
+		})
+	}
+	wg.Wait()
 	var taken []quota
-	for _, q := range qs {
-		if q.limit <= 0 {
-			continue
+	refused, failed := -1, error(nil)
+	for i, r := range res {
+		switch {
+		case r.err != nil:
+			failed = r.err
+		case !r.ok:
+			if refused < 0 {
+				refused = i
+			}
+		default:
+			taken = append(taken, qs[i])
 		}
-		ok, retryAt, err := h.store.Take(ctx, q.key, q.n, q.limit, q.window)
-		if err != nil {
-			h.giveBack(ctx, taken)
-			return workflow.PolicyResult{}, err
-		}
-		if !ok {
-			h.giveBack(ctx, taken)
-			return approve(q.reason, fmt.Sprintf("%s: %d per %s", q.key, q.limit, q.window), retryAt), nil
-		}
-		taken = append(taken, q)
+	}
+	if failed != nil || refused >= 0 {
+		h.giveBack(ctx, taken)
+	}
+	if failed != nil {
+		return workflow.PolicyResult{}, failed
+	}
+	if refused >= 0 {
+		q := qs[refused]
+		return approve(q.reason, fmt.Sprintf("%s: %d per %s", q.key, q.limit, q.window), res[refused].retryAt), nil
 	}
 	return workflow.PolicyResult{Decision: workflow.DecisionAllow}, nil
 }
