@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"sshguard-unban/lambdas/app"
 	"sshguard-unban/local/sfnrunner"
 	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/message"
@@ -175,6 +176,26 @@ var bestEffort = map[string]bool{"SayWeAreOnIt": true}
 // (a late first attempt may have done the work already). Today every task
 // is safe to repeat: see each States.Timeout retrier's Comment.
 var notIdempotent = map[string]bool{}
+
+// TestMachineOutlastsItsWaits: the unban machine's own timeout (which no
+// Catch sees: the asker would get no answer) is longer than an approval's
+// wait plus every other Task's, so an unanswered approval ends in the
+// polite "expired" reply, not a timed-out execution.
+func TestMachineOutlastsItsWaits(t *testing.T) {
+	d := parseDef(t, statemachine.Unban)
+	total := 0.0
+	for _, s := range d.States {
+		if s.Type == "Task" {
+			total += s.TimeoutSeconds
+		}
+	}
+	if float64(d.TimeoutSeconds) <= total {
+		t.Errorf("machine TimeoutSeconds %d, but its Tasks may take %.0f s", d.TimeoutSeconds, total)
+	}
+	if s := d.States["AskSREsToApprove"]; s.TimeoutSeconds != app.ApprovalWait.Seconds() {
+		t.Errorf("AskSREsToApprove waits %v s, notify tells the asker %v", s.TimeoutSeconds, app.ApprovalWait)
+	}
+}
 
 func TestTaskErrorPolicy(t *testing.T) {
 	for name, text := range machines {

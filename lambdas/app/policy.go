@@ -46,6 +46,16 @@ func (a approvals) Record(ctx context.Context, r notify.ApprovalRequest) error {
 	return a.s.RenewToken(ctx, r.Code, r.Execution, r.TaskToken)
 }
 
+// Get reads a request (policy.ErrNoSuchCode if there is none).
+func (a approvals) Get(ctx context.Context, code string) (workflow.Approval, error) {
+	ap, err := a.s.GetApproval(ctx, code)
+	if errors.Is(err, policystore.ErrNotFound) {
+		return workflow.Approval{}, policy.ErrNoSuchCode
+	}
+	return workflow.Approval{Status: ap.Status, By: ap.DecidedBy, Code: ap.Code, Execution: ap.Execution,
+		AccountID: ap.AccountID, Addresses: ap.Addresses}, err
+}
+
 // Decide records an SRE's answer.
 func (a approvals) Decide(ctx context.Context, code, status, by string) (policy.Decided, error) {
 	ap, err := a.s.DecideApproval(ctx, code, status, by)

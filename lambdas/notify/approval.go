@@ -40,6 +40,9 @@ func (h *Handler) askForApproval(ctx context.Context, in workflow.NotifyInput, l
 	}
 	// The asker: the progress message, if there is one, becomes the
 	// notice; the progress claim is then spent, so the final answer posts.
+	if m, err := h.posted(ctx, in.Execution+"/approval-asker"); err != nil || m != nil {
+		return res, err // told already (a retry)
+	}
 	progressID, err := h.progressOf(ctx, in.Execution)
 	if err != nil {
 		return res, err
@@ -47,6 +50,8 @@ func (h *Handler) askForApproval(ctx context.Context, in workflow.NotifyInput, l
 	body := chatwork.ReplyTo(r.AccountID, r.RoomID, r.MessageID) + asker
 	if progressID != "" {
 		if err := h.Chat.UpdateMessage(ctx, r.RoomID, progressID, body); err == nil {
+			// A retry must not post the notice again.
+			h.setMark(ctx, in.Execution+"/approval-asker", mark{RoomID: r.RoomID, MessageID: progressID})
 			spent, _ := json.Marshal(progressClaim{State: claimSkipped})
 			if err := s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.claimKey(in.Execution), spent); err != nil {
 				return res, err

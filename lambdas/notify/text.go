@@ -48,7 +48,7 @@ type lang struct {
 	failureTitle, failure string
 
 	// Policy (issue 11): refusals, approvals, SREs' answers, the audit.
-	guestTitle, guest                                          string
+	guestTitle, guest, sreRoomOnly, noApprover                 string
 	approvalTitle, approvalAsker, approvalSRE, retryAfter      string
 	policyWhy                                                  map[string]string
 	approvedBy, deniedTitle, denied, expiredTitle, expired     string
@@ -125,29 +125,32 @@ var langs = map[string]lang{
 		guestTitle:    "解除できませんでした",
 		guest:         "申し訳ありません。このボットでブロックを解除できるのは社内のアカウントの方のみです。SRE にご相談ください（SRE にも連絡しました）。",
 		approvalTitle: "SRE の承認をお待ちください",
-		approvalAsker: "%s の解除には SRE の承認が必要なため（%s）、SRE に依頼しました。承認されしだい解除してお知らせします。%s以内にお返事がない場合もお知らせします。",
+		approvalAsker: "%s の解除には SRE の承認が必要です（理由: %s）。SRE に承認を依頼しましたので、承認され次第解除してお知らせします。%s以内にお返事がない場合もお知らせします。",
+		sreRoomOnly:   "このルームでのご依頼は SRE の方のみ受け付けています。お手数ですが、いつものルームでボットにメンションしてください。",
+		noApprover:    "%s の解除には SRE の承認が必要ですが（理由: %s）、承認できる SRE が設定されていません。SRE に直接ご相談ください。",
 		approvalSRE:   "%s\n承認する: [To:%s] approve %s\n見送る: [To:%s] deny %s\n（%s以内）",
 		retryAfter:    "承認なしで再度ご依頼いただけるのは %s 以降です。",
 		policyWhy: map[string]string{
-			"account_quota": "ご依頼の件数が上限に達したため",
-			"address_quota": "このアドレスは今日すでに何度も解除されているため",
-			"never_self":    "SRE の確認が必要なアドレスとして登録されているため",
-			"many_hosts":    "多くのホストでブロックされているため",
-			"blacklisted":   "sshguard のブラックリスト（恒久的なブロック）に載っているため",
+			"account_quota": "ご依頼の件数が上限に達しました",
+			"address_quota": "このアドレスは今日すでに何度も解除されています",
+			"never_self":    "SRE の確認が必要なアドレスです",
+			"many_hosts":    "多くのホストでブロックされています",
+			"blacklisted":   "sshguard のブラックリスト（恒久的なブロック）に載っています",
 		},
-		approvedBy:        "SRE（%s）の承認のうえ解除しました。",
+		approvedBy:        "SRE（アカウント %s）の承認のうえ解除しました。",
 		deniedTitle:       "解除を見送りました",
 		denied:            "SRE が %s の解除を見送りました。詳しくは SRE にお問い合わせください。",
 		expiredTitle:      "SRE の承認が得られませんでした",
 		expired:           "時間内に SRE の承認が得られなかったため、%s は解除していません。お手数ですが、SRE に直接ご相談ください。",
 		decidedTitle:      "承認依頼 %s",
-		blacklistApproved: "SRE（%s）の承認のうえ、sshguard のブラックリストからも削除しました。",
+		blacklistApproved: "SRE（アカウント %s）の承認のうえ、sshguard のブラックリストからも削除しました。",
 		blacklistDenied:   "%s は %s で sshguard のブラックリストに載っており、SRE がブラックリストからの削除を見送ったため、ブロックされたままです。",
 		blacklistExpired:  "%s は %s で sshguard のブラックリストに載っており、時間内に SRE の承認が得られなかったため、ブロックされたままです。SRE に直接ご相談ください。",
-		decidedApproved:   "承認しました（account %s の %s）。解除して依頼者にお知らせします。",
-		decidedDenied:     "見送りました（account %s の %s）。依頼者にお知らせします。",
+		decidedApproved:   "承認しました（依頼者: アカウント %s、アドレス: %s）。解除して依頼者にお知らせします。",
+		decidedDenied:     "見送りました（依頼者: アカウント %s、アドレス: %s）。依頼者にお知らせします。",
 		decideRefused: map[string]string{
 			"not_sre":         "承認・見送りができるのは SRE のみです。",
+			"own_request":     "ご自身のご依頼は、ほかの SRE の方が承認してください。",
 			"not_sre_room":    "承認・見送りは SRE のルームでお願いします。",
 			"no_such_code":    "コード %s の承認依頼は見つかりませんでした。",
 			"already_decided": "コード %s の承認依頼は、すでに%s。",
@@ -230,29 +233,32 @@ var langs = map[string]lang{
 		guestTitle:    "Not unblocked",
 		guest:         "Sorry, only accounts of our own organization can unblock addresses with me. Please ask the SRE team (I have told them).",
 		approvalTitle: "Waiting for the SRE team",
+		sreRoomOnly:   "In this room I take requests from the SRE team only. Please mention me in the usual room.",
+		noApprover:    "Unblocking %s needs the SRE team's approval (%s), but no one is set up to approve. Please ask the SRE team directly.",
 		approvalAsker: "Unblocking %s needs the SRE team's approval (%s), so I have asked them. I will unblock it and tell you as soon as they approve, and tell you too if they have not answered within %s.",
 		approvalSRE:   "%s\nTo approve: [To:%s] approve %s\nTo decline: [To:%s] deny %s\n(within %s)",
 		retryAfter:    "You can ask again without approval from %s.",
 		policyWhy: map[string]string{
 			"account_quota": "you have reached the limit of requests",
 			"address_quota": "this address has been unblocked several times today",
-			"never_self":    "the SRE team listed it as one they check themselves",
+			"never_self":    "this address always needs an SRE's check",
 			"many_hosts":    "it is blocked on many hosts",
 			"blacklisted":   "it is on sshguard's blacklist, a permanent block",
 		},
-		approvedBy:        "Unblocked with the approval of the SRE team (%s).",
+		approvedBy:        "Unblocked with the approval of the SRE team (account %s).",
 		deniedTitle:       "Not unblocked",
 		denied:            "The SRE team declined to unblock %s. Please ask them for details.",
 		expiredTitle:      "No approval in time",
 		expired:           "The SRE team did not approve in time, so I did not unblock %s. Please ask them directly.",
 		decidedTitle:      "Approval request %s",
-		blacklistApproved: "With the approval of the SRE team (%s), I also removed it from sshguard's blacklist.",
+		blacklistApproved: "With the approval of the SRE team (account %s), I also removed it from sshguard's blacklist.",
 		blacklistDenied:   "%s is on sshguard's blacklist on %s, and the SRE team declined to remove it, so it stays blocked there.",
 		blacklistExpired:  "%s is on sshguard's blacklist on %s, and the SRE team did not approve in time, so it stays blocked there. Please ask them directly.",
-		decidedApproved:   "Approved (account %s, %s). I will unblock it and tell the asker.",
-		decidedDenied:     "Declined (account %s, %s). I will tell the asker.",
+		decidedApproved:   "Approved (asked by account %s: %s). I will unblock it and tell the asker.",
+		decidedDenied:     "Declined (asked by account %s: %s). I will tell the asker.",
 		decideRefused: map[string]string{
 			"not_sre":         "Only the SRE team can approve or decline.",
+			"own_request":     "Your own request needs another SRE's approval.",
 			"not_sre_room":    "Please approve or decline in the SRE room.",
 			"no_such_code":    "There is no approval request with the code %s.",
 			"already_decided": "The approval request %s was already %s.",
@@ -270,7 +276,7 @@ var langs = map[string]lang{
 		banHowTo:      "If this is your address, quote this message and mention me to unblock it.",
 		banRangeHowTo: "If your address is in this range, mention me with your address.",
 		moreBansTitle: "sshguard blocked more addresses",
-		moreBans:      "%d more blocks, in one message:\n%s\nIf your address is among them, mention me with it (quoting this message unblocks nothing).",
+		moreBans:      "%d more addresses were blocked:\n%s\nIf your address is among them, mention me with it (quoting this message unblocks nothing).",
 		banFor:        "Block length",
 		banFirst:      "if this is its first block, sshguard lifts it by itself in %s (each repeat block lasts twice as long)",
 		banForever:    "blacklisted: sshguard never lifts it by itself (the SRE team decides)",
@@ -345,6 +351,16 @@ func (l lang) policyReply(st workflow.State) (reply, bool) {
 	case pol != nil && pol.Decision == workflow.DecisionRefuse && pol.Reason == workflow.ReasonGuest:
 		return reply{body: chatwork.Info(l.guestTitle, l.guest),
 			failed: fmt.Sprintf("account %s was refused (%s: %s); addresses %s", st.Request.AccountID, pol.Reason, pol.Detail, addrs)}, true
+	case pol != nil && pol.Decision == workflow.DecisionRefuse && pol.Reason == workflow.ReasonNotSRE:
+		return reply{body: chatwork.Info(l.guestTitle, l.sreRoomOnly)}, true
+	case pol != nil && pol.Decision == workflow.DecisionRefuse && pol.Reason != workflow.ReasonBlacklisted:
+		// An approval was needed, but no SRE is configured to give one.
+		text := fmt.Sprintf(l.noApprover, addrs, l.policyWhy[pol.Reason])
+		if pol.RetryAt != "" {
+			text += l.sep + fmt.Sprintf(l.retryAfter, l.clock(pol.RetryAt))
+		}
+		return reply{body: chatwork.Info(l.guestTitle, text),
+			failed: fmt.Sprintf("account %s needed an approval (%s: %s) for %s, and no sreAccounts are configured", st.Request.AccountID, pol.Reason, pol.Detail, addrs)}, true
 	case pol != nil && pol.Reason == workflow.ReasonBlacklisted:
 		// Asked after the hosts: the answer is their result (result()).
 	case ap != nil && ap.Status == workflow.DecisionDenied:

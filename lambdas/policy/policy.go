@@ -69,6 +69,7 @@ var (
 // returned request says who decided.
 type Decider interface {
 	Decide(ctx context.Context, code, status, by string) (Decided, error)
+	Get(ctx context.Context, code string) (workflow.Approval, error)
 }
 
 // Tasks resumes a waiting execution (the Step Functions client).
@@ -170,8 +171,17 @@ func (h *Handler) check(ctx context.Context, in workflow.State) (workflow.Policy
 	if !ok {
 		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonGuest, Detail: detail}, nil
 	}
+	if h.cfg.SRERoomID != "" && r.RoomID == h.cfg.SRERoomID && !slices.Contains(h.cfg.SREAccounts, r.AccountID) {
+		// The SRE room takes requests from SREs only (it is open to the
+		// webhook for their answers).
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonNotSRE, Detail: "an unban request in the SRE room"}, nil
+	}
 	approve := func(reason, detail string, retryAt time.Time) workflow.PolicyResult {
 		res := workflow.PolicyResult{Decision: workflow.DecisionApprove, Reason: reason, Detail: detail, Code: h.cfg.NewCode()}
+		if len(h.cfg.SREAccounts) == 0 || h.cfg.SRERoomID == "" {
+			// Nobody could answer an approval request: say so at once.
+			res.Decision, res.Code = workflow.DecisionRefuse, ""
+		}
 		if !retryAt.IsZero() {
 			res.RetryAt = retryAt.UTC().Format(time.RFC3339)
 		}
@@ -188,7 +198,10 @@ func (h *Handler) check(ctx context.Context, in workflow.State) (workflow.Policy
 			}
 		}
 	}
-	if lk := in.Lookup; lk != nil && h.cfg.ManyHosts > 0 && lk.ListedHosts >= h.cfg.ManyHosts {
+	if lk := in.Lookup; h.cfg.ManyHosts > 0 && lk == nil {
+		// The lists could not be read: the rule cannot tell, so it asks.
+		return approve(workflow.ReasonManyHosts, "the stored lists could not be read", time.Time{}), nil
+	} else if lk != nil && h.cfg.ManyHosts > 0 && lk.ListedHosts >= h.cfg.ManyHosts {
 		return approve(workflow.ReasonManyHosts, fmt.Sprintf("the stored lists show it blocked on %d of %d hosts", lk.ListedHosts, lk.Hosts), time.Time{}), nil
 	}
 	return h.quotas(ctx, r.AccountID, addrs, approve)
@@ -205,7 +218,13 @@ func (h *Handler) blacklisted(st workflow.State) workflow.PolicyResult {
 	if st.Check == nil || len(st.Check.Blacklisted) == 0 {
 		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonBlacklisted}
 	}
-	addrs := slices.Sorted(maps.Keys(st.Check.Blacklisted))
+	// Only what was asked: a host's report cannot add addresses.
+	addrs := slices.DeleteFunc(slices.Sorted(maps.Keys(st.Check.Blacklisted)), func(a string) bool {
+		return st.Parsed == nil || !slices.Contains(st.Parsed.Addresses, a)
+	})
+	if len(addrs) == 0 {
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonBlacklisted}
+	}
 	var on []string
 	for _, a := range addrs {
 		on = append(on, fmt.Sprintf("%s on %d hosts", a, st.Check.Blacklisted[a]))
@@ -236,18 +255,25 @@ func (h *Handler) quotas(ctx context.Context, account string, addrs []string, ap
 		{"account#" + account + "#hour", len(addrs), h.cfg.AccountPerHour, time.Hour, workflow.ReasonAccountQuota},
 		{"account#" + account + "#day", len(addrs), h.cfg.AccountPerDay, 24 * time.Hour, workflow.ReasonAccountQuota},
 	}
+	var episodes []quota // the episodes this request opened
 	for _, a := range addrs {
 		// Unbans of an address, not requests: a whole office behind one
 		// address asking within minutes is one unban (they share the
-		// command), so only the first request of an episode is counted.
+		// command), so only the request that opens an episode is counted.
+		// A refused request gives its episode back (below): the next
+		// request is counted again, so asking twice does not get past the
+		// daily quota.
 		if h.cfg.AddressPerDay > 0 {
-			first, _, err := h.store.Take(ctx, "address#"+a+"#episode", 1, 1, addressEpisode)
+			ep := quota{"address#" + a + "#episode", 1, 1, addressEpisode, ""}
+			first, _, err := h.store.Take(ctx, ep.key, 1, 1, ep.window)
 			if err != nil {
+				h.giveBack(ctx, episodes)
 				return workflow.PolicyResult{}, err
 			}
 			if !first {
 				continue
 			}
+			episodes = append(episodes, ep)
 		}
 		qs = append(qs, quota{"address#" + a + "#day", 1, h.cfg.AddressPerDay, 24 * time.Hour, workflow.ReasonAddressQuota})
 	}
@@ -282,7 +308,7 @@ func (h *Handler) quotas(ctx context.Context, account string, addrs []string, ap
 		}
 	}
 	if failed != nil || refused >= 0 {
-		h.giveBack(ctx, taken)
+		h.giveBack(ctx, append(taken, episodes...))
 	}
 	if failed != nil {
 		return workflow.PolicyResult{}, failed
@@ -395,20 +421,35 @@ func (h *Handler) decide(ctx context.Context, in workflow.State) (workflow.Polic
 	if in.Parsed.Intent == message.IntentDeny {
 		status = workflow.DecisionDenied
 	}
+	if status == workflow.DecisionApproved {
+		// Four eyes: an SRE's own request needs another SRE.
+		if a, err := h.decider.Get(ctx, code); err == nil && a.AccountID == r.AccountID {
+			res.Reason = workflow.ReasonOwnRequest
+			return res, nil
+		}
+	}
 	d, err := h.decider.Decide(ctx, code, status, r.AccountID)
 	switch {
 	case errors.Is(err, ErrNoSuchCode):
 		res.Reason = workflow.ReasonNoSuchCode
 		return res, nil
+	case errors.Is(err, ErrAlreadyDecided) && d.Status == status && d.By == r.AccountID:
+		// This SRE's own decision, recorded by an earlier attempt of this
+		// task that may have stopped before the execution was resumed:
+		// resume it (again; a resumed one answers "gone", which is fine).
 	case errors.Is(err, ErrAlreadyDecided):
 		res.Reason, res.Approval = workflow.ReasonAlreadyDecided, &d.Approval
 		return res, nil
 	case err != nil:
 		return workflow.PolicyResult{}, err
 	}
+	retried := err != nil
 	res.Decision, res.Approval = status, &d.Approval
 	if err := h.resume(ctx, d, status, r.AccountID); err != nil {
 		var gone *taskGoneError
+		if errors.As(err, &gone) && retried {
+			return res, nil // resumed by the earlier attempt
+		}
 		if errors.As(err, &gone) {
 			// The asker's execution stopped waiting (it timed out and was
 			// answered): the answer came too late.
@@ -429,7 +470,7 @@ func (e *taskGoneError) Error() string { return e.err.Error() }
 func (h *Handler) resume(ctx context.Context, d Decided, status, by string) error {
 	var err error
 	if status == workflow.DecisionApproved {
-		out, _ := json.Marshal(workflow.Approval{Status: status, By: by, Code: d.Code})
+		out, _ := json.Marshal(workflow.Approval{Status: status, By: by, Code: d.Code, At: h.cfg.Now().UTC().Format(time.RFC3339Nano)})
 		_, err = h.tasks.SendTaskSuccess(ctx, &sfn.SendTaskSuccessInput{TaskToken: aws.String(d.TaskToken), Output: aws.String(string(out))})
 	} else {
 		_, err = h.tasks.SendTaskFailure(ctx, &sfn.SendTaskFailureInput{TaskToken: aws.String(d.TaskToken),

@@ -139,7 +139,7 @@ func TestMembersCached(t *testing.T) {
 // Past a quota the request needs an SRE's approval, and the reply can say
 // when the asker may ask again without one.
 func TestQuotas(t *testing.T) {
-	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 20, AddressPerDay: 3})
+	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 20, AddressPerDay: 3, SREAccounts: []string{sre}, SRERoomID: sreRoom})
 	for i := range 5 {
 		if res := check(t, e, employee, fmt.Sprintf("198.51.100.%d", i)); res.Decision != workflow.DecisionAllow {
 			t.Fatalf("request %d: %+v", i, res)
@@ -173,7 +173,7 @@ func TestQuotas(t *testing.T) {
 // An over-quota request gives back what it took from the other quotas: a
 // five-address request past the hourly quota leaves the daily one as it was.
 func TestQuotaAllOrNothing(t *testing.T) {
-	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 6})
+	e := setup(t, policy.Config{AccountPerHour: 5, AccountPerDay: 6, SREAccounts: []string{sre}, SRERoomID: sreRoom})
 	if res := check(t, e, employee, "192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"); res.Decision != workflow.DecisionAllow {
 		t.Fatal(res)
 	}
@@ -188,7 +188,7 @@ func TestQuotaAllOrNothing(t *testing.T) {
 
 func TestApprovalTriggers(t *testing.T) {
 	never := []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}
-	e := setup(t, policy.Config{ManyHosts: 10, NeverSelfService: never})
+	e := setup(t, policy.Config{ManyHosts: 10, NeverSelfService: never, SREAccounts: []string{sre}, SRERoomID: sreRoom})
 	if res := check(t, e, employee, "198.51.100.20"); res.Decision != workflow.DecisionApprove || res.Reason != workflow.ReasonNeverSelf {
 		t.Errorf("never-self-service: %+v", res)
 	}
@@ -219,5 +219,22 @@ func TestDecideRefusals(t *testing.T) {
 	}
 	if r := decide(sreRoom, employee, "K7QX2M"); r.Reason != workflow.ReasonNotSRE {
 		t.Errorf("not an SRE: %+v", r)
+	}
+}
+
+// With no SRE to approve, a request that needs approval is refused at once
+// (it would wait an hour for nobody), and the reply can say when to ask
+// again; asking twice does not get past the address's daily quota.
+func TestNoApproverAndAskingTwice(t *testing.T) {
+	e := setup(t, policy.Config{AddressPerDay: 1})
+	if res := check(t, e, employee, "203.0.113.8"); res.Decision != workflow.DecisionAllow {
+		t.Fatal(res)
+	}
+	*e.now = e.now.Add(11 * time.Minute)
+	for i := range 3 {
+		res := check(t, e, fmt.Sprint(3100100+i), "203.0.113.8")
+		if res.Decision != workflow.DecisionRefuse || res.Reason != workflow.ReasonAddressQuota || res.Code != "" {
+			t.Fatalf("request %d after the address's quota, no SRE configured: %+v", i, res)
+		}
 	}
 }

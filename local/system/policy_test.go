@@ -23,7 +23,7 @@ import (
 const (
 	jaGuest        = "このボットでブロックを解除できるのは社内のアカウントの方のみです"
 	jaWaiting      = "[title]SRE の承認をお待ちください[/title]"
-	jaApprovedBy   = "SRE（" + SREAccountID + "）の承認のうえ解除しました。"
+	jaApprovedBy   = "SRE（アカウント " + SREAccountID + "）の承認のうえ解除しました。"
 	jaDeclined     = "[title]解除を見送りました[/title]"
 	jaExpired      = "時間内に SRE の承認が得られなかったため"
 	jaKeep         = "[title]ブロックはそのままです[/title]"
@@ -165,11 +165,12 @@ func TestE2EApproval(t *testing.T) {
 
 	t.Run("approved", func(t *testing.T) {
 		ctx, s, web, id, code := begin(t, 0, "3000501")
-		// An employee in the SRE room cannot approve.
+		// The SRE cannot approve their own request; an employee in the SRE
+		// room cannot approve at all.
 		if m := sreSays(t, ctx, s, "3000599", "approve "+code); !strings.Contains(m.Body, "承認・見送りができるのは SRE のみです") {
 			t.Errorf("a non-SRE's approve: %s", m.Body)
 		}
-		if m := sreSays(t, ctx, s, SREAccountID, "承認 "+code); !strings.Contains(m.Body, "承認しました（account 3000501 の "+addr+"）") {
+		if m := sreSays(t, ctx, s, SREAccountID, "承認 "+code); !strings.Contains(m.Body, "承認しました（依頼者: アカウント 3000501、アドレス: "+addr+"）") {
 			t.Errorf("the SRE's answer: %s", m.Body)
 		}
 		reply := final(t, ctx, s, "3000501", id)
@@ -180,6 +181,15 @@ func TestE2EApproval(t *testing.T) {
 		// A second answer to the same code says who answered first.
 		if m := sreSays(t, ctx, s, SREAccountID, "deny "+code); !strings.Contains(m.Body, "すでに"+SREAccountID+" が承認済みです") {
 			t.Errorf("a second answer: %s", m.Body)
+		}
+	})
+	t.Run("an SRE's own request needs another SRE", func(t *testing.T) {
+		_, s, web, _, code := begin(t, 0, SREAccountID)
+		if m := sreSays(t, context.Background(), s, SREAccountID, "approve "+code); !strings.Contains(m.Body, "ご自身のご依頼は、ほかの SRE の方が承認してください") {
+			t.Errorf("own approval: %s", m.Body)
+		}
+		if !blocking(blocks(t, context.Background(), web), addr) {
+			t.Errorf("%s unblocked by its own asker's approval", addr)
 		}
 	})
 	t.Run("declined", func(t *testing.T) {
@@ -226,7 +236,7 @@ func TestE2EOverQuota(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	a := answersTo(s, "3000601", id)
-	if len(a) != 1 || !strings.Contains(a[0].Body, "ご依頼の件数が上限に達したため") || !strings.Contains(a[0].Body, jaRetryWithout) {
+	if len(a) != 1 || !strings.Contains(a[0].Body, "ご依頼の件数が上限に達しました") || !strings.Contains(a[0].Body, jaRetryWithout) {
 		t.Fatalf("over the quota: %v", bodies(a))
 	}
 	sreSays(t, ctx, s, SREAccountID, "approve "+code)
@@ -322,7 +332,7 @@ func TestE2EBlacklistedNeedsApproval(t *testing.T) {
 			t.Fatal(err)
 		}
 		a := answersTo(s, account, id)
-		if len(a) != 2 || !strings.Contains(a[0].Body, "sshguard のブラックリスト（恒久的なブロック）に載っているため") {
+		if len(a) != 2 || !strings.Contains(a[0].Body, "sshguard のブラックリスト（恒久的なブロック）に載っています") {
 			t.Fatalf("want the waiting notice and the answer, got %v", bodies(a))
 		}
 		return s, a[1], web, git, ctx
@@ -344,4 +354,18 @@ func TestE2EBlacklistedNeedsApproval(t *testing.T) {
 			t.Errorf("%s left the blacklist though the SRE declined", addr)
 		}
 	})
+}
+
+// The SRE room takes the SREs' answers, and requests only from SREs.
+func TestE2ESRERoomIsForSREs(t *testing.T) {
+	ctx, s, web, _, _ := e2eSystem(t)
+	const addr = "203.0.113.68"
+	attack(t, ctx, map[*Host][]string{web: {addr}})
+	m := sreSays(t, ctx, s, "3000999", addr+" お願いします")
+	if !strings.Contains(m.Body, "このルームでのご依頼は SRE の方のみ受け付けています") {
+		t.Errorf("a non-SRE's request in the SRE room: %s", m.Body)
+	}
+	if !blocking(blocks(t, ctx, web), addr) {
+		t.Errorf("%s unblocked from the SRE room by a non-SRE", addr)
+	}
 }

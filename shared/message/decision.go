@@ -3,17 +3,35 @@ package message
 import (
 	"regexp"
 	"strings"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // An SRE answers an approval request in the SRE room with the request's
-// code: "approve K7QX2M" / "deny K7QX2M" (承認 / 却下 in Japanese), in their
-// own words (a quoted request is not an answer). Codes are six characters
+// code, and nothing else: "approve K7QX2M" / "deny K7QX2M" (承認 / 却下 in
+// Japanese). Anything around it ("不承認 K7QX2M", "don't approve K7QX2M",
+// "should we approve K7QX2M?") makes it no decision: an SRE who writes a
+// sentence is talking, not deciding. A quoted or pasted copy of the request
+// ([qt], [info], [code]) is not an answer either. Codes are six characters
 // of an alphabet without look-alikes, at least one a digit.
-var decisionRe = regexp.MustCompile(`(?i)(?:^|[^a-z0-9])(approve|deny|reject|承認|却下)(?:\s*(?:します|です))?\s*[:：]?\s*([a-z0-9]{6})(?:[^a-z0-9]|$)`)
+var decisionRe = regexp.MustCompile(`(?i)^\s*(approve|deny|reject|承認|却下)(?:\s*(?:します|です))?\s*[:：]?\s*([a-z0-9]{6})\s*(?:です|します)?\s*[。.!！]?\s*$`)
 
-// decides sets the intent and code of an SRE's answer, if text is one. A
-// code has a digit, so that words ("approve please") are never codes.
-func decides(text string, res *Result) bool {
+// decides sets the intent and code of an SRE's answer, if the sender's own
+// words are one. On the English client's mention line the words follow the
+// bot's name ("[To:1]unbanbot approve K7QX2M"), which the parser takes as a
+// name: its first word is dropped there.
+func decides(d stripped, body string, res *Result) bool {
+	low := strings.ToLower(body)
+	if strings.Contains(low, "[info]") || strings.Contains(low, "[code]") {
+		return false
+	}
+	text := norm.NFKC.String(d.outside(false))
+	if strings.TrimSpace(text) == "" && len(d.names) == 1 {
+		name := strings.TrimSpace(norm.NFKC.String(d.text[d.names[0].from:d.names[0].to]))
+		if _, rest, ok := strings.Cut(name, " "); ok {
+			text = rest
+		}
+	}
 	m := decisionRe.FindStringSubmatch(text)
 	if m == nil || !strings.ContainsAny(m[2], "0123456789") {
 		return false

@@ -133,7 +133,7 @@ func Parse(body string) Result {
 		res.Intent = IntentKeep
 	case found:
 		res.Intent = IntentUnban
-	case decides(own, &res):
+	case decides(doc, body, &res):
 		// An SRE's decision names no address (the approval request it
 		// answers holds them); a message with an address is a request.
 		return res

@@ -429,6 +429,17 @@ var parseCases = []parseCase{
 	{"a request with an address is not a decision", to + "do not deny access: 203.0.113.5", unban("203.0.113.5")},
 	{"approve word without a code", to + "approve please", help},
 	{"code too long", to + "approve K7QX2MZ", help},
+	// Only the decision itself decides (review of issue 11): a sentence
+	// around it, a negation, a question or a pasted request does not.
+	{"不承認", to + "不承認 K7QX2M", help},
+	{"未承認", to + "未承認 K7QX2M", help},
+	{"don't approve", to + "don't approve K7QX2M", help},
+	{"do not approve, an attacker", to + "do not approve K7QX2M, looks like an attacker", help},
+	{"a question", to + "should we approve K7QX2M?", help},
+	{"would not", to + "I would not approve K7QX2M", help},
+	{"the pasted request", to + "[info]approve K7QX2M\ndeny K7QX2M[/info]", help},
+	{"approve with a full stop", to + "approve K7QX2M.", decided(IntentApprove, "K7QX2M")},
+	{"reply form, 承認します", "[rp aid=1000001 to=2000009-77]unbanbot さん\n承認します K7QX2M", decided(IntentApprove, "K7QX2M")},
 
 	// Broken markup.
 	{"unclosed quote", to + "[qt][qt]192.0.2.1", unban("192.0.2.1")},

@@ -316,6 +316,7 @@ const (
 	ReasonNotSRERoom     = "not_sre_room"    // decide: not said in the SRE room
 	ReasonNoSuchCode     = "no_such_code"    // decide: no approval has this code
 	ReasonAlreadyDecided = "already_decided" // decide: someone decided (or it expired) before
+	ReasonOwnRequest     = "own_request"     // decide: an SRE's own request needs another SRE
 )
 
 // PolicyResult is the policy task's output.
@@ -340,6 +341,7 @@ type PolicyResult struct {
 type Approval struct {
 	Status    string   `json:"status"` // approved, denied, expired (in the asker's state)
 	By        string   `json:"by,omitempty"`
+	At        string   `json:"at,omitempty"` // when it was approved (RFC 3339 with fractions)
 	Code      string   `json:"code,omitempty"`
 	Execution string   `json:"execution,omitempty"`
 	AccountID string   `json:"account_id,omitempty"`
