@@ -43,7 +43,7 @@ func (a approvals) Record(ctx context.Context, r notify.ApprovalRequest) error {
 	if !errors.Is(err, policystore.ErrExists) {
 		return err
 	}
-	return a.s.RenewToken(ctx, r.Code, r.Execution, r.TaskToken)
+	return a.s.RenewToken(ctx, r.Code, r.Execution, r.TaskToken, r.Expires)
 }
 
 // Get reads a request (policy.ErrNoSuchCode if there is none).

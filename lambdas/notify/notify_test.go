@@ -762,3 +762,20 @@ func TestAuditMergedInABurst(t *testing.T) {
 	}
 	t.Logf("%d unbans recorded in %d SRE messages", askers, len(audits))
 }
+
+// The record says what an approved second round did.
+func TestAuditBlacklistRound(t *testing.T) {
+	e := setup(t, "ja")
+	st := workflow.State{Request: request(), Parsed: parsed(message.IntentUnban, "198.51.100.7"),
+		Check:          &workflow.CheckResult{Done: true, Targeted: 2, Answered: 2, Freed: map[string]int{"198.51.100.7": 1}, Blacklisted: map[string]int{"198.51.100.7": 1}},
+		BlacklistCheck: &workflow.CheckResult{Done: true, Targeted: 2, Answered: 2, Freed: map[string]int{"198.51.100.7": 1}},
+		Policy:         &workflow.PolicyResult{Decision: workflow.DecisionApprove, Reason: workflow.ReasonBlacklisted, Code: "K7QX2M"},
+		Approval:       &workflow.Approval{Status: workflow.DecisionApproved, By: "9000001"}}
+	if _, err := e.h.Handle(context.Background(), workflow.NotifyInput{Kind: workflow.NotifyReply, Execution: "exec-bl", State: st}); err != nil {
+		t.Fatal(err)
+	}
+	a := e.audits()
+	if len(a) != 1 || !strings.Contains(a[0].Body, "198.51.100.7 removed from the blacklist on 1 of 2 hosts") || !strings.Contains(a[0].Body, "approved by 9000001") {
+		t.Errorf("audit: %v", a)
+	}
+}

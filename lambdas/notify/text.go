@@ -437,6 +437,13 @@ func auditLine(execution string, st workflow.State) string {
 			parts = append(parts, fmt.Sprintf("%s not blocked on %d hosts", a, c.Answered))
 		}
 	}
+	if bc := st.BlacklistCheck; bc != nil {
+		for _, a := range st.Parsed.Addresses {
+			if n := bc.Freed[a]; n > 0 {
+				parts = append(parts, fmt.Sprintf("%s removed from the blacklist on %d of %d hosts", a, n, bc.Targeted))
+			}
+		}
+	}
 	line := fmt.Sprintf("account %s (room %s): %s", st.Request.AccountID, st.Request.RoomID, strings.Join(parts, ", "))
 	if c != nil {
 		if n := max(c.SilentCount, len(c.Silent)); n > 0 {

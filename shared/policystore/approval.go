@@ -131,20 +131,23 @@ func (s *Store) DecideApproval(ctx context.Context, code, status, by string) (Ap
 	return current, fmt.Errorf("approval %s is %s: %w", code, current.Status, ErrNotPending)
 }
 
-// RenewToken replaces the task token of a pending approval of execution:
-// when the waiting Task is retried, Step Functions gives it a new token and
-// only that one resumes the execution. ErrNotPending if it was decided,
-// has expired, or belongs to another execution (a code collision).
-func (s *Store) RenewToken(ctx context.Context, code, execution, token string) error {
+// RenewToken replaces the task token of a pending approval of execution,
+// and its expiry: when the waiting Task is retried, Step Functions gives it
+// a new token (only that one resumes the execution) and a new timeout.
+// ErrNotPending if it was decided, has expired, or belongs to another
+// execution (a code collision).
+func (s *Store) RenewToken(ctx context.Context, code, execution, token string, expires time.Time) error {
 	pk := approvalKey(code)
 	_, err := s.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                aws.String(s.Table),
-		Key:                      itemKey(pk),
-		UpdateExpression:         aws.String("SET #token = :token"),
-		ConditionExpression:      aws.String("attribute_exists(#pk) AND #status = :pending AND #execution = :execution AND #deadline > :now"),
-		ExpressionAttributeNames: map[string]string{"#pk": KeyAttribute, "#token": "task_token", "#status": "status", "#execution": "execution", "#deadline": "expires_ms"},
+		TableName:           aws.String(s.Table),
+		Key:                 itemKey(pk),
+		UpdateExpression:    aws.String("SET #token = :token, #deadline = :expires, #ttl = :ttl"),
+		ConditionExpression: aws.String("attribute_exists(#pk) AND #status = :pending AND #execution = :execution AND #deadline > :now"),
+		ExpressionAttributeNames: map[string]string{"#pk": KeyAttribute, "#token": "task_token", "#status": "status",
+			"#execution": "execution", "#deadline": "expires_ms", "#ttl": TTLAttribute},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
 			":token": str(token), ":pending": str(ApprovalPending), ":execution": str(execution), ":now": millis(s.now()),
+			":expires": millis(expires), ":ttl": ttl(expires.Add(approvalRetention)),
 		},
 	})
 	if conditionFailed(err) {

@@ -282,16 +282,17 @@ func TestApprovals(t *testing.T) {
 	}
 	// A retried waiting Task has a new token: its own execution renews it,
 	// another execution cannot.
-	if err := s.RenewToken(ctx, "ABC234", a.Execution, "token-2"); err != nil {
+	later := a.Expires.Add(10 * time.Minute) // the retried Task's own timeout
+	if err := s.RenewToken(ctx, "ABC234", a.Execution, "token-2", later); err != nil {
 		t.Fatalf("renew: %v", err)
 	}
-	if err := s.RenewToken(ctx, "ABC234", "someone-else", "token-3"); !errors.Is(err, policystore.ErrNotPending) {
+	if err := s.RenewToken(ctx, "ABC234", "someone-else", "token-3", later); !errors.Is(err, policystore.ErrNotPending) {
 		t.Fatalf("renew by another execution: %v, want ErrNotPending", err)
 	}
-	if got, _ := s.GetApproval(ctx, "ABC234"); got.TaskToken != "token-2" {
-		t.Fatalf("token after renew: %q", got.TaskToken)
+	if got, _ := s.GetApproval(ctx, "ABC234"); got.TaskToken != "token-2" || !got.Expires.Equal(later) {
+		t.Fatalf("after renew: token %q, expires %v", got.TaskToken, got.Expires)
 	}
-	want.TaskToken = "token-2"
+	want.TaskToken, want.Expires = "token-2", later
 	if _, err := s.GetApproval(ctx, "ZZZ999"); !errors.Is(err, policystore.ErrNotFound) {
 		t.Fatalf("missing code: %v, want ErrNotFound", err)
 	}
@@ -317,18 +318,18 @@ func TestApprovals(t *testing.T) {
 		t.Fatalf("second decision sees %+v, want the first %+v", second, first)
 	}
 
-	// TTL: a week after Expires.
+	// TTL: a week after Expires (as renewed).
 	out, err := db.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String("policy"),
 		Key: map[string]types.AttributeValue{policystore.KeyAttribute: &types.AttributeValueMemberS{Value: "approval#ABC234"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ttl := out.Item[policystore.TTLAttribute].(*types.AttributeValueMemberN).Value; ttl != unix(a.Expires.Add(7*24*time.Hour)) {
+	if ttl := out.Item[policystore.TTLAttribute].(*types.AttributeValueMemberN).Value; ttl != unix(later.Add(7*24*time.Hour)) {
 		t.Errorf("ttl %s, want a week after Expires", ttl)
 	}
 	// Past its TTL it is gone, though dynalite (like DynamoDB, for a while)
 	// still holds it.
-	clk.Set(a.Expires.Add(7 * 24 * time.Hour))
+	clk.Set(later.Add(7 * 24 * time.Hour))
 	if _, err := s.GetApproval(ctx, "ABC234"); !errors.Is(err, policystore.ErrNotFound) {
 		t.Fatalf("after its TTL: %v, want ErrNotFound", err)
 	}
