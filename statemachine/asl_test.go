@@ -14,6 +14,7 @@ import (
 
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/sfnrunner/sfnrunnertest"
 	"sshguard-unban/shared/functions"
 	"sshguard-unban/shared/message"
 	"sshguard-unban/shared/workflow"
@@ -98,7 +99,7 @@ func TestASLValidator(t *testing.T) {
 	// rather than through its "#!/usr/bin/env node" line.
 	validator := filepath.Join(root, "node_modules", ".bin", "asl-validator")
 	if _, err := os.Stat(validator); err != nil {
-		noNode(t)
+		sfnrunnertest.RequireInstalled(t)
 	}
 	for name, text := range machines {
 		// Realistic ARNs: the validator checks Resource is an ARN.

@@ -27,6 +27,7 @@ import (
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/sfnrunner/sfnrunnertest"
 	"sshguard-unban/local/simhost"
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
@@ -58,11 +59,13 @@ const (
 	apiToken   = "chatwork-test-token"
 )
 
-var (
-	runnerOnce   sync.Once
-	sharedRunner *sfnrunner.Runner
-	runnerErr    error
-)
+// shared is the package's interpreter, with both machines.
+var shared = sfnrunnertest.Shared{Config: func() (sfnrunner.Config, error) {
+	return sfnrunner.Config{
+		Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
+		Substitutions: statemachine.LocalSubstitutions("local", "000000000000"),
+	}, nil
+}}
 
 func TestMain(m *testing.M) {
 	// Handlers without a logger of their own (parse) log through the
@@ -71,56 +74,12 @@ func TestMain(m *testing.M) {
 		slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	}
 	code := m.Run()
-	if sharedRunner != nil {
-		sharedRunner.Close()
-	}
+	shared.Close()
 	os.Exit(code)
 }
 
-// runner starts the package's interpreter on first use; tests that need it
-// skip when the npm packages are not installed (npm ci at the repository
-// root; .ci/run does it).
-func runner(t testing.TB) *sfnrunner.Runner {
-	t.Helper()
-	runnerOnce.Do(func() {
-		root, err := sfnrunner.RepoRoot()
-		if err != nil {
-			runnerErr = err
-			return
-		}
-		if _, err := os.Stat(filepath.Join(root, "node_modules", "aws-local-stepfunctions")); err != nil {
-			runnerErr = errSkip
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		sharedRunner, runnerErr = sfnrunner.Start(ctx, sfnrunner.Config{
-			Machines:      map[string][]byte{"unban": []byte(statemachine.Unban), "refresh": []byte(statemachine.Refresh)},
-			Substitutions: statemachine.LocalSubstitutions("local", "000000000000"),
-		})
-	})
-	if runnerErr == errSkip {
-		noNode(t)
-	}
-	if runnerErr != nil {
-		t.Fatal(runnerErr)
-	}
-	return sharedRunner
-}
-
-var errSkip = fmt.Errorf("skip")
-
-// noNode skips a test that needs the npm packages when they are missing
-// (npm ci, or make deps), except in CI, where a skip would hide that
-// nothing ran.
-func noNode(t testing.TB) {
-	t.Helper()
-	const msg = "npm packages not installed: run npm ci (make deps) at the repository root"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
+// runner is the package's interpreter, started on first use.
+func runner(t testing.TB) *sfnrunner.Runner { return shared.Runner(t) }
 
 // hostSpec is one simulated production host.
 type hostSpec struct {

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"sshguard-unban/local/sfnfake"
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/sfnrunner/sfnrunnertest"
 	"sshguard-unban/local/taskbridge"
 )
 
@@ -26,17 +26,18 @@ import (
 
 const callbackARN = "arn:aws:states:local:000000000000:stateMachine:callback"
 
-var (
-	runnerOnce sync.Once
-	runner     *sfnrunner.Runner
-	runnerErr  error
-)
+// shared is the package's interpreter, with the callback machine.
+var shared = sfnrunnertest.Shared{Config: func() (sfnrunner.Config, error) {
+	def, err := os.ReadFile("../sfnrunner/testdata/callback.asl.json")
+	return sfnrunner.Config{
+		Machines:      map[string][]byte{"callback": def},
+		Substitutions: map[string]string{"AskFunctionArn": "arn:aws:lambda:local:000000000000:function:ask"},
+	}, err
+}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if runner != nil {
-		runner.Close()
-	}
+	shared.Close()
 	os.Exit(code)
 }
 
@@ -59,26 +60,7 @@ type callbackEnv struct {
 // and its own endpoint, with o's overrides.
 func newCallbackEnv(t *testing.T, o sfnrunner.Overrides) *callbackEnv {
 	t.Helper()
-	if err := sfnrunner.Installed(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
-	runnerOnce.Do(func() {
-		var def []byte
-		if def, runnerErr = os.ReadFile("../sfnrunner/testdata/callback.asl.json"); runnerErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			runner, runnerErr = sfnrunner.Start(ctx, sfnrunner.Config{
-				Machines:      map[string][]byte{"callback": def},
-				Substitutions: map[string]string{"AskFunctionArn": "arn:aws:lambda:local:000000000000:function:ask"},
-			})
-		}
-	})
-	if runnerErr != nil {
-		t.Fatal(runnerErr)
-	}
+	runner := shared.Runner(t)
 	e := &callbackEnv{asks: make(chan asked, 10)}
 	e.bridge = taskbridge.New(map[string]lambda.Handler{"ask": lambda.NewHandler(func(ctx context.Context, in asked) (map[string]bool, error) {
 		e.asks <- in

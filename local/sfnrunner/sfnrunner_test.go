@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/sfnrunner/sfnrunnertest"
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/taskerr"
 )
@@ -29,17 +30,18 @@ type echoOut struct {
 	Value     string `json:"value"`
 }
 
-var (
-	sharedOnce sync.Once
-	shared     *sfnrunner.Runner
-	sharedErr  error
-)
+// shared is the package's interpreter, with the echo machine.
+var shared = sfnrunnertest.Shared{Config: func() (sfnrunner.Config, error) {
+	def, err := os.ReadFile("testdata/echo.asl.json")
+	return sfnrunner.Config{
+		Machines:      map[string][]byte{"echo": def},
+		Substitutions: map[string]string{"EchoFunctionArn": "arn:aws:lambda:local:000000000000:function:echo"},
+	}, err
+}}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared != nil {
-		shared.Close()
-	}
+	shared.Close()
 	os.Exit(code)
 }
 
@@ -48,23 +50,7 @@ func TestMain(m *testing.M) {
 // depending on the input value.
 func start(t *testing.T, cfg sfnrunner.Config) (sfnrunner.Bound, *taskbridge.Bridge) {
 	t.Helper()
-	noNode(t)
-	sharedOnce.Do(func() {
-		def, err := os.ReadFile("testdata/echo.asl.json")
-		if err != nil {
-			sharedErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		shared, sharedErr = sfnrunner.Start(ctx, sfnrunner.Config{
-			Machines:      map[string][]byte{"echo": def},
-			Substitutions: map[string]string{"EchoFunctionArn": "arn:aws:lambda:local:000000000000:function:echo"},
-		})
-	})
-	if sharedErr != nil {
-		t.Fatal(sharedErr)
-	}
+	runner := shared.Runner(t)
 	h := func(ctx context.Context, in echoIn) (echoOut, error) {
 		switch in.Value {
 		case "transient":
@@ -79,7 +65,7 @@ func start(t *testing.T, cfg sfnrunner.Config) (sfnrunner.Bound, *taskbridge.Bri
 	t.Cleanup(func() { srv.Close(); b.Idle() })
 	o := cfg.Defaults
 	o.BridgeURL = srv.URL
-	return sfnrunner.Bound{Runner: shared, Overrides: o}, b
+	return sfnrunner.Bound{Runner: runner, Overrides: o}, b
 }
 
 func fast() sfnrunner.Config {
@@ -223,7 +209,7 @@ func TestConcurrentExecutions(t *testing.T) {
 }
 
 func TestInvalidDefinitionFailsStart(t *testing.T) {
-	noNode(t)
+	sfnrunnertest.RequireInstalled(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	_, err := sfnrunner.Start(ctx, sfnrunner.Config{Machines: map[string][]byte{
@@ -338,14 +324,3 @@ func TestResultOverPayloadLimitIsNotCaught(t *testing.T) {
 
 // noNode skips when the npm packages are missing (npm ci, or make deps),
 // except in CI, where a skip would hide that nothing ran.
-func noNode(t *testing.T) {
-	t.Helper()
-	err := sfnrunner.Installed()
-	if err == nil {
-		return
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatal(err)
-	}
-	t.Skip(err)
-}
