@@ -7,13 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"strings"
 	"time"
 
 	"sshguard-unban/shared/chatwork"
-	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/s3obj"
 	"sshguard-unban/shared/workflow"
 )
@@ -70,44 +68,34 @@ func (h *Handler) postAudit(ctx context.Context, execution, line string, l lang)
 	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, key, body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
 		return err
 	}
-	me := newHolder()
-	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
-	for {
-		if _, _, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, key); isNotFound(err) {
-			return nil // posted, by this or another invocation
-		} else if err != nil {
-			return err
+	gone := func() (bool, error) {
+		_, _, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, key)
+		if isNotFound(err) {
+			return true, nil // posted, by this or another invocation
 		}
-		room, err := h.takeRoom(ctx, h.Cfg.SRERoomID, me)
-		if err != nil {
-			return err
-		}
-		if room != nil {
-			if recent := room.lease.recent(h.Cfg.Now()); len(recent) > 0 {
-				if wait := recent[len(recent)-1].Add(h.Cfg.AuditGap).Sub(h.Cfg.Now()); wait > 0 {
-					// The room posted a moment ago: let the lines of
-					// this burst gather into one message.
-					h.releaseRoom(context.WithoutCancel(ctx), room)
-					if err := pause.For(ctx, wait); err != nil {
-						return err
-					}
-					continue
-				}
-			}
-			err := h.flushAudit(ctx, room, l)
-			h.releaseRoom(context.WithoutCancel(ctx), room)
-			if err != nil {
-				return err
-			}
-			continue
-		}
-		if h.Cfg.Now().After(give) {
-			return fmt.Errorf("the SRE room stayed busy; the line waits for the next audit")
-		}
-		if err := pause.For(ctx, 50*time.Millisecond+mrand.N(100*time.Millisecond)); err != nil {
-			return err
-		}
+		return false, err
 	}
+	busy, err := h.inRoom(ctx, h.Cfg.SRERoomID, func(room *heldRoom) (bool, time.Duration, error) {
+		if done, err := gone(); done || err != nil || room == nil {
+			return done, 0, err
+		}
+		if recent := room.lease.recent(h.Cfg.Now()); len(recent) > 0 {
+			if wait := recent[len(recent)-1].Add(h.Cfg.AuditGap).Sub(h.Cfg.Now()); wait > 0 {
+				// The room posted a moment ago: let the lines of this
+				// burst gather into one message.
+				return false, wait, nil
+			}
+		}
+		if err := h.flushAudit(ctx, room, l); err != nil {
+			return false, 0, err
+		}
+		done, err := gone()
+		return done, 0, err
+	})
+	if busy {
+		return fmt.Errorf("the SRE room stayed busy; the line waits for the next audit")
+	}
+	return err
 }
 
 // flushAudit posts every waiting audit line, up to auditLines a message.

@@ -102,36 +102,29 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.itemKey(it), body, ""); err != nil && !errors.Is(err, s3obj.ErrConflict) {
 		return workflow.NotifyResult{}, err
 	}
-	me := newHolder()
-	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
-	for {
-		room, err := h.takeRoom(ctx, r.RoomID, me)
-		if err != nil {
-			return workflow.NotifyResult{}, err
-		}
-		held := room != nil
-		if held {
-			err := h.flush(ctx, room, it)
-			h.releaseRoom(context.WithoutCancel(ctx), room)
-			if err != nil {
-				return workflow.NotifyResult{}, err
+	var res workflow.NotifyResult
+	busy, err := h.inRoom(ctx, r.RoomID, func(room *heldRoom) (bool, time.Duration, error) {
+		if room != nil {
+			if err := h.flush(ctx, room, it); err != nil {
+				return false, 0, err
 			}
 		}
-		if m, err := h.posted(ctx, key); err != nil {
-			return workflow.NotifyResult{}, err
-		} else if m != nil {
-			return workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: !held}, nil
+		m, err := h.posted(ctx, key)
+		if err != nil || m == nil {
+			return false, 0, err
 		}
-		if h.Cfg.Now().After(give) {
-			// The room is busy beyond this invocation's patience: the
-			// state machine retries, and the item is still in the outbox.
-			return workflow.NotifyResult{}, taskerr.Transient(fmt.Errorf("notify: reply to %s still waiting in the outbox of room %s", execution, r.RoomID))
-		}
-		d := 50*time.Millisecond + mrand.N(100*time.Millisecond)
-		if err := pause.For(ctx, d); err != nil {
-			return workflow.NotifyResult{}, taskerr.Transient(err)
-		}
+		res = workflow.NotifyResult{MessageIDs: []string{m.MessageID}, Duplicate: room == nil}
+		return true, 0, nil
+	})
+	switch {
+	case err != nil:
+		return workflow.NotifyResult{}, err
+	case busy:
+		// The room is busy beyond this invocation's patience: the state
+		// machine retries, and the item is still in the outbox.
+		return workflow.NotifyResult{}, taskerr.Transient(fmt.Errorf("notify: reply to %s still waiting in the outbox of room %s", execution, r.RoomID))
 	}
+	return res, nil
 }
 
 // flush posts everything waiting in the room's outbox, merged by text, and
@@ -289,28 +282,55 @@ func (h *Handler) edit(ctx context.Context, roomID string, it item) bool {
 // lease and for the room window, so that no post of the bot's is refused
 // by Chatwork's 10 posts per 10 seconds.
 func (h *Handler) postPaced(ctx context.Context, roomID, text string) (string, error) {
+	var id string
+	busy, err := h.inRoom(ctx, roomID, func(room *heldRoom) (bool, time.Duration, error) {
+		if room == nil {
+			return false, 0, nil
+		}
+		if err := h.waitForRoom(ctx, room); err != nil {
+			return false, 0, err
+		}
+		var err error
+		if id, err = h.Chat.PostMessage(ctx, roomID, text); err != nil {
+			return false, 0, err
+		}
+		h.notePost(ctx, room)
+		return true, 0, nil
+	})
+	if busy {
+		return "", taskerr.Transient(fmt.Errorf("notify: room %s stayed busy", roomID))
+	}
+	return id, err
+}
+
+// inRoom runs step, holding the room's lease when it can be had (room is
+// nil while another invocation holds it), and releases the lease after each
+// step, until step is done or fails, or Config.ReplyWait has passed (busy).
+// Between steps it pauses for what step asked, or briefly with jitter, so
+// that waiting invocations do not take turns in lockstep.
+func (h *Handler) inRoom(ctx context.Context, roomID string, step func(room *heldRoom) (done bool, pauseFor time.Duration, err error)) (busy bool, err error) {
 	me := newHolder()
 	give := h.Cfg.Now().Add(h.Cfg.ReplyWait)
 	for {
 		room, err := h.takeRoom(ctx, roomID, me)
 		if err != nil {
-			return "", err
+			return false, err
 		}
+		done, d, err := step(room)
 		if room != nil {
-			id, err := "", h.waitForRoom(ctx, room)
-			if err == nil {
-				if id, err = h.Chat.PostMessage(ctx, roomID, text); err == nil {
-					h.notePost(ctx, room)
-				}
-			}
 			h.releaseRoom(context.WithoutCancel(ctx), room)
-			return id, err
 		}
-		if h.Cfg.Now().After(give) {
-			return "", taskerr.Transient(fmt.Errorf("notify: room %s stayed busy", roomID))
+		if err != nil || done {
+			return false, err
 		}
-		if err := pause.For(ctx, 50*time.Millisecond+mrand.N(100*time.Millisecond)); err != nil {
-			return "", taskerr.Transient(err)
+		if d <= 0 {
+			if h.Cfg.Now().After(give) {
+				return true, nil
+			}
+			d = 50*time.Millisecond + mrand.N(100*time.Millisecond)
+		}
+		if err := pause.For(ctx, d); err != nil {
+			return false, taskerr.Transient(err)
 		}
 	}
 }
