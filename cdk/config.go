@@ -206,6 +206,8 @@ func LoadConfig(node contextGetter) (Config, error) {
 	integer("quotaAccountPerDay", &c.QuotaAccountPerDay)
 	integer("quotaAddressPerDay", &c.QuotaAddressPerDay)
 	integer("approvalManyHosts", &c.ApprovalManyHosts)
+	// Lists of ids and prefixes: a JSON array in cdk.json (numbers are
+	// ids too), or "1,2,3" from the command line.
 	ids := func(key string, dst *[]string) {
 		switch v := node.TryGetContext(&key).(type) {
 		case nil:
@@ -226,31 +228,12 @@ func LoadConfig(node contextGetter) (Config, error) {
 			errs = append(errs, fmt.Sprintf("%s: want a list or a comma-separated string, got %T", key, v))
 		}
 	}
+	ids("allowedRooms", &c.AllowedRooms)
 	ids("allowedAccounts", &c.AllowedAccounts)
 	ids("allowedOrganizations", &c.AllowedOrganizations)
 	ids("sreAccounts", &c.SREAccounts)
 	ids("neverSelfService", &c.NeverSelfService)
 
-	// allowedRooms: a JSON array in cdk.json, or "1,2,3" from the command line.
-	key := "allowedRooms"
-	switch v := node.TryGetContext(&key).(type) {
-	case nil:
-	case string:
-		c.AllowedRooms = splitList(v)
-	case []interface{}:
-		for _, e := range v {
-			switch t := e.(type) {
-			case string:
-				c.AllowedRooms = append(c.AllowedRooms, strings.TrimSpace(t))
-			case float64:
-				c.AllowedRooms = append(c.AllowedRooms, strconv.FormatFloat(t, 'f', -1, 64))
-			default:
-				errs = append(errs, fmt.Sprintf("allowedRooms: element %v is not a room id", e))
-			}
-		}
-	default:
-		errs = append(errs, fmt.Sprintf("allowedRooms: want a list or a comma-separated string, got %T", v))
-	}
 
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err.Error())

@@ -52,16 +52,19 @@ func (a approvals) Get(ctx context.Context, code string) (workflow.Approval, err
 	if errors.Is(err, policystore.ErrNotFound) {
 		return workflow.Approval{}, policy.ErrNoSuchCode
 	}
+	return asked(ap), err
+}
+
+// asked is a stored approval as the state shows it.
+func asked(ap policystore.Approval) workflow.Approval {
 	return workflow.Approval{Status: ap.Status, By: ap.DecidedBy, Code: ap.Code, Execution: ap.Execution,
-		AccountID: ap.AccountID, Addresses: ap.Addresses}, err
+		AccountID: ap.AccountID, Addresses: ap.Addresses}
 }
 
 // Decide records an SRE's answer.
 func (a approvals) Decide(ctx context.Context, code, status, by string) (policy.Decided, error) {
 	ap, err := a.s.DecideApproval(ctx, code, status, by)
-	d := policy.Decided{TaskToken: ap.TaskToken, Approval: workflow.Approval{
-		Status: ap.Status, By: ap.DecidedBy, Code: ap.Code, Execution: ap.Execution, AccountID: ap.AccountID, Addresses: ap.Addresses,
-	}}
+	d := policy.Decided{TaskToken: ap.TaskToken, Approval: asked(ap)}
 	switch {
 	case errors.Is(err, policystore.ErrNotFound):
 		return d, policy.ErrNoSuchCode
