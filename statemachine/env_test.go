@@ -11,10 +11,8 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +22,7 @@ import (
 	"sshguard-unban/local/awsapi"
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/dynalite"
+	"sshguard-unban/local/dynalite/dynalitetest"
 	"sshguard-unban/local/s3local"
 	"sshguard-unban/local/secretsfake"
 	"sshguard-unban/local/sfnrunner"
@@ -114,36 +113,21 @@ type env struct {
 	table string
 }
 
-// The package's dynalite (npm, in memory): one process, a table per env.
-var (
-	dynamoOnce sync.Once
-	dynamoSrv  *dynalite.Server
-	dynamoErr  error
-	tableSeq   atomic.Int64
-)
+// tableSeq names each env's policy table in the test binary's one dynalite.
+var tableSeq atomic.Int64
 
 // policyTable creates a fresh policy table and returns the handler that
-// serves DynamoDB requests (a proxy to the package's dynalite).
+// serves DynamoDB requests (a proxy to the shared dynalite).
 func policyTable(t testing.TB) (http.Handler, string) {
 	t.Helper()
-	dynamoOnce.Do(func() {
-		root, err := sfnrunner.RepoRoot()
-		if err != nil {
-			dynamoErr = err
-			return
-		}
-		dynamoSrv, dynamoErr = dynalite.Start(context.Background(), filepath.Join(root, "node_modules"))
-	})
-	if dynamoErr != nil {
-		t.Fatal(dynamoErr)
-	}
+	srv := dynalitetest.Shared(t)
 	table := fmt.Sprintf("policy-%d", tableSeq.Add(1))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := dynalite.CreateTable(ctx, dynamoSrv.Client(), table); err != nil {
+	if err := dynalite.CreateTable(ctx, srv.Client(), table); err != nil {
 		t.Fatal(err)
 	}
-	u, err := url.Parse(dynamoSrv.Endpoint())
+	u, err := url.Parse(srv.Endpoint())
 	if err != nil {
 		t.Fatal(err)
 	}

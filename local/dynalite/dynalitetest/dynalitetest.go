@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,21 +23,48 @@ import (
 // the test.
 func Start(t testing.TB) *dynalite.Server {
 	t.Helper()
-	root, err := sfnrunner.RepoRoot()
+	srv, err := start()
 	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	srv, err := dynalite.Start(ctx, filepath.Join(root, "node_modules"))
-	if errors.Is(err, dynalite.ErrNotInstalled) && os.Getenv("CI") == "" {
-		t.Skipf("%v: npm ci installs it (make test does)", err)
-	}
-	if err != nil {
-		t.Fatal(err)
+		skipOrFail(t, err)
 	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
+}
+
+var shared struct {
+	once sync.Once
+	srv  *dynalite.Server
+	err  error
+}
+
+// Shared is one dynalite for the whole test binary, for packages whose
+// many tests each want a table of their own (one node process, not one
+// each). It ends with the test process.
+func Shared(t testing.TB) *dynalite.Server {
+	t.Helper()
+	shared.once.Do(func() { shared.srv, shared.err = start() })
+	if shared.err != nil {
+		skipOrFail(t, shared.err)
+	}
+	return shared.srv
+}
+
+func start() (*dynalite.Server, error) {
+	root, err := sfnrunner.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return dynalite.Start(ctx, filepath.Join(root, "node_modules"))
+}
+
+func skipOrFail(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, dynalite.ErrNotInstalled) && os.Getenv("CI") == "" {
+		t.Skipf("%v: npm ci installs it (make test does)", err)
+	}
+	t.Fatal(err)
 }
 
 // Table starts a dynalite with the policy table named table in it and
