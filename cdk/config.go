@@ -234,7 +234,6 @@ func LoadConfig(node contextGetter) (Config, error) {
 	ids("sreAccounts", &c.SREAccounts)
 	ids("neverSelfService", &c.NeverSelfService)
 
-
 	if err := c.Validate(); err != nil {
 		errs = append(errs, err.Error())
 	}
