@@ -1,10 +1,7 @@
 package main
 
 import (
-	"strings"
-
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awsapigatewayv2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
@@ -14,7 +11,7 @@ import (
 
 // outputs are the resources the deploy guide (README) names.
 type outputs struct {
-	api            awsapigatewayv2.HttpStage
+	api            webhookAPI
 	secrets        chatworkSecrets
 	bucket         awss3.Bucket
 	docs           documents
@@ -32,7 +29,7 @@ func newOutputs(stack awscdk.Stack, cfg Config, o outputs) {
 		}
 		awscdk.NewCfnOutput(stack, jsii.String(id), p)
 	}
-	out("WebhookUrl", "Chatwork webhook URL (account webhook, event mention_to_me)", jsii.String(*o.api.Url()+strings.TrimPrefix(WebhookPath, "/")), false)
+	out("WebhookUrl", "Chatwork webhook URL (account webhook, event mention_to_me)", o.api.webhookURL, false)
 	out("HostPolicyArn", "Attach to the instance role of each tagged host, with AmazonSSMManagedInstanceCore", o.hostPolicy.ManagedPolicyArn(), true)
 	out("ChatworkWebhookSecretId", "Secret to fill with {\"webhook_token\":…} (read by the webhook only)", o.secrets.webhook.id, false)
 	out("ChatworkApiSecretId", "Secret to fill with {\"api_token\":…} (read by notify only)", o.secrets.api.id, false)

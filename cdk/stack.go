@@ -13,8 +13,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 )
 
-// The webhook route Chatwork posts to.
-const WebhookPath = "/chatwork"
+// WebhookPathKeyParameter is the stack parameter holding the webhook
+// path's secret segment (api.go).
+const WebhookPathKeyParameter = "WebhookPathKey"
 
 // StackProps configures NewUnbanStack.
 type StackProps struct {

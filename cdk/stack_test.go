@@ -346,7 +346,36 @@ func TestHTTPAPI(t *testing.T) {
 	})
 	check(t, "route", func() {
 		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(1))
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]interface{}{"RouteKey": "POST " + WebhookPath})
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]interface{}{
+			"RouteKey": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{"POST " + app.WebhookPathPrefix, map[string]interface{}{"Ref": WebhookPathKeyParameter}}}},
+		})
+	})
+	// The path key (#12, flood protection): a parameter with no default, so
+	// every stack has its own, and a pattern CloudFormation enforces.
+	check(t, "path key parameter", func() {
+		tpl.HasParameter(jsii.String(WebhookPathKeyParameter), map[string]interface{}{
+			"Type": "String", "AllowedPattern": app.WebhookPathKeyPattern, "Default": assertions.Match_Absent(),
+		})
+	})
+	keyRE := regexp.MustCompile(app.WebhookPathKeyPattern)
+	for key, ok := range map[string]bool{
+		"3f9c2a7e1b0d4c8a9e6f5b2d1c0a7e93":   true, // openssl rand -hex 16
+		"Zk3_q-8vT0bYcWm2LrNs4HjXa9PeUdGf":   true,
+		"":                                   false,
+		"chatwork":                           false,
+		"3f9c2a7e1b0d4c8a9e6f5b2d1c0a7e9":    false, // 31 characters: under 128 bits as hex
+		"3f9c2a7e1b0d4c8a/9e6f5b2d1c0a7e93":  false,
+		"3f9c2a7e1b0d4c8a9e6f5b2d1c0a7e93\n": false,
+		"3f9c2a7e1b0d4c8a%2F9e6f5b2d1c0a7e9": false,
+	} {
+		if keyRE.MatchString(key) != ok {
+			t.Errorf("path key %q: allowed %v, want %v", key, !ok, ok)
+		}
+	}
+	check(t, "webhook URL output carries the key", func() {
+		tpl.HasOutput(jsii.String("WebhookUrl"), map[string]interface{}{
+			"Value": map[string]interface{}{"Fn::Join": []interface{}{"", assertions.Match_ArrayWith(&[]interface{}{"/chatwork/", map[string]interface{}{"Ref": WebhookPathKeyParameter}})}},
+		})
 	})
 	check(t, "integration", func() {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Integration"), map[string]interface{}{

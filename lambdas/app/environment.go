@@ -28,6 +28,23 @@ const (
 	OutboxPrefix = "outbox/"
 )
 
+// The webhook's route on the HTTP API (cdk/api.go; local/system serves the
+// same through local/apigw): POST WebhookPathPrefix + a key only the
+// deployment and Chatwork's webhook setting know. A flood on any other path
+// gets API Gateway's 404 and never touches the route's throttle, so it
+// cannot starve Chatwork's deliveries, which are never resent.
+const (
+	WebhookPathPrefix = "/chatwork/"
+	// WebhookPathKeyPattern: at least 128 random bits, as `openssl rand
+	// -hex 16` prints, in characters a path segment keeps as they are.
+	WebhookPathKeyPattern = `^[A-Za-z0-9_-]{32,128}$`
+	// Each route's throttle (the stage's default route throttling).
+	// Chatwork delivers one request per mention: 200 people asking within
+	// 10 s is 20 a second.
+	DefaultAPIRateLimit  = 25
+	DefaultAPIBurstLimit = 50
+)
+
 // Defaults of the settings a deployment may change; the code falls back to
 // the same values when a variable is unset, and cdk/ uses them as its
 // context defaults (a test in cdk/ checks the template against them).

@@ -117,6 +117,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if status != 0 {
 		return reply(status), nil
 	}
+	sig := signatureOf(req)
+	if !signature.WellFormed(sig) {
+		// Before any call: a flood that found the path costs one
+		// invocation each and nothing else.
+		return h.unauthorized(ctx, req)
+	}
 	tokens, err := h.Tokens.Chatwork(ctx)
 	if err != nil {
 		return h.fail(ctx, "cannot read chatwork secret", "error", err)
@@ -125,10 +131,8 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 	if err != nil {
 		return h.fail(ctx, "webhook token in the secret is not base64")
 	}
-	if !v.Verify(body, signatureOf(req)) {
-		// No details: a prober learns nothing from the answer.
-		h.Log.WarnContext(ctx, "rejected webhook: bad or missing signature", "source_ip", req.RequestContext.HTTP.SourceIP)
-		return reply(http.StatusUnauthorized), nil
+	if !v.Verify(body, sig) {
+		return h.unauthorized(ctx, req)
 	}
 
 	var ev event
@@ -172,6 +176,12 @@ func (h *Handler) Handle(ctx context.Context, req events.APIGatewayV2HTTPRequest
 		h.Log.InfoContext(ctx, "started execution", "execution", name, "arn", aws.ToString(out.ExecutionArn), "room_id", r.RoomID, "account_id", r.AccountID)
 	}
 	return reply(http.StatusOK), nil
+}
+
+// unauthorized answers 401 with no details: a prober learns nothing.
+func (h *Handler) unauthorized(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	h.Log.WarnContext(ctx, "rejected webhook: bad or missing signature", "source_ip", req.RequestContext.HTTP.SourceIP)
+	return reply(http.StatusUnauthorized), nil
 }
 
 // fail answers 500 and logs the one ERROR line the failure alarm counts

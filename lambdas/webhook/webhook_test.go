@@ -447,3 +447,49 @@ type badTokens struct{}
 func (badTokens) Chatwork(context.Context) (secrets.Chatwork, error) {
 	return secrets.Chatwork{APIToken: "api", WebhookToken: "%%% not base64"}, nil
 }
+
+// countingTokens counts reads of the secret.
+type countingTokens struct{ n int }
+
+func (c *countingTokens) Chatwork(ctx context.Context) (secrets.Chatwork, error) {
+	c.n++
+	return staticTokens{}.Chatwork(ctx)
+}
+
+// TestUnsignedFloodMakesNoCall: requests that cannot carry a signature (a
+// flood that found the path) are turned away before the secret is read or
+// anything else is called; one with a signature of the right form is
+// checked against the token.
+func TestUnsignedFloodMakesNoCall(t *testing.T) {
+	good := mention("123456", "567890123", "1790000000000000002", "[To:1234567]bot 203.0.113.5", 0)
+	wrongKey := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	cases := []struct {
+		name      string
+		headers   map[string]string
+		query     map[string]string
+		status    int
+		readsKeys int
+	}{
+		{"no signature", nil, nil, 401, 0},
+		{"empty header", map[string]string{"x-chatworkwebhooksignature": ""}, nil, 401, 0},
+		{"not base64", map[string]string{"x-chatworkwebhooksignature": strings.Repeat("!", 44)}, nil, 401, 0},
+		{"too short", map[string]string{"x-chatworkwebhooksignature": "c2ln"}, nil, 401, 0},
+		{"unpadded", map[string]string{"x-chatworkwebhooksignature": strings.TrimSuffix(wrongKey, "=")}, nil, 401, 0},
+		{"query, not base64", nil, map[string]string{"chatwork_webhook_signature": strings.Repeat("-", 44)}, 401, 0},
+		{"well formed, wrong key", map[string]string{"x-chatworkwebhooksignature": wrongKey}, nil, 401, 1},
+		{"genuine", signed(good).Headers, nil, 200, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ep := &sfnEndpoint{started: map[string]string{}}
+			tokens := &countingTokens{}
+			resp, err := newHandler(t, ep, tokens).Handle(context.Background(), events.APIGatewayV2HTTPRequest{Body: good, Headers: c.headers, QueryStringParameters: c.query})
+			if err != nil || resp.StatusCode != c.status {
+				t.Fatalf("status %d, %v; want %d", resp.StatusCode, err, c.status)
+			}
+			if tokens.n != c.readsKeys || (c.status != 200 && ep.calls != 0) {
+				t.Errorf("secret read %d times (want %d), Step Functions called %d times", tokens.n, c.readsKeys, ep.calls)
+			}
+		})
+	}
+}

@@ -152,12 +152,16 @@ type Host struct {
 
 // System is the running product.
 type System struct {
-	Hosts      []*Host
-	Chat       *chatworkfake.Server
-	SSM        *ssmfake.Server
-	SFN        *sfnfake.Fake
-	Bridge     *taskbridge.Bridge
-	S3         *s3local.Server
+	Hosts  []*Host
+	Chat   *chatworkfake.Server
+	SSM    *ssmfake.Server
+	SFN    *sfnfake.Fake
+	Bridge *taskbridge.Bridge
+	S3     *s3local.Server
+	// APIURL is the HTTP API's base (an apigw.Router, routed and throttled
+	// as the stage in AWS); WebhookURL is the webhook's route on it, with
+	// this run's unguessable key (app.WebhookPathPrefix).
+	APIURL     string
 	WebhookURL string
 	AWSURL     string
 	ChatURL    string // the Chatwork API base
@@ -348,7 +352,11 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		// Each concurrent call gets its own instance, as Lambda scales out.
 		s.Bridge.HandleFactory(name, build)
 	}
-	s.WebhookURL = s.serve(sampler.Delay(apigw.Handler(hook), lat(func(p latency.Profile) latency.Dist { return p.APIGateway }))) + "/chatwork"
+	api := apigw.NewRouter(apigw.Throttle{Rate: app.DefaultAPIRateLimit, Burst: app.DefaultAPIBurstLimit})
+	webhookPath := app.WebhookPathPrefix + randomToken()
+	api.Handle(http.MethodPost+" "+webhookPath, apigw.Handler(hook))
+	s.APIURL = s.serve(sampler.Delay(api, lat(func(p latency.Profile) latency.Dist { return p.APIGateway })))
+	s.WebhookURL = s.APIURL + webhookPath
 	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
 	return s, nil
 }

@@ -39,6 +39,17 @@ func (v *Verifier) Verify(body []byte, sig string) bool {
 	return hmac.Equal([]byte(sig), []byte(v.Sign(body)))
 }
 
+// WellFormed reports whether sig can be a signature at all: the canonical
+// base64 of an HMAC-SHA256. It needs no key, so the webhook turns away an
+// unsigned flood before it reads the secret or makes any other call.
+func WellFormed(sig string) bool {
+	if len(sig) != base64.StdEncoding.EncodedLen(sha256.Size) {
+		return false
+	}
+	b, err := base64.StdEncoding.DecodeString(sig)
+	return err == nil && len(b) == sha256.Size && base64.StdEncoding.EncodeToString(b) == sig
+}
+
 func (v *Verifier) mac(body []byte) []byte {
 	m := hmac.New(sha256.New, v.key)
 	m.Write(body)

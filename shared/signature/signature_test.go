@@ -102,3 +102,28 @@ func BenchmarkVerify(b *testing.B) {
 		v.Verify(body, sig)
 	}
 }
+
+func TestWellFormed(t *testing.T) {
+	v, err := New(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig := v.Sign([]byte("body"))
+	for _, c := range []struct {
+		sig  string
+		want bool
+	}{
+		{sig, true},
+		{base64.StdEncoding.EncodeToString(make([]byte, 32)), true},
+		{"", false},
+		{sig[:43], false},
+		{sig + "=", false},
+		{base64.StdEncoding.EncodeToString(make([]byte, 31)), false},
+		{base64.URLEncoding.EncodeToString([]byte{0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff, 0xfe, 0xfb, 0xff}), false},
+		{sig[:42] + "B=", false}, // non-zero padding bits: a second spelling
+	} {
+		if got := WellFormed(c.sig); got != c.want {
+			t.Errorf("WellFormed(%q) = %v, want %v", c.sig, got, c.want)
+		}
+	}
+}
