@@ -993,6 +993,18 @@ apply() {
 	esac
 }
 
+# digest: the SHA-256 of the output ($W/out), on stderr. SSM keeps only
+# the first 24,000 characters of stdout itself, and a long report is read
+# from the S3 copy, which any tagged host could overwrite; SSM's capture of
+# stderr (nothing else writes there) carries this line, and the readers
+# check the copy against it (shared/ssmcmd, DigestLine).
+digest() {
+	command -v sha256sum >/dev/null 2>&1 || return 0
+	# shellcheck disable=SC2046 # the first field is the hex digest
+	set -- $(sha256sum <"$W/out")
+	printf 'sshguard-unban stdout sha256 %s\n' "$1" >&2
+}
+
 # run_engine MODE [AWK-OPTION...]: list, plan, apply. A batch the kernel
 # refused (sshguard changed an entry meanwhile) is planned again from a new
 # listing, three times at most; APPLIED=0 when it never went in.

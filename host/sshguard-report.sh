@@ -48,4 +48,5 @@ if [ "$APPLIED" = 0 ]; then
 fi
 # exec: nothing is left for the EXIT trap to do (the blocker runs), and it
 # saves a fork.
+digest
 exec cat "$W/out"

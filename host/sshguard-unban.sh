@@ -181,15 +181,18 @@ run_engine unban -v addrs="$ADDRS" -v override="$OVERRIDE" -v blocker_start="$BL
 if [ "$APPLIED" = 0 ]; then
 	engine verify -v addrs="$ADDRS" -v errcode=remove_failed \
 		-v errmsg="the $BACKEND firewall did not take the change (it kept changing meanwhile)"
+	digest
 	cat "$W/out"
 	exit 5
 fi
 if [ "$BLLINES" -gt 0 ] && ! rewrite_blacklist; then
 	engine verify -v addrs="$ADDRS" -v errcode=blacklist_write_failed \
 		-v errmsg="cannot rewrite blacklist $BLFILE"
+	digest
 	cat "$W/out"
 	exit 5
 fi
 # exec: nothing is left for the EXIT trap to do (the blocker runs), and it
 # saves a fork.
+digest
 exec cat "$W/out"

@@ -34,6 +34,8 @@ type fleet struct {
 	entries map[string][]string
 	broken  map[string]string        // instance → raw stdout instead of a report
 	skew    map[string]time.Duration // instance → how far its clock is off
+	// noDigest: the host prints no SHA-256 of its stdout (no sha256sum).
+	noDigest map[string]bool
 }
 
 func (f *fleet) set(id string, entries ...string) {
@@ -69,7 +71,10 @@ func (f *fleet) runner(instance string) ssmfake.Runner {
 			r.Entries = append(r.Entries, hostreport.Entry{Entry: e, Family: 4})
 		}
 		b, _ := json.Marshal(r)
-		return b, []byte("report: ok\n"), 0, nil
+		if f.noDigest[instance] {
+			return b, nil, 0, nil
+		}
+		return b, []byte(ssmcmd.DigestLine(b)), 0, nil
 	})
 }
 
@@ -84,7 +89,7 @@ type world struct {
 
 func newWorld(t *testing.T, hosts int) *world {
 	e := fakeenv.Start(t)
-	f := &fleet{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), entries: map[string][]string{}, broken: map[string]string{}, skew: map[string]time.Duration{}}
+	f := &fleet{now: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC), entries: map[string][]string{}, broken: map[string]string{}, skew: map[string]time.Duration{}, noDigest: map[string]bool{}}
 	w := &world{e: e, f: f}
 	for n := 1; n <= hosts; n++ {
 		w.ids = append(w.ids, id(n))
@@ -306,14 +311,20 @@ func TestLargeReportsThroughS3(t *testing.T) {
 // overwrites its neighbour's report with one that hides a ban. The reader
 // trusts only what SSM itself captured (GetCommandInvocation): a forged copy
 // is never stored, whether the report fits SSM's 24,000 characters (the S3
-// copy is not needed) or not (the S3 copy must begin with SSM's).
+// copy is not needed) or not (the S3 copy must begin with SSM's, and have
+// the SHA-256 the host printed on stderr, which SSM captured too).
 func TestForgedReportFromAnotherHost(t *testing.T) {
 	for _, c := range []struct {
 		name    string
 		entries int
+		// hideLast: the hidden address is the report's last entry, past
+		// SSM's 24,000 characters, and the forger copies everything else
+		// exactly (the beginning SSM kept matches).
+		hideLast bool
 	}{
-		{"report under 24,000 characters", 200},
-		{"report over 24,000 characters", 1000},
+		{"report under 24,000 characters", 200, false},
+		{"report over 24,000 characters", 1000, false},
+		{"only the tail past 24,000 characters forged", 1000, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			w := newWorld(t, 2)
@@ -324,7 +335,11 @@ func TestForgedReportFromAnotherHost(t *testing.T) {
 			}
 			// The hidden address comes first: past SSM's 24,000 characters
 			// only the S3 copy exists (see ssmcmd.OutputSource.Stdout).
-			w.f.set(victim, append([]string{"203.0.113.66"}, genuine...)...)
+			if c.hideLast {
+				w.f.set(victim, append(slices.Clone(genuine), "203.0.113.66")...)
+			} else {
+				w.f.set(victim, append([]string{"203.0.113.66"}, genuine...)...)
+			}
 			w.f.set(attacker)
 			ctx := context.Background()
 			sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest,
@@ -368,6 +383,40 @@ func TestForgedReportFromAnotherHost(t *testing.T) {
 				t.Errorf("a report SSM could not capture whole was taken from a forged copy: %+v", res)
 			}
 		})
+	}
+}
+
+// A genuine report too long for SSM's own copy is read from S3 and stored
+// when its SHA-256 is the one the host printed; a host that printed none
+// (no sha256sum) keeps its previous list, since nothing vouches for the
+// copy's tail. Short reports need no digest.
+func TestLongReportNeedsItsDigest(t *testing.T) {
+	w := newWorld(t, 3)
+	long, unvouched, short := w.ids[0], w.ids[1], w.ids[2]
+	var many []string
+	for i := range 1000 {
+		many = append(many, fmt.Sprintf("10.1.%d.%d", i/256, i%256))
+	}
+	w.f.set(long, many...)
+	w.f.set(unvouched, many...)
+	w.f.set(short, "192.0.2.7")
+	w.f.noDigest[unvouched], w.f.noDigest[short] = true, true
+	ctx := context.Background()
+	sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest, CommandRequest: workflow.CommandRequest{AllHosts: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.e.WaitAll(t, sent.CommandIDs...)
+	res, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: sent.CommandRef})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(res.Stored, long) || !slices.Contains(res.Stored, short) || !slices.Contains(res.Failed, unvouched) || slices.Contains(res.Stored, unvouched) {
+		t.Fatalf("stored %v, failed %v: want %s and %s stored, %s failed", res.Stored, res.Failed, long, short, unvouched)
+	}
+	l, _, err := banlist.ReadHost(ctx, w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, long)
+	if err != nil || len(l.Report.Entries) != len(many) {
+		t.Fatalf("long report: %v, want %d entries", err, len(many))
 	}
 }
 

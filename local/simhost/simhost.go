@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"sshguard-unban/shared/hostreport"
+	"sshguard-unban/shared/ssmcmd"
 )
 
 // Backend is what the simulated host reports as its firewall backend.
@@ -87,25 +88,30 @@ func (h *Host) Blocked() []string {
 	return out
 }
 
-// Run implements the ssmfake Runner: it answers the two documents.
+// Run implements the ssmfake Runner: it answers the two documents, with
+// the digest of stdout on stderr as the real scripts print it.
 func (h *Host) Run(_ context.Context, document string, params map[string][]string) ([]byte, []byte, int, error) {
+	var out []byte
+	var code int
 	switch h.Documents[document] {
 	case "unban":
-		return h.unban(params["addresses"])
+		out, code = h.unban(params["addresses"])
 	case "report":
-		return h.report()
+		out, code = h.report()
+	default:
+		return nil, []byte("simhost: unknown document " + document), 1, nil
 	}
-	return nil, []byte("simhost: unknown document " + document), 1, nil
+	return out, []byte(ssmcmd.DigestLine(out)), code, nil
 }
 
-func (h *Host) unban(args []string) ([]byte, []byte, int, error) {
+func (h *Host) unban(args []string) ([]byte, int) {
 	out := hostreport.Unban{Host: h.Name, Backend: Backend, Results: []hostreport.AddressResult{}}
 	var addrs []netip.Addr
 	for _, a := range args {
 		addr, err := netip.ParseAddr(a)
 		if err != nil || addr.Zone() != "" || addr.Unmap().String() != a {
 			out.Error, out.Code = fmt.Sprintf("not a plain IP address: %q", a), "bad_address"
-			return marshal(out), nil, 2, nil
+			return marshal(out), 2
 		}
 		addrs = append(addrs, addr)
 	}
@@ -143,13 +149,13 @@ func (h *Host) unban(args []string) ([]byte, []byte, int, error) {
 	}
 	rep := h.reportLocked()
 	out.Report = &rep
-	return marshal(out), nil, 0, nil
+	return marshal(out), 0
 }
 
-func (h *Host) report() ([]byte, []byte, int, error) {
+func (h *Host) report() ([]byte, int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return marshal(h.reportLocked()), nil, 0, nil
+	return marshal(h.reportLocked()), 0
 }
 
 // reportLocked is the host's report; live exceptions are listed, ended ones

@@ -8,6 +8,8 @@ package ssmcmd
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -425,9 +427,10 @@ var ErrForgedOutput = errors.New("command output in S3 differs from what SSM cap
 // ec2:SourceInstanceARN is a whole ARN), so the host policy cannot tie the
 // key's INSTANCEID to the writer, and one compromised host could speak for
 // all. What SSM captured, each agent reported for its own instance only.
-// Beyond 24,000 characters the S3 copy's tail is unchecked: the forger
-// would have to reproduce the first 24,000 characters exactly (hosts cannot
-// read the bucket).
+// Beyond 24,000 characters SSM's copy ends, so the S3 copy must also have
+// the SHA-256 the host printed on stderr (DigestLine), which SSM captured
+// too: a forger could reproduce the beginning, never the host's digest of
+// the whole.
 func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) ([]byte, error) {
 	commandID, instanceID := aws.ToString(inv.CommandId), aws.ToString(inv.InstanceId)
 	step := o.StepName
@@ -482,6 +485,9 @@ func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) 
 				if !strings.HasPrefix(string(body), strings.TrimRight(captured, "\uFFFD")) {
 					return nil, fmt.Errorf("%w: %s/%s (instance %s)", ErrForgedOutput, bucket, key, instanceID)
 				}
+				if !digestIn(aws.ToString(out.StandardErrorContent), body) {
+					return nil, fmt.Errorf("%w: %s/%s (instance %s) is not what the host's SHA-256 on stderr says", ErrForgedOutput, bucket, key, instanceID)
+				}
 				return body, nil
 			case !errors.Is(err, banlist.ErrNotFound):
 				return nil, err
@@ -490,6 +496,27 @@ func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) 
 		}
 	}
 	return []byte(content), ErrTruncated
+}
+
+// digestPrefix starts the line on which the host scripts print the SHA-256
+// of their stdout to stderr (host/common.sh, print_output).
+const digestPrefix = "sshguard-unban stdout sha256 "
+
+// DigestLine is the stderr line a host prints for its stdout.
+func DigestLine(stdout []byte) string {
+	sum := sha256.Sum256(stdout)
+	return digestPrefix + hex.EncodeToString(sum[:]) + "\n"
+}
+
+// digestIn reports whether SSM's capture of stderr holds the digest of
+// stdout. Only the first digest line counts: a genuine script prints one.
+func digestIn(stderr string, stdout []byte) bool {
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, digestPrefix) {
+			return strings.TrimSuffix(line, "\n") == strings.TrimSuffix(DigestLine(stdout), "\n")
+		}
+	}
+	return false
 }
 
 // InlineStdout extracts stdout from a CommandPlugin.Output (the agent
