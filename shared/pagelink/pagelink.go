@@ -18,12 +18,14 @@
 package pagelink
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -151,4 +153,40 @@ func canonicalUnix(s string) bool {
 		}
 	}
 	return true
+}
+
+// Path is the page's route on the API.
+const Path = "/bans"
+
+// Signer makes whole links: BaseURL (the API's, "https://…/") + Path and
+// the signed parameters, valid for Lifetime from Now.
+type Signer struct {
+	Key     func(ctx context.Context) ([]byte, error)
+	BaseURL string
+	Now     func() time.Time // nil: time.Now
+}
+
+// Link is a link for account, and when it stops working.
+func (s Signer) Link(ctx context.Context, account string) (string, time.Time, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	return s.LinkUntil(ctx, account, now().Add(Lifetime))
+}
+
+// LinkUntil is a link for account that works until expires (tests and the
+// local terminal mint expired ones with it).
+func (s Signer) LinkUntil(ctx context.Context, account string, expires time.Time) (string, time.Time, error) {
+	key, err := s.Key(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	q, err := Sign(key, account, expires)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	// Seconds only: the link holds whole seconds.
+	expires = time.Unix(expires.Unix(), 0)
+	return strings.TrimSuffix(s.BaseURL, "/") + Path + "?" + q.Encode(), expires, nil
 }

@@ -1,6 +1,7 @@
 package pagelink
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -161,4 +162,19 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Verify(%q) accepted an expiry of %v at %v", raw, exp, now)
 		}
 	})
+}
+
+func TestSignerLink(t *testing.T) {
+	s := Signer{Key: func(context.Context) ([]byte, error) { return key, nil }, BaseURL: "https://api.example/", Now: func() time.Time { return now }}
+	link, exp, err := s.Link(context.Background(), "9000001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(link)
+	if err != nil || u.Scheme != "https" || u.Host != "api.example" || u.Path != Path || !exp.Equal(now.Add(Lifetime)) {
+		t.Fatalf("link %q expires %v: %v", link, exp, err)
+	}
+	if acct, _, err := Verify(key, u.Query(), now); err != nil || acct != "9000001" {
+		t.Fatalf("the link does not verify: %q %v", acct, err)
+	}
 }
