@@ -48,20 +48,20 @@ type lang struct {
 	failureTitle, failure string
 
 	// Policy (issue 11): refusals, approvals, SREs' answers, the audit.
-	guestTitle, guest, sreRoomOnly, noApprover                 string
-	approvalTitle, approvalAsker, approvalSRE, retryAfter      string
-	policyWhy                                                  map[string]string
-	approvedBy, deniedTitle, denied, expiredTitle, expired     string
-	decidedTitle, decidedApproved, decidedDenied               string
-	blacklistApproved, blacklistDenied, blacklistExpired       string
-	decideRefused, alreadyState                                map[string]string
-	auditTitle                                                 string
-	alertTitle                                                 string
+	guestTitle, guest, sreRoomOnly, noApprover             string
+	approvalTitle, approvalAsker, approvalSRE, retryAfter  string
+	policyWhy                                              map[string]string
+	approvedBy, deniedTitle, denied, expiredTitle, expired string
+	decidedTitle, decidedApproved, decidedDenied           string
+	blacklistApproved, blacklistDenied, blacklistExpired   string
+	decideRefused, alreadyState                            map[string]string
+	auditTitle                                             string
+	alertTitle                                             string
 	// The ban-list page (issue 13): the link, and why there is none.
 	pageTitle, pageLink, pageMissing, pageRefused string
 	// ipURL is where the asker sees their own address (Config.PublicURL's
 	// /ip page, or checkIPURL without one); findAddress has it as its %s.
-	ipURL string
+	ipURL                                                      string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
 	banRangeHowTo, moreBans, moreBansTitle                     string
 	banFor, banFirst, banForever, banForeverOn                 string
