@@ -23,9 +23,22 @@ type webhookAPI struct {
 	webhookURL *string
 }
 
-// newWebhookAPI defines the HTTP API Chatwork posts to: POST
-// /chatwork/{WebhookPathKey} → the webhook function, on a throttled
-// $default stage with access logs.
+// newHTTPAPI is the HTTP API itself, defined before the functions: notify
+// links to its pages (PublicURL), and the API resource depends on nothing.
+func newHTTPAPI(stack awscdk.Stack) awsapigatewayv2.HttpApi {
+	return awsapigatewayv2.NewHttpApi(stack, jsii.String("WebhookApi"), &awsapigatewayv2.HttpApiProps{
+		Description: jsii.String("Chatwork webhook and pages for sshguard-unban"),
+		// The stage is defined below to carry throttling and access logs.
+		CreateDefaultStage: jsii.Bool(false),
+	})
+}
+
+// publicURL is the $default stage's URL, ending in "/".
+func publicURL(api awsapigatewayv2.HttpApi) string { return *api.ApiEndpoint() + "/" }
+
+// newWebhookAPI routes the API on a throttled $default stage with access
+// logs: POST /chatwork/{WebhookPathKey} → the webhook function, GET /ip and
+// GET /bans → the page function.
 //
 // The path key is why a flood cannot starve Chatwork's deliveries, which
 // are never resent (README, "Flood protection"): a request to any other
@@ -33,7 +46,7 @@ type webhookAPI struct {
 // webhook route's throttle, since the stage's limits apply to each route
 // separately. It is a stack parameter, so it is in no file in git; `cdk
 // deploy` keeps its previous value.
-func newWebhookAPI(stack awscdk.Stack, cfg Config, fns map[string]awslambda.Function) webhookAPI {
+func newWebhookAPI(stack awscdk.Stack, cfg Config, api awsapigatewayv2.HttpApi, fns map[string]awslambda.Function) webhookAPI {
 	key := awscdk.NewCfnParameter(stack, jsii.String(WebhookPathKeyParameter), &awscdk.CfnParameterProps{
 		Type:                  jsii.String("String"),
 		Description:           jsii.String("The webhook URL's secret path segment: 32 or more random characters (openssl rand -hex 16). Set it on the first deploy; later deploys keep it."),
@@ -41,11 +54,6 @@ func newWebhookAPI(stack awscdk.Stack, cfg Config, fns map[string]awslambda.Func
 		ConstraintDescription: jsii.String("32 to 128 characters from A-Z a-z 0-9 _ - (openssl rand -hex 16)"),
 	})
 	accessLogs := awslogs.NewLogGroup(stack, jsii.String("ApiAccessLogs"), &awslogs.LogGroupProps{Retention: cfg.Retention()})
-	api := awsapigatewayv2.NewHttpApi(stack, jsii.String("WebhookApi"), &awsapigatewayv2.HttpApiProps{
-		Description: jsii.String("Chatwork webhook for sshguard-unban"),
-		// The stage is defined below to carry throttling and access logs.
-		CreateDefaultStage: jsii.Bool(false),
-	})
 	stage := awsapigatewayv2.NewHttpStage(stack, jsii.String("WebhookApiStage"), &awsapigatewayv2.HttpStageProps{
 		HttpApi:    api,
 		StageName:  jsii.String("$default"),
@@ -81,5 +89,19 @@ func newWebhookAPI(stack awscdk.Stack, cfg Config, fns map[string]awslambda.Func
 		Id:     jsii.String("AwsSolutions-APIG4"),
 		Reason: jsii.String("Chatwork cannot sign requests for IAM or present a JWT/Cognito token. Every request is authenticated in the webhook function by the HMAC-SHA256 signature Chatwork computes over the raw body with the webhook token (X-ChatWorkWebhookSignature), compared in constant time; a request without a well-formed signature is rejected before any call, the route's path holds a secret key so a flood elsewhere gets API Gateway's 404, and route throttling plus reserved concurrency bound the cost."),
 	}}, jsii.Bool(true))
+	// The pages: /ip is public by design (it only echoes the caller's
+	// address); /bans answers 403 to anything but a valid signed link.
+	pages := awsapigatewayv2integrations.NewHttpLambdaIntegration(jsii.String("PageIntegration"), fns[functions.Page], nil)
+	for _, p := range []struct{ id, path, reason string }{
+		{"IpRoute", "/ip", "GET /ip shows callers their own address as API Gateway sees it, to everyone by design (employees are not signed in anywhere AWS can check); it reads nothing and calls nothing."},
+		{"BansRoute", "/bans", "GET /bans is for SREs holding a link the bot signed (HMAC-SHA256 with the page key, 15 minutes, bound to an SRE account), checked in the page function in constant time before anything is read; Chatwork accounts are not IAM, JWT or Cognito identities."},
+	} {
+		r := awsapigatewayv2.NewHttpRoute(stack, jsii.String(p.id), &awsapigatewayv2.HttpRouteProps{
+			HttpApi:     api,
+			RouteKey:    awsapigatewayv2.HttpRouteKey_With(jsii.String(p.path), awsapigatewayv2.HttpMethod_GET),
+			Integration: pages,
+		})
+		cdknag.NagSuppressions_AddResourceSuppressions(r, &[]*cdknag.NagPackSuppression{{Id: jsii.String("AwsSolutions-APIG4"), Reason: jsii.String(p.reason)}}, jsii.Bool(true))
+	}
 	return webhookAPI{stage: stage, webhookURL: jsii.String(*stage.Url() + strings.TrimPrefix(path, "/"))}
 }

@@ -16,6 +16,7 @@ import (
 
 	"sshguard-unban/lambdas/app"
 	"sshguard-unban/shared/functions"
+	"sshguard-unban/shared/history"
 )
 
 // fnSpec sizes one function. Go on arm64 needs little memory; the larger
@@ -49,7 +50,13 @@ var fnSpecs = []fnSpec{
 	{functions.Notify, "Posts replies and notices to Chatwork", 45, 256},
 	// A few DynamoDB writes and, now and then, Chatwork's member list.
 	{functions.Policy, "Decides who may unban what, and carries out SREs' approvals", 20, 256},
+	// Reads the index and every host list, 16 at a time.
+	{functions.Page, "Serves /ip and the SREs' ban-list page", 15, 256},
 }
+
+// apiOnly are the functions only API Gateway invokes: they are defined
+// after the unban state machine, whose ARN they know (addAPIFunctions).
+func apiOnly(handler string) bool { return handler == functions.Webhook || handler == functions.Page }
 
 // constructID is the function's construct id, from the one table.
 func constructID(handler string) string {
@@ -74,7 +81,7 @@ type lambdaFunctions struct {
 // group, and grants each exactly what its handler calls. The webhook comes
 // later (addWebhook): it needs the unban state machine's ARN, and the
 // machine needs the task functions' ARNs.
-func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, table awsdynamodb.Table, secrets chatworkSecrets, docs documents) *lambdaFunctions {
+func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3.Bucket, table awsdynamodb.Table, secrets chatworkSecrets, docs documents, publicURL string) *lambdaFunctions {
 	f := &lambdaFunctions{
 		byHandler: map[string]awslambda.Function{},
 		stack:     stack,
@@ -87,6 +94,8 @@ func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3
 		deploy: app.Deployment{
 			WebhookSecretID: *secrets.webhook.id,
 			APISecretID:     *secrets.api.id,
+			PageSecretID:    *secrets.page.id,
+			PublicURL:       publicURL,
 			BotAccountID:    cfg.BotAccountID,
 			AllowedRooms:    cfg.AllowedRooms,
 			NotifyRoomID:    cfg.NotifyRoomID,
@@ -104,7 +113,7 @@ func newFunctions(stack awscdk.Stack, cfg Config, lambdaDir string, bucket awss3
 		},
 	}
 	for _, spec := range fnSpecs {
-		if spec.handler != functions.Webhook {
+		if !apiOnly(spec.handler) {
 			f.add(spec)
 		}
 	}
@@ -124,17 +133,25 @@ func (f *lambdaFunctions) grantPolicyTable(table awsdynamodb.Table) {
 		Actions:   jsii.Strings(items...),
 		Resources: &[]*string{table.TableArn()},
 	}))
-	f.byHandler[functions.Notify].AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid:       jsii.String("ApprovalItems"),
-		Actions:   jsii.Strings("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"),
+	notify := f.byHandler[functions.Notify]
+	notify.AddToRolePolicy(leadingKeys("ApprovalItems", table, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, "approval#*"))
+	// The request history: appended to, never read or replaced.
+	notify.AddToRolePolicy(leadingKeys("AppendHistory", table, []string{"dynamodb:UpdateItem"}, history.KeyPrefix+"*"))
+}
+
+// leadingKeys allows actions on the table's items whose key matches
+// pattern. ForAllValues alone is true for a request without the key: Null
+// makes the key required (the IAM evaluation test checks both).
+func leadingKeys(sid string, table awsdynamodb.Table, actions []string, pattern string) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String(sid),
+		Actions:   jsii.Strings(actions...),
 		Resources: &[]*string{table.TableArn()},
-		// ForAllValues alone is true for a request without the key: Null
-		// makes the key required (the IAM evaluation test checks both).
 		Conditions: &map[string]interface{}{
-			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{"approval#*"}},
+			"ForAllValues:StringLike": map[string]interface{}{"dynamodb:LeadingKeys": []string{pattern}},
 			"Null":                    map[string]interface{}{"dynamodb:LeadingKeys": "false"},
 		},
-	}))
+	})
 }
 
 // grantTaskResponse lets the policy task resume executions waiting for an
@@ -157,17 +174,30 @@ func (f *lambdaFunctions) grantTaskResponse() {
 	}}, jsii.Bool(true))
 }
 
-// addWebhook defines the webhook function, which may start the unban state
-// machine and nothing else.
-func (f *lambdaFunctions) addWebhook(unban awsstepfunctions.StateMachine) {
+// addAPIFunctions defines the functions behind the HTTP API: the webhook,
+// which may start the unban state machine and read its token, and the
+// page, which reads the ban lists, the request history and its link key,
+// and nothing else.
+func (f *lambdaFunctions) addAPIFunctions(unban awsstepfunctions.StateMachine, bucket awss3.Bucket, table awsdynamodb.Table) {
 	f.deploy.StateMachineARN = *unban.StateMachineArn()
 	for _, spec := range fnSpecs {
-		if spec.handler == functions.Webhook {
+		if apiOnly(spec.handler) {
 			f.add(spec)
 		}
 	}
 	unban.GrantStartExecution(f.byHandler[functions.Webhook])
 	f.grantSecret(functions.Webhook, f.secrets.webhook)
+
+	page := f.byHandler[functions.Page]
+	page.AddToRolePolicy(listBucket(bucket))
+	page.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("ReadBanLists"),
+		Actions:   jsii.Strings("s3:GetObject"),
+		Resources: &[]*string{bucket.ArnForObjects(jsii.String(BanlistPrefix + "*"))},
+	}))
+	page.AddToRolePolicy(leadingKeys("ReadHistory", table, []string{"dynamodb:BatchGetItem"}, history.KeyPrefix+"*"))
+	f.grantSecret(functions.Page, f.secrets.page)
+	f.suppressObjects(functions.Page, BanlistPrefix)
 }
 
 func (f *lambdaFunctions) add(spec fnSpec) {
@@ -214,19 +244,23 @@ func (f *lambdaFunctions) add(spec fnSpec) {
 	}}, jsii.Bool(true))
 }
 
-// grantTasks gives each task function the bucket prefixes, SSM calls and
-// secret it uses, and nothing else.
-func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
-	// s3:ListBucket (no prefix condition) is granted to every function that
-	// reads objects which may not exist yet (a host's first list, a reply
-	// mark, a command's empty stdout): without it S3 answers 403 instead of
-	// 404 and the code could not tell "missing" from "denied". It reveals
-	// key names only, in this service's own bucket.
-	listBucket := awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+// listBucket (no prefix condition) is granted to every function that reads
+// objects which may not exist yet (a host's first list, a reply mark, a
+// command's empty stdout): without it S3 answers 403 instead of 404 and the
+// code could not tell "missing" from "denied". It reveals key names only,
+// in this service's own bucket.
+func listBucket(bucket awss3.Bucket) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid:       jsii.String("ListDataBucket"),
 		Actions:   jsii.Strings("s3:ListBucket"),
 		Resources: &[]*string{bucket.BucketArn()},
 	})
+}
+
+// grantTasks gives each task function the bucket prefixes, SSM calls and
+// secret it uses, and nothing else.
+func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
+	listBucket := listBucket(bucket)
 	objects := func(sid string, actions []string, prefix string) awsiam.PolicyStatement {
 		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid:       jsii.String(sid),
@@ -264,6 +298,8 @@ func (f *lambdaFunctions) grantTasks(bucket awss3.Bucket, docs documents) {
 	grant(functions.Notify, listBucket, objects("ReadWriteReplyMarks", rw, ReplyMarkPrefix),
 		objects("ReadWriteOutbox", []string{"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}, app.OutboxPrefix))
 	f.grantSecret(functions.Notify, f.secrets.api)
+	// notify signs the page links the bot gives SREs.
+	f.grantSecret(functions.Notify, f.secrets.page)
 	// The policy task reads a room's members (organization ids) with it.
 	f.grantSecret(functions.Policy, f.secrets.api)
 
@@ -297,12 +333,12 @@ func (f *lambdaFunctions) grantSecret(handler string, s chatworkSecret) {
 	fn := f.byHandler[handler]
 	if !s.imported {
 		fn.AddToRolePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:       jsii.String("ReadChatworkToken"),
+			Sid:       jsii.String("Read" + s.sid),
 			Actions:   jsii.Strings("secretsmanager:GetSecretValue"),
 			Resources: &[]*string{s.id},
 		}))
 		f.secrets.key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-			Sid:        jsii.String("Decrypt" + constructID(handler) + "Token"),
+			Sid:        jsii.String("Decrypt" + constructID(handler) + s.sid),
 			Principals: &[]awsiam.IPrincipal{awsiam.NewArnPrincipal(fn.Role().RoleArn())},
 			Actions:    jsii.Strings("kms:Decrypt"),
 			Resources:  jsii.Strings("*"), // in a key policy "*" means this key

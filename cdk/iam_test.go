@@ -297,6 +297,7 @@ func TestIAMEvaluated(t *testing.T) {
 	otherTag := map[string]string{"ssm:resourceTag/" + Defaults.TargetTagKey: "disabled"}
 	webhookSecret := tpl.ref(idOfPrefix("ChatworkWebhookSecret"))
 	apiSecret := tpl.ref(idOfPrefix("ChatworkApiSecret"))
+	pageSecret := tpl.ref(idOfPrefix("PageLinkSecret"))
 	tokensKey := arn(idOfPrefix("ChatworkTokensKey"))
 	viaSM := func(secret string) map[string]string {
 		return map[string]string{"kms:ViaService": "secretsmanager." + simRegion + ".amazonaws.com", "kms:EncryptionContext:SecretARN": secret}
@@ -317,7 +318,7 @@ func TestIAMEvaluated(t *testing.T) {
 		allow    bool
 	}
 	W, P, L, U, C, R, N := functions.Webhook, functions.Parse, functions.Lookup, functions.Unban, functions.WaitForCommand, functions.RefreshList, functions.Notify
-	Po := functions.Policy
+	Po, Pg := functions.Policy, functions.Page
 	table := arn(idOfPrefix("PolicyTable"))
 	leading := func(key string) map[string]string { return map[string]string{"dynamodb:LeadingKeys": key} }
 	rows := []row{
@@ -346,6 +347,42 @@ func TestIAMEvaluated(t *testing.T) {
 		{N, "dynamodb:PutItem", table, nil, false},
 		{N, "states:SendTaskSuccess", "*", nil, false},
 		{W, "states:SendTaskSuccess", "*", nil, false},
+		// notify appends to the request history, and never replaces or
+		// reads it.
+		{N, "dynamodb:UpdateItem", table, leading("history#2026-12-01T23"), true},
+		{N, "dynamodb:PutItem", table, leading("history#2026-12-01T23"), false},
+		{N, "dynamodb:GetItem", table, leading("history#2026-12-01T23"), false},
+		{N, "secretsmanager:GetSecretValue", pageSecret, nil, true},
+		{N, "kms:Decrypt", tokensKey, viaSM(pageSecret), true},
+		// page: the ban lists, the request history and its link key; nothing
+		// else (#13).
+		{Pg, "s3:GetObject", obj(BanlistPrefix + "index.json"), nil, true},
+		{Pg, "s3:GetObject", obj(BanlistPrefix + "i-0aaaaaaaaaaaaaaa1.json"), nil, true},
+		{Pg, "s3:ListBucket", bucket, nil, true},
+		{Pg, "s3:PutObject", obj(BanlistPrefix + "index.json"), nil, false},
+		{Pg, "s3:GetObject", obj(cmdOut), nil, false},
+		{Pg, "s3:GetObject", obj(app.OutboxPrefix + "567890126/audit/x.json"), nil, false},
+		{Pg, "s3:GetObject", obj(ReplyMarkPrefix + "chatwork-1-2"), nil, false},
+		{Pg, "dynamodb:BatchGetItem", table, leading("history#2026-12-01T23"), true},
+		{Pg, "dynamodb:BatchGetItem", table, leading("approval#K7QX2M"), false},
+		{Pg, "dynamodb:BatchGetItem", table, leading("members#567890123"), false},
+		{Pg, "dynamodb:BatchGetItem", table, nil, false},
+		{Pg, "dynamodb:GetItem", table, leading("history#2026-12-01T23"), false},
+		{Pg, "dynamodb:UpdateItem", table, leading("history#2026-12-01T23"), false},
+		{Pg, "dynamodb:Scan", table, nil, false},
+		{Pg, "secretsmanager:GetSecretValue", pageSecret, nil, true},
+		{Pg, "kms:Decrypt", tokensKey, viaSM(pageSecret), true},
+		{Pg, "secretsmanager:GetSecretValue", apiSecret, nil, false},
+		{Pg, "secretsmanager:GetSecretValue", webhookSecret, nil, false},
+		{Pg, "kms:Decrypt", tokensKey, viaSM(apiSecret), false},
+		{Pg, "states:StartExecution", unbanSM, nil, false},
+		{Pg, "states:ListExecutions", unbanSM, nil, false},
+		{Pg, "ssm:SendCommand", unbanDoc, nil, false},
+		// Only notify and page read the page key.
+		{W, "secretsmanager:GetSecretValue", pageSecret, nil, false},
+		{W, "kms:Decrypt", tokensKey, viaSM(pageSecret), false},
+		{Po, "secretsmanager:GetSecretValue", pageSecret, nil, false},
+		{"host", "secretsmanager:GetSecretValue", pageSecret, nil, false},
 		// Nobody else touches the table.
 		{W, "dynamodb:GetItem", table, leading("approval#K7QX2M"), false},
 		{U, "dynamodb:UpdateItem", table, leading("quota#x"), false},

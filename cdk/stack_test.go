@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"sshguard-unban/shared/functions"
 	"strings"
@@ -146,8 +147,11 @@ func checkEnvironment(t *testing.T, handler string, vars map[string]interface{})
 		switch v := v.(type) {
 		case string:
 			env[k] = v
-		default: // {"Ref": …} or {"Fn::GetAtt": …}
+		default: // {"Ref": …}, {"Fn::GetAtt": …} or {"Fn::Join": …}
 			env[k] = "token-" + strings.ToLower(k)
+			if strings.HasSuffix(k, "_URL") {
+				env[k] = "https://" + env[k] + ".example/"
+			}
 		}
 	}
 	read := map[string]bool{}
@@ -345,7 +349,10 @@ func TestHTTPAPI(t *testing.T) {
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), map[string]interface{}{"ProtocolType": "HTTP"})
 	})
 	check(t, "route", func() {
-		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(1))
+		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(3))
+		for _, key := range []string{"GET /ip", "GET /bans"} {
+			tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]interface{}{"RouteKey": key})
+		}
 		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Route"), map[string]interface{}{
 			"RouteKey": map[string]interface{}{"Fn::Join": []interface{}{"", []interface{}{"POST " + app.WebhookPathPrefix, map[string]interface{}{"Ref": WebhookPathKeyParameter}}}},
 		})
@@ -470,8 +477,8 @@ func TestBuckets(t *testing.T) {
 func TestSecrets(t *testing.T) {
 	s := defaultStack(t)
 	secrets := s.resources("AWS::SecretsManager::Secret")
-	if len(secrets) != 2 {
-		t.Fatalf("%d secrets, want 2 (webhook token, API token)", len(secrets))
+	if len(secrets) != 3 {
+		t.Fatalf("%d secrets, want 3 (webhook token, API token, page link key)", len(secrets))
 	}
 	keyID := ""
 	for id, r := range s.resources("AWS::KMS::Key") {
@@ -509,12 +516,30 @@ func TestSecrets(t *testing.T) {
 			if p["SecretString"] != `{"api_token":""}` || p["GenerateSecretString"] != nil {
 				t.Errorf("api secret: %s", compact(p))
 			}
+		case strings.HasPrefix(id, "PageLinkSecret"):
+			secretOf["page_link_key"] = id
+			// The whole string is the HMAC key: random, made by CloudFormation.
+			if want := `{"ExcludePunctuation":true,"PasswordLength":64}`; compact(p["GenerateSecretString"]) != want || p["SecretString"] != nil {
+				t.Errorf("page secret: %s", compact(p))
+			}
 		default:
 			t.Errorf("unexpected secret %s", id)
 		}
 	}
 	roleOf := s.handlerOfRole()
-	want := map[string]string{functions.Webhook: secretOf["webhook_token"], functions.Notify: secretOf["api_token"], functions.Policy: secretOf["api_token"]}
+	ref := func(ids ...string) string {
+		out := ""
+		for _, id := range ids {
+			out += `[{"Ref":"` + id + `"}]`
+		}
+		return out
+	}
+	want := map[string]string{
+		functions.Webhook: ref(secretOf["webhook_token"]),
+		functions.Notify:  ref(secretOf["api_token"], secretOf["page_link_key"]),
+		functions.Policy:  ref(secretOf["api_token"]),
+		functions.Page:    ref(secretOf["page_link_key"]),
+	}
 	readers := map[string]string{}
 	for role, sts := range s.rolePolicies() {
 		for _, st := range sts {
@@ -528,9 +553,9 @@ func TestSecrets(t *testing.T) {
 			}
 		}
 	}
-	for h, secret := range want {
-		if readers[h] != `[{"Ref":"`+secret+`"}]` {
-			t.Errorf("%s reads %s, want only %s", h, readers[h], secret)
+	for h, secrets := range want {
+		if readers[h] != secrets {
+			t.Errorf("%s reads %s, want only %s", h, readers[h], secrets)
 		}
 		delete(readers, h)
 	}
@@ -540,7 +565,7 @@ func TestSecrets(t *testing.T) {
 	// Key policy: each reader may decrypt only via Secrets Manager, only its
 	// own secret's encryption context.
 	key := props(s.json["Resources"].(map[string]interface{})[keyID].(map[string]interface{}))
-	decrypters := map[string]string{}
+	decrypters := map[string][]string{}
 	for _, st := range asList(key["KeyPolicy"].(map[string]interface{})["Statement"]) {
 		st := st.(map[string]interface{})
 		p, _ := st["Principal"].(map[string]interface{})
@@ -555,18 +580,26 @@ func TestSecrets(t *testing.T) {
 			!strings.Contains(c, `"kms:EncryptionContext:SecretARN"`) {
 			t.Errorf("%s: key statement %s", h, compact(st))
 		}
-		decrypters[h] = c
+		decrypters[h] = append(decrypters[h], regexp.MustCompile(`/[a-z_]+-\?{6}`).FindString(c))
 	}
-	if len(decrypters) != 3 || !strings.Contains(decrypters[functions.Webhook], "/webhook_token-??????") ||
-		!strings.Contains(decrypters[functions.Notify], "/api_token-??????") || !strings.Contains(decrypters[functions.Policy], "/api_token-??????") {
-		t.Errorf("key policy decrypters %v, want webhook (webhook_token), notify and policy (api_token)", decrypters)
+	for h, secrets := range decrypters {
+		slices.Sort(secrets)
+		decrypters[h] = secrets
+	}
+	if want := map[string][]string{
+		functions.Webhook: {"/webhook_token-??????"},
+		functions.Notify:  {"/api_token-??????", "/page_link_key-??????"},
+		functions.Policy:  {"/api_token-??????"},
+		functions.Page:    {"/page_link_key-??????"},
+	}; !reflect.DeepEqual(decrypters, want) {
+		t.Errorf("key policy decrypters %v, want %v", decrypters, want)
 	}
 
-	// With webhookSecretName and apiSecretName the stack references
-	// existing secrets by name, and creates no key.
+	// With webhookSecretName and apiSecretName the stack references the
+	// existing token secrets by name; only the page key is created.
 	s2 := synth(t, map[string]interface{}{"webhookSecretName": "prod/sshguard-unban/webhook", "apiSecretName": "prod/sshguard-unban/api"})
 	check(t, "imported secrets", func() {
-		s2.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(0))
+		s2.template.ResourceCountIs(jsii.String("AWS::SecretsManager::Secret"), jsii.Number(1))
 		for h, v := range map[string][2]string{
 			"webhook": {"CHATWORK_WEBHOOK_SECRET_ID", "prod/sshguard-unban/webhook"},
 			"notify":  {"CHATWORK_API_SECRET_ID", "prod/sshguard-unban/api"},
@@ -577,14 +610,9 @@ func TestSecrets(t *testing.T) {
 			})
 		}
 	})
-	for id := range s2.resources("AWS::KMS::Key") {
-		if strings.HasPrefix(id, "ChatworkTokensKey") {
-			t.Errorf("tokens key created for imported secrets")
-		}
-	}
 	for _, st := range s2.statements() {
 		if hasAction(st, "secretsmanager:GetSecretValue") && !strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/webhook-??????") &&
-			!strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/api-??????") {
+			!strings.Contains(compact(st.Resources), ":secret:prod/sshguard-unban/api-??????") && !strings.Contains(compact(st.Resources), `"Ref":"PageLinkSecret`) {
 			t.Errorf("imported secret read on %s", compact(st.Resources))
 		}
 	}
@@ -901,6 +929,7 @@ func TestIAMScoping(t *testing.T) {
 		functions.RefreshList:    {"s3:GetObject banlists/*", "s3:GetObject command-output/*", "s3:ListBucket", "s3:PutObject banlists/*"},
 		functions.Notify: {"s3:DeleteObject outbox/*", "s3:GetObject outbox/*", "s3:GetObject replies/*", "s3:ListBucket",
 			"s3:PutObject outbox/*", "s3:PutObject replies/*"},
+		functions.Page: {"s3:GetObject banlists/*", "s3:ListBucket"},
 	}
 	for role, sts := range s.rolePolicies() {
 		h, ok := roleOf[role]

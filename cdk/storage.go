@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
@@ -111,12 +113,15 @@ type chatworkSecret struct {
 	// arnPattern matches the created secret's ARN (its name plus the
 	// suffix Secrets Manager appends), for the key policy's condition.
 	arnPattern *string
+	// sid names the secret in policy statement ids.
+	sid string
 }
 
-// chatworkSecrets are the two tokens' secrets and the key of the created
-// ones (nil when both are imported).
+// chatworkSecrets are the two tokens' secrets, the ban-list page's link
+// key (always created) and the key they are encrypted with.
 type chatworkSecrets struct {
 	webhook, api chatworkSecret
+	page         chatworkSecret
 	key          awskms.Key
 }
 
@@ -137,34 +142,46 @@ type chatworkSecrets struct {
 // stack never clashes with a secret still in its recovery window.
 func newChatworkSecrets(stack awscdk.Stack, cfg Config) chatworkSecrets {
 	var out chatworkSecrets
-	if cfg.WebhookSecretName == "" || cfg.APISecretName == "" {
-		out.key = awskms.NewKey(stack, jsii.String("ChatworkTokensKey"), &awskms.KeyProps{
-			Description:       jsii.String("sshguard-unban Chatwork token secrets"),
-			EnableKeyRotation: jsii.Bool(true),
-		})
-	}
+	// The page key is always created here, so the key always exists.
+	out.key = awskms.NewKey(stack, jsii.String("ChatworkTokensKey"), &awskms.KeyProps{
+		Description:       jsii.String("sshguard-unban secrets: Chatwork tokens and the ban-list page's link key"),
+		EnableKeyRotation: jsii.Bool(true),
+	})
 	// arn:…:cloudformation:REGION:ACCOUNT:stack/NAME/UUID → UUID
 	stackUUID := awscdk.Fn_Select(jsii.Number(2), awscdk.Fn_Split(jsii.String("/"), stack.StackId(), nil))
 	define := func(id, imported, token string, value *awssecretsmanager.SecretProps) chatworkSecret {
+		// webhook_token → WebhookToken, for statement ids
+		sid := ""
+		for w := range strings.SplitSeq(token, "_") {
+			sid += strings.ToUpper(w[:1]) + w[1:]
+		}
 		if imported != "" {
 			return chatworkSecret{
 				secret:   awssecretsmanager.Secret_FromSecretNameV2(stack, jsii.String(id), jsii.String(imported)),
 				id:       jsii.String(imported),
 				imported: true,
+				sid:      sid,
 			}
 		}
 		name := awscdk.Fn_Join(jsii.String(""), &[]*string{stack.StackName(), jsii.String("/"), stackUUID, jsii.String("/" + token)})
 		value.SecretName = name
 		value.EncryptionKey = out.key
-		value.Description = jsii.String("Chatwork " + token + " for sshguard-unban: {\"" + token + "\":\"…\"}. Set with put-secret-value.")
+		if value.Description == nil {
+			value.Description = jsii.String("Chatwork " + token + " for sshguard-unban: {\"" + token + "\":\"…\"}. Set with put-secret-value.")
+		}
 		created := awssecretsmanager.NewSecret(stack, jsii.String(id), value)
+		reason := "The secret holds a Chatwork token, issued by Chatwork, not by AWS; there is no rotation Lambda that could mint a new one. Operators rotate it in Chatwork and write it with put-secret-value (README)."
+		if token == pageKeyName {
+			reason = "The ban-list page's link key lives as long as a link does not (15 minutes); rotating it by hand (README) only cuts off links already given out, so no rotation Lambda is worth its cost."
+		}
 		cdknag.NagSuppressions_AddResourceSuppressions(created, &[]*cdknag.NagPackSuppression{{
 			Id:     jsii.String("AwsSolutions-SMG4"),
-			Reason: jsii.String("The secret holds a Chatwork token, issued by Chatwork, not by AWS; there is no rotation Lambda that could mint a new one. Operators rotate it in Chatwork and write it with put-secret-value (README)."),
+			Reason: jsii.String(reason),
 		}}, jsii.Bool(true))
 		return chatworkSecret{
 			secret: created,
 			id:     created.SecretArn(),
+			sid:    sid,
 			// Secrets Manager appends "-" and six random characters.
 			arnPattern: stack.FormatArn(&awscdk.ArnComponents{
 				Service: jsii.String("secretsmanager"), Resource: jsii.String("secret"),
@@ -185,5 +202,17 @@ func newChatworkSecrets(stack awscdk.Stack, cfg Config) chatworkSecrets {
 	out.api = define("ChatworkApiSecret", cfg.APISecretName, string(secrets.APITokenKey), &awssecretsmanager.SecretProps{
 		SecretObjectValue: &map[string]awscdk.SecretValue{string(secrets.APITokenKey): awscdk.SecretValue_UnsafePlainText(jsii.String(""))},
 	})
+	// The whole SecretString is the HMAC key of the page links
+	// (shared/pagelink): 64 random characters, made by CloudFormation.
+	out.page = define("PageLinkSecret", "", pageKeyName, &awssecretsmanager.SecretProps{
+		Description: jsii.String("sshguard-unban: HMAC key of the ban-list page's signed links (read by notify, which signs, and page, which checks)."),
+		GenerateSecretString: &awssecretsmanager.SecretStringGenerator{
+			ExcludePunctuation: jsii.Bool(true),
+			PasswordLength:     jsii.Number(64),
+		},
+	})
 	return out
 }
+
+// pageKeyName names the page key's secret (after the stack's unique id).
+const pageKeyName = "page_link_key"

@@ -274,6 +274,8 @@ func TestUnbanFailureRouting(t *testing.T) {
 		"CheckPolicy":              {"ReplyFailure", "$.error"},
 		"AskSREsToApprove":         {"ReplyFailure", "$.error"}, // its last catch; the others are the SREs' answers
 		"DecideApproval":           {"ReplyFailure", "$.error"},
+		"CheckPageAccess":          {"ReplyFailure", "$.error"},
+		"SendPageLink":             {"ReplyFailure", "$.error"}, // the SRE's one reply
 		"RemoveBlockOnHosts":       {"ReplyFailure", "$.error"},
 		"AskAboutBlacklisted":      {"ReplyFailure", "$.error"},
 		"RemoveBlacklistedOnHosts": {"ReplyFailure", "$.error"},
@@ -311,13 +313,13 @@ func TestUnbanFailureRouting(t *testing.T) {
 	// Every path to Done passes a reply: Done and Failed are reached only
 	// from the states after ReplyToUser and from the failure path.
 	afterReply := map[string]bool{}
-	for _, sn := range []string{"ReplyToUser", "AnySilentHosts", "WaitForLateHosts", "AreLateHostsDone", "FollowUp", "StoreBanLists", "AnyNewBans", "AnnounceNewBans"} {
+	for _, sn := range []string{"ReplyToUser", "SendPageLink", "AnySilentHosts", "WaitForLateHosts", "AreLateHostsDone", "FollowUp", "StoreBanLists", "AnyNewBans", "AnnounceNewBans"} {
 		afterReply[sn] = true
 	}
 	for sn, s := range d.States {
 		for _, next := range nexts(s) {
 			if (next == "Done" && !afterReply[sn]) || (next == "Failed" && sn != "AlertSREs") ||
-				(afterReply[next] && !afterReply[sn] && next != "ReplyToUser") {
+				(afterReply[next] && !afterReply[sn] && next != "ReplyToUser" && next != "SendPageLink") {
 				t.Errorf("%s goes to %s without a reply", sn, next)
 			}
 		}

@@ -148,7 +148,7 @@ func newEnv(t testing.TB, hosts []hostSpec, opts ...func(*taskbridge.Bridge)) *e
 	// BaseEndpoint (parallel tests cannot use the process-wide
 	// AWS_ENDPOINT_URL_<SERVICE> variables).
 	e.ssm = ssmfake.New()
-	secrets := secretsfake.New(map[string]string{"chatwork-api": `{"api_token":"` + apiToken + `"}`})
+	secrets := secretsfake.New(map[string]string{"chatwork-api": `{"api_token":"` + apiToken + `"}`, "page-key": pageKey})
 	dynamo, table := policyTable(t)
 	e.table = table
 	e.aws = httptest.NewServer(awsapi.Router{SSM: e.ssm, SecretsManager: secrets, DynamoDB: dynamo, S3: s3local.New(bucket)})

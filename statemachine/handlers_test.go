@@ -23,6 +23,9 @@ func deployment(e *env) app.Deployment {
 		// No policy rules (every member asks, no quotas): the policy's own
 		// scenarios run through the local mode (local/system).
 		PolicyTable: e.table,
+		// Only the SRE list, for the ban-list page's branch (page_test.go).
+		Policy:    app.Policy{SREAccounts: []string{sreAccount}},
+		PublicURL: "https://api.example/", PageSecretID: "page-key",
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"sshguard-unban/local/chatworkfake"
 	"sshguard-unban/local/latency"
 	"sshguard-unban/local/system"
+	"sshguard-unban/shared/pagelink"
 )
 
 // employee is the account the terminal speaks as.
@@ -113,6 +114,7 @@ func runLocal(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		say("  NOTE: hosts are SIMULATED (%s). Run as root with sshguard installed for real ones.\n", sys.SimulateWhy)
 	}
 	say("Webhook: %s   AWS endpoint: %s   Chatwork API: %s\n", sys.WebhookURL, sys.AWSURL, sys.ChatURL)
+	say("Pages: %sip (your address), %sbans (the ban list: /page prints a link)\n", sys.PublicURL, sys.PublicURL)
 	say("Webhook token (for unbanbot sign --token): %s\n", sys.WebhookToken())
 	if lat != nil {
 		say("Latency model: %s (every endpoint takes the time its production counterpart would)\n", lat.Name)
@@ -191,7 +193,8 @@ end a line with \ to go on on the next one.
 Commands: /quote (quote the latest ban notification), /attack ADDRESS [HOST], /down HOST, /up HOST,
 /as ACCOUNT (speak as another employee; ` + system.GuestAccountID + ` is a guest from another company),
 /sre TEXT (the SRE ` + system.SREAccountID + ` says TEXT in the SRE room, e.g. "approve CODE"; addresses in
-` + NeverSelfServiceDemo + ` need that), /hosts, /refresh, /quit`
+` + NeverSelfServiceDemo + ` need that; "/sre 一覧" asks for the ban-list page), /page (a link to the ban-list page
+for the SRE, valid 15 minutes), /hosts, /refresh, /quit`
 
 func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(string, ...any)) int {
 	say("%s\n> ", replHelp)
@@ -236,6 +239,13 @@ func repl(ctx context.Context, sys *system.System, stdin io.Reader, say func(str
 			return 0
 		case line == "/hosts":
 			printHosts(ctx, sys, say)
+		case line == "/page":
+			link, err := sys.PageLink(system.SREAccountID, pagelink.Lifetime)
+			if err != nil {
+				say("no link: %v\n", err)
+				break
+			}
+			say("ban-list page for the SRE (account %s), valid %v:\n  %s\nyour address as the API sees it: %sip\n", system.SREAccountID, pagelink.Lifetime, link, sys.PublicURL)
 		case line == "/refresh":
 			if ex, err := sys.Refresh(ctx); err != nil {
 				say("refresh failed: %v\n", err)

@@ -37,3 +37,19 @@ func TestRenderMessage(t *testing.T) {
 		t.Fatalf("got\n%q\nwant\n%q", got, want)
 	}
 }
+
+// /page prints a link to the ban-list page for the local SRE.
+func TestLocalPageCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole local system")
+	}
+	out, errOut, code := runCLI(t, "/page\n/quit\n", "local", "--simulate", "--seed=false")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	for _, want := range []string{"/page (a link to the ban-list page", "ban-list page for the SRE (account 9000001), valid 15m0s:", "/bans?a=9000001&e=", "&s=", "ip\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"sshguard-unban/lambdas/lookup"
 	"sshguard-unban/lambdas/notify"
+	"sshguard-unban/lambdas/page"
 	"sshguard-unban/lambdas/parse"
 	"sshguard-unban/lambdas/policy"
 	"sshguard-unban/lambdas/refreshlist"
@@ -31,6 +33,7 @@ import (
 	"sshguard-unban/shared/chatwork"
 	"sshguard-unban/shared/coalesce"
 	"sshguard-unban/shared/functions"
+	"sshguard-unban/shared/pagelink"
 	"sshguard-unban/shared/secrets"
 	"sshguard-unban/shared/ssmcmd"
 	"sshguard-unban/shared/ssmdoc"
@@ -115,7 +118,23 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 			ApprovalWait: ApprovalWait,
 		}, log)
 		n.Approvals = approvals{policyStore(&e, cfg)}
+		n.History = historyStore(&e, cfg)
+		n.Cfg.PublicURL = publicURL(&e)
+		if id := e.get("PAGE_SECRET_ID"); id != "" && n.Cfg.PublicURL != "" {
+			key := secrets.NewString(secretsmanager.NewFromConfig(cfg), id, pagelink.MinKeyLen)
+			n.PageLinks = pagelink.Signer{Key: key.Value, BaseURL: n.Cfg.PublicURL}
+		}
 		h = n.Handle
+	case functions.Page:
+		key := secrets.NewString(secretsmanager.NewFromConfig(cfg), e.need("PAGE_SECRET_ID"), pagelink.MinKeyLen)
+		h = page.New(s3Client(&e, cfg), historyStore(&e, cfg), key.Value, page.Config{
+			Bucket:          e.need("BANLIST_BUCKET"),
+			Prefix:          e.get("BANLIST_PREFIX"),
+			Freshness:       e.seconds("FRESHNESS_SECONDS"),
+			SREAccounts:     e.list("SRE_ACCOUNTS"),
+			StateMachineARN: e.get("STATE_MACHINE_ARN"),
+			Locale:          e.get("LOCALE"),
+		}, log).Handle
 	case functions.Policy:
 		store := policyStore(&e, cfg)
 		never, err := policy.ParsePrefixes(e.list("NEVER_SELF_SERVICE"))
@@ -144,6 +163,19 @@ func NewHandler(ctx context.Context, name string, getenv Getenv, cfg aws.Config)
 		return nil, fmt.Errorf("app: %s: bad values in %s", name, strings.Join(e.bad, ", "))
 	}
 	return lambda.NewHandler(h), nil
+}
+
+// publicURL is PUBLIC_URL, the API's base URL, if it is one.
+func publicURL(e *env) string {
+	v := e.get("PUBLIC_URL")
+	if v == "" {
+		return ""
+	}
+	if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		e.bad = append(e.bad, "PUBLIC_URL")
+		return ""
+	}
+	return strings.TrimSuffix(v, "/") + "/"
 }
 
 // chatworkClient posts with the API token of CHATWORK_API_SECRET_ID.

@@ -23,6 +23,7 @@ var testDeployment = Deployment{
 	UnbanDocument: "unban-doc", ReportDocument: "report-doc", TagKey: "sshguard-unban", TagValue: "enabled",
 	Freshness: 180 * time.Second, CommandTimeout: 120 * time.Second,
 	PolicyTable: "policy", Policy: DefaultPolicy,
+	PublicURL: "https://api.example/", PageSecretID: "page-key",
 }
 
 func getenv(m map[string]string) Getenv { return func(k string) string { return m[k] } }
@@ -65,6 +66,9 @@ func TestMisconfigurationNamesTheVariables(t *testing.T) {
 		{name: "refresh-list", drop: "TARGET_TAG_KEY", want: "TARGET_TAG_KEY"},
 		{name: "webhook", drop: "CHATWORK_WEBHOOK_SECRET_ID", want: "CHATWORK_WEBHOOK_SECRET_ID"},
 		{name: "notify", drop: "CHATWORK_API_SECRET_ID", want: "CHATWORK_API_SECRET_ID"},
+		{name: "page", drop: "PAGE_SECRET_ID", want: "PAGE_SECRET_ID"},
+		{name: "page", drop: "BANLIST_BUCKET", want: "BANLIST_BUCKET"},
+		{name: "notify", set: map[string]string{"PUBLIC_URL": "api.example/"}, want: "PUBLIC_URL"},
 		{name: "nonesuch", want: "no handler named"},
 	}
 	for _, tt := range tests {

@@ -99,8 +99,15 @@ type Deployment struct {
 	// S3PathStyle is for S3-compatible servers without virtual-host
 	// buckets (the local mode's).
 	S3PathStyle bool
-	PolicyTable string // the DynamoDB table of quotas, approvals, member cache
+	PolicyTable string // the DynamoDB table of quotas, approvals, member cache, request history
 	Policy      Policy
+	// PublicURL is the HTTP API's base URL ("https://…/"): notify links
+	// to its /ip page and signs links to its /bans page. Empty: replies
+	// name a public what-is-my-IP page and the bot gives no page links.
+	PublicURL string
+	// PageSecretID is the secret whose SecretString signs the ban-list
+	// page's links (read by notify and the page).
+	PageSecretID string
 }
 
 // Environment is the one source of a function's environment variables: what
@@ -173,8 +180,15 @@ func Environment(handler string, d Deployment) map[string]string {
 	case functions.Notify:
 		set("NOTIFY_ROOM_ID", d.NotifyRoomID, "SRE_ROOM_ID", d.SRERoomID, "LOCALE", d.Locale,
 			"BANLIST_BUCKET", d.Bucket, "REPLY_MARK_PREFIX", ReplyMarkPrefix,
-			"BOT_ACCOUNT_ID", d.BotAccountID, "POLICY_TABLE", d.PolicyTable)
+			"BOT_ACCOUNT_ID", d.BotAccountID, "POLICY_TABLE", d.PolicyTable,
+			"PUBLIC_URL", d.PublicURL, "PAGE_SECRET_ID", d.PageSecretID)
 		chatworkAPI()
+		s3()
+	case functions.Page:
+		set("BANLIST_BUCKET", d.Bucket, "BANLIST_PREFIX", BanlistPrefix,
+			"FRESHNESS_SECONDS", secs(d.Freshness, DefaultFreshness),
+			"POLICY_TABLE", d.PolicyTable, "STATE_MACHINE_ARN", d.StateMachineARN,
+			"SRE_ACCOUNTS", list(d.Policy.SREAccounts), "LOCALE", d.Locale, "PAGE_SECRET_ID", d.PageSecretID)
 		s3()
 	default:
 		return nil

@@ -10,6 +10,7 @@ import (
 
 	"sshguard-unban/lambdas/notify"
 	"sshguard-unban/lambdas/policy"
+	"sshguard-unban/shared/history"
 	"sshguard-unban/shared/policystore"
 	"sshguard-unban/shared/workflow"
 )
@@ -17,6 +18,11 @@ import (
 // policyStore is the policy table (quotas, approvals, the member cache).
 func policyStore(e *env, cfg aws.Config) *policystore.Store {
 	return &policystore.Store{DB: dynamodb.NewFromConfig(cfg), Table: e.need("POLICY_TABLE")}
+}
+
+// historyStore is the request history, in the policy table.
+func historyStore(e *env, cfg aws.Config) *history.Store {
+	return &history.Store{DB: dynamodb.NewFromConfig(cfg), Table: e.need("POLICY_TABLE")}
 }
 
 // newCode draws approval codes with a digit in them, so that no word an

@@ -4,7 +4,12 @@
 // (AskSREsToApprove, approval.go), the
 // follow-up when a host that was silent at reply time freed the address
 // later (FollowUp), alerts in the SRE room (AlertSREs, in both machines),
-// and ban notifications (AnnounceNewBans, in both).
+// ban notifications (AnnounceNewBans, in both), and an SRE's link to the
+// ban-list page (SendPageLink, pagelink.go).
+//
+// Each answered request is also recorded for the page's "recent requests"
+// (history.go, shared/history): who, which addresses, what came of it, the
+// execution; never the message.
 //
 // While the hosts work, the asker sees a progress message (SayWeAreOnIt,
 // invoked asynchronously) that the reply edits into the answer
@@ -68,7 +73,11 @@ type Config struct {
 	// AuditGap is the least time between the SRE room's last post and an
 	// audit message (default DefaultAuditGap).
 	AuditGap time.Duration
-	Now      func() time.Time
+	// PublicURL is the service's API base URL ("https://…/"): the help and
+	// "not blocked" replies send askers to its /ip page. Empty: a
+	// third-party page says it instead.
+	PublicURL string
+	Now       func() time.Time
 }
 
 // ApprovalRequest is an approval waiting for an SRE, with the task token
@@ -105,6 +114,8 @@ type Handler struct {
 	Chat      Poster
 	Store     s3obj.API
 	Approvals Approvals // nil: no approvals (the policy never asks for one)
+	PageLinks PageLinks // nil: no ban-list page (the reply says so)
+	History   History   // nil: answered requests are not recorded
 	Cfg       Config
 	Log       *slog.Logger
 }
@@ -147,7 +158,7 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 	if in.Execution == "" {
 		return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: "execution name missing"}
 	}
-	l := langFor(h.Cfg.Locale)
+	l := h.lang()
 	st := in.State
 	switch in.Kind {
 	case workflow.NotifyReply, workflow.NotifyFailure:
@@ -161,6 +172,9 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		}
 		// Both kinds share one mark: whichever runs first is the only reply.
 		res, err := h.reply(ctx, in.Execution, r, reply.body)
+		if err == nil {
+			h.record(ctx, in.Kind, in.Execution, st)
+		}
 		if err != nil || in.Kind == workflow.NotifyFailure {
 			// A failure reply is followed by the AlertSREs state itself.
 			return res, err
@@ -172,6 +186,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		return res, nil
 	case workflow.NotifyApproval:
 		return h.askForApproval(ctx, in, l)
+	case workflow.NotifyPageLink:
+		return h.pageLink(ctx, in, l)
 	case workflow.NotifyProgress:
 		return h.progress(ctx, in.Execution, st.Request, l)
 	case workflow.NotifyFollowUp:
@@ -186,6 +202,15 @@ func (h *Handler) Handle(ctx context.Context, in workflow.NotifyInput) (workflow
 		return h.bans(ctx, in, l)
 	}
 	return workflow.NotifyResult{}, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown kind %q", in.Kind)}
+}
+
+// lang is the deployment's language, with its /ip page.
+func (h *Handler) lang() lang {
+	l := langFor(h.Cfg.Locale)
+	if ip := IPPage(h.Cfg.PublicURL); ip != "" {
+		l.ipURL = ip
+	}
+	return l
 }
 
 // alertProblems tells the SRE room what the asker could not be helped

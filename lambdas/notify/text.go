@@ -48,22 +48,28 @@ type lang struct {
 	failureTitle, failure string
 
 	// Policy (issue 11): refusals, approvals, SREs' answers, the audit.
-	guestTitle, guest, sreRoomOnly, noApprover                 string
-	approvalTitle, approvalAsker, approvalSRE, retryAfter      string
-	policyWhy                                                  map[string]string
-	approvedBy, deniedTitle, denied, expiredTitle, expired     string
-	decidedTitle, decidedApproved, decidedDenied               string
-	blacklistApproved, blacklistDenied, blacklistExpired       string
-	decideRefused, alreadyState                                map[string]string
-	auditTitle                                                 string
-	alertTitle                                                 string
+	guestTitle, guest, sreRoomOnly, noApprover             string
+	approvalTitle, approvalAsker, approvalSRE, retryAfter  string
+	policyWhy                                              map[string]string
+	approvedBy, deniedTitle, denied, expiredTitle, expired string
+	decidedTitle, decidedApproved, decidedDenied           string
+	blacklistApproved, blacklistDenied, blacklistExpired   string
+	decideRefused, alreadyState                            map[string]string
+	auditTitle                                             string
+	alertTitle                                             string
+	// The ban-list page (issue 13): the link, and why there is none.
+	pageTitle, pageLink, pageMissing, pageRefused string
+	// ipURL is where the asker sees their own address (Config.PublicURL's
+	// /ip page, or checkIPURL without one); findAddress has it as its %s.
+	ipURL                                                      string
 	banTitle, banHost, banAddress, banRange, banTime, banHowTo string
 	banRangeHowTo, moreBans, moreBansTitle                     string
 	banFor, banFirst, banForever, banForeverOn                 string
 }
 
 // checkIPURL is where anyone can see the address the internet sees for
-// them. (The service's own /ip page replaces it once deployed.)
+// them, for a deployment that does not know its own URL (Config.PublicURL
+// empty); otherwise the service's own /ip page says it.
 const checkIPURL = "https://checkip.amazonaws.com"
 
 var langs = map[string]lang{
@@ -74,7 +80,7 @@ var langs = map[string]lang{
 		helpTitle: "sshguard のブロック解除",
 		help: "ブロックされた IP アドレスを書いて、ボットにメンションしてください（例: 203.0.113.5）。\n" +
 			"ボットのブロック通知を引用してメンションしても解除できます。一度に 5 件までです。",
-		findAddress:  "ご自分のアドレスは " + checkIPURL + " で確認できます（VPN をお使いなら VPN を通した状態で）。",
+		findAddress:  "ご自分のアドレスは %s で確認できます（VPN をお使いなら VPN を通した状態で）。",
 		progress:     "確認しています…（各ホストに問い合わせています。数秒お待ちください）",
 		thanks:       "どういたしまして。また何かあればいつでもどうぞ。",
 		refusedTitle: "解除できるアドレスがありませんでした",
@@ -157,6 +163,10 @@ var langs = map[string]lang{
 		},
 		alreadyState:  map[string]string{"approved": "%s が承認済みです", "denied": "%s が見送り済みです", "expired": "期限が切れています%s"},
 		auditTitle:    "unban の記録",
+		pageTitle:     "ブロック一覧",
+		pageLink:      "ブロック一覧のページです。%s まで（15 分間）、あなたのアカウントでだけ開けます。ほかの方には共有しないでください。\n%s",
+		pageMissing:   "ブロック一覧のページは、このデプロイでは設定されていません。",
+		pageRefused:   "ブロック一覧は SRE の方のみ、SRE のルームでご利用いただけます。",
 		failureTitle:  "ブロック解除を完了できませんでした",
 		failure:       "申し訳ありません。処理中にエラーが起きたため、解除を完了できませんでした。SRE に連絡しました。数分後にもう一度お試しいただくか、SRE にご相談ください。（SRE へのお問い合わせ用の番号: %s）",
 		alertTitle:    "unban の実行で問題がありました",
@@ -182,7 +192,7 @@ var langs = map[string]lang{
 		helpTitle: "Unblocking sshguard bans",
 		help: "Mention me with the blocked IP address (for example 203.0.113.5).\n" +
 			"You can also quote one of my ban notifications and mention me. Up to 5 addresses at a time.",
-		findAddress:  "You can see your address at " + checkIPURL + " (over the VPN, if you use one).",
+		findAddress:  "You can see your address at %s (over the VPN, if you use one).",
 		progress:     "Checking… (asking every host now; this takes a few seconds)",
 		thanks:       "You're welcome. Ask me any time.",
 		refusedTitle: "No address I can unblock",
@@ -265,6 +275,10 @@ var langs = map[string]lang{
 		},
 		alreadyState:  map[string]string{"approved": "approved by %s", "denied": "declined by %s", "expired": "expired%s"},
 		auditTitle:    "unban record",
+		pageTitle:     "Ban list",
+		pageLink:      "Here is the ban-list page. It opens until %s (15 minutes), for your account only; please do not share it.\n%s",
+		pageMissing:   "The ban-list page is not set up in this deployment.",
+		pageRefused:   "The ban list is for the SRE team, in the SRE room.",
 		failureTitle:  "Could not finish the unblock",
 		failure:       "Sorry, something went wrong and I could not finish the unblock. I have told the SRE team. Please try again in a few minutes, or ask them. (reference for the SRE team: %s)",
 		alertTitle:    "Problem in an unban execution",
@@ -297,11 +311,25 @@ func englishList(s []string) string {
 }
 
 func langFor(locale string) lang {
-	if l, ok := langs[locale]; ok {
-		return l
+	l, ok := langs[locale]
+	if !ok {
+		l = langs["ja"]
 	}
-	return langs["ja"]
+	l.ipURL = checkIPURL
+	return l
 }
+
+// IPPage is the /ip page of a deployment whose API is at publicURL ("" when
+// there is none).
+func IPPage(publicURL string) string {
+	if publicURL == "" {
+		return ""
+	}
+	return strings.TrimSuffix(publicURL, "/") + "/ip"
+}
+
+// findAddressText says where the asker sees their own address.
+func (l lang) findAddressText() string { return fmt.Sprintf(l.findAddress, l.ipURL) }
 
 // reply is the answer to the asker, and what the SRE room should hear of it.
 type reply struct {
@@ -321,7 +349,7 @@ func (l lang) userReply(st workflow.State) reply {
 	p := st.Parsed
 	switch {
 	case p == nil || p.Intent == message.IntentHelp:
-		return reply{body: chatwork.Info(l.helpTitle, l.help+"\n"+l.findAddress)}
+		return reply{body: chatwork.Info(l.helpTitle, l.help+"\n"+l.findAddressText())}
 	case p.Intent == message.IntentThanks:
 		return reply{body: l.thanks}
 	case p.Intent == message.IntentKeep:
@@ -348,6 +376,9 @@ func (l lang) policyReply(st workflow.State) (reply, bool) {
 	switch {
 	case p != nil && (p.Intent == message.IntentApprove || p.Intent == message.IntentDeny):
 		return l.decidedReply(p.Code, pol), true
+	case p != nil && p.Intent == message.IntentList:
+		// The link itself is SendPageLink's; a reply here is a refusal.
+		return reply{body: chatwork.Info(l.pageTitle, l.pageRefused)}, true
 	case pol != nil && pol.Decision == workflow.DecisionRefuse && pol.Reason == workflow.ReasonGuest:
 		return reply{body: chatwork.Info(l.guestTitle, l.guest),
 			failed: fmt.Sprintf("account %s was refused (%s: %s); addresses %s", st.Request.AccountID, pol.Reason, pol.Detail, addrs)}, true
@@ -623,7 +654,7 @@ func (l lang) result(st workflow.State) reply {
 				lines = append(lines, fmt.Sprintf(l.privateAddress, a))
 			}
 		}
-		lines = append(lines, l.notBlockedNext+l.sep+l.findAddress)
+		lines = append(lines, l.notBlockedNext+l.sep+l.findAddressText())
 	}
 	r := reply{body: chatwork.Info(title, strings.Join(lines, "\n"))}
 	if len(why) > 0 {

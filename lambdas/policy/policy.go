@@ -14,6 +14,10 @@
 // answer resumes the asker's waiting execution through its task token
 // (SendTaskSuccess / SendTaskFailure), so each request keeps one execution,
 // one audit trail, in the console.
+//
+// Page (CheckPageAccess): an SRE's "一覧" / "list" gets the ban-list page's
+// link only from an allowlisted SRE in the SRE room; anyone else is
+// refused (and told so politely).
 package policy
 
 import (
@@ -151,6 +155,8 @@ func (h *Handler) Handle(ctx context.Context, in workflow.PolicyInput) (workflow
 		res = h.blacklisted(st)
 	case workflow.PolicyDecide:
 		res, err = h.decide(ctx, st)
+	case workflow.PolicyPage:
+		res = h.page(st.Request)
 	default:
 		return res, &taskerr.InvalidInputError{Reason: fmt.Sprintf("unknown mode %q", in.Mode)}
 	}
@@ -460,6 +466,19 @@ func (h *Handler) decide(ctx context.Context, in workflow.State) (workflow.Polic
 		return workflow.PolicyResult{}, err
 	}
 	return res, nil
+}
+
+// page decides whether the asker may have a link to the ban-list page: the
+// same SREs, in the same room, as approvals. The link is bound to the
+// account, and the page checks the account again against its own list.
+func (h *Handler) page(r workflow.Request) workflow.PolicyResult {
+	switch {
+	case h.cfg.SRERoomID == "" || r.RoomID != h.cfg.SRERoomID:
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonNotSRERoom}
+	case !slices.Contains(h.cfg.SREAccounts, r.AccountID):
+		return workflow.PolicyResult{Decision: workflow.DecisionRefuse, Reason: workflow.ReasonNotSRE}
+	}
+	return workflow.PolicyResult{Decision: workflow.DecisionAllow}
 }
 
 type taskGoneError struct{ err error }

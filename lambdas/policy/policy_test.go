@@ -222,6 +222,36 @@ func TestDecideRefusals(t *testing.T) {
 	}
 }
 
+// The ban-list page's link goes to an allowlisted SRE in the SRE room
+// only; without SREs configured, to nobody.
+func TestPageAccess(t *testing.T) {
+	cases := []struct {
+		name          string
+		cfg           policy.Config
+		room, account string
+		decision      string
+		reason        string
+	}{
+		{"an SRE in the SRE room", policy.Config{SREAccounts: []string{sre}, SRERoomID: sreRoom}, sreRoom, sre, workflow.DecisionAllow, ""},
+		{"an SRE in another room", policy.Config{SREAccounts: []string{sre}, SRERoomID: sreRoom}, room, sre, workflow.DecisionRefuse, workflow.ReasonNotSRERoom},
+		{"an employee in the SRE room", policy.Config{SREAccounts: []string{sre}, SRERoomID: sreRoom}, sreRoom, employee, workflow.DecisionRefuse, workflow.ReasonNotSRE},
+		{"a guest in the asking room", policy.Config{SREAccounts: []string{sre}, SRERoomID: sreRoom}, room, guest, workflow.DecisionRefuse, workflow.ReasonNotSRERoom},
+		{"no SRE room configured", policy.Config{SREAccounts: []string{sre}}, sreRoom, sre, workflow.DecisionRefuse, workflow.ReasonNotSRERoom},
+		{"no SREs configured", policy.Config{SRERoomID: sreRoom}, sreRoom, sre, workflow.DecisionRefuse, workflow.ReasonNotSRE},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := setup(t, c.cfg)
+			st := workflow.State{Request: workflow.Request{RoomID: c.room, MessageID: "3", AccountID: c.account},
+				Parsed: &message.Result{Intent: message.IntentList, Addresses: []string{}}}
+			res, err := e.h.Handle(context.Background(), workflow.PolicyInput{Mode: workflow.PolicyPage, Execution: "z", State: st})
+			if err != nil || res.Decision != c.decision || res.Reason != c.reason {
+				t.Fatalf("= %+v, %v; want %s %s", res, err, c.decision, c.reason)
+			}
+		})
+	}
+}
+
 // With no SRE to approve, a request that needs approval is refused at once
 // (it would wait an hour for nobody), and the reply can say when to ask
 // again; asking twice does not get past the address's daily quota.

@@ -44,7 +44,7 @@ func TestLogsCarryNoSecrets(t *testing.T) {
 			t.Errorf("logs lack %s", want)
 		}
 	}
-	for name, secret := range map[string]string{"API token": s.apiToken, "webhook token": s.webhookToken, "signature": sig} {
+	for name, secret := range map[string]string{"API token": s.apiToken, "webhook token": s.webhookToken, "signature": sig, "page key": string(s.pageKey)} {
 		if strings.Contains(out, secret) {
 			t.Errorf("the logs contain the %s", name)
 		}

@@ -62,6 +62,7 @@ import (
 	"sshguard-unban/local/ssmfake"
 	"sshguard-unban/local/taskbridge"
 	"sshguard-unban/shared/functions"
+	"sshguard-unban/shared/pagelink"
 	"sshguard-unban/shared/signature"
 	"sshguard-unban/shared/ssmdoc"
 	"sshguard-unban/statemachine"
@@ -83,6 +84,7 @@ const (
 	TagValue        = "enabled"
 	webhookSecretID = "sshguard-unban/chatwork-webhook"
 	apiSecretID     = "sshguard-unban/chatwork-api"
+	pageSecretID    = "sshguard-unban/page-key"
 	PolicyTable     = "sshguard-unban-policy"
 	// The company's Chatwork organization, a partner company's guest in
 	// the asking room, and the SRE who answers approvals (in the SRE room).
@@ -163,8 +165,11 @@ type System struct {
 	// this run's unguessable key (app.WebhookPathPrefix).
 	APIURL     string
 	WebhookURL string
-	AWSURL     string
-	ChatURL    string // the Chatwork API base
+	// PublicURL is APIURL with a slash, as notify links to the pages
+	// (ip, bans).
+	PublicURL string
+	AWSURL    string
+	ChatURL   string // the Chatwork API base
 	// Simulated is true when the hosts are simulated, with the reason.
 	Simulated   bool
 	SimulateWhy string
@@ -176,6 +181,7 @@ type System struct {
 	// The run's Chatwork tokens (random per run), kept for the test that
 	// checks no log line carries them.
 	apiToken, webhookToken string
+	pageKey                []byte // signs the ban-list page's links
 	runner                 *sfnrunner.Runner
 	dynamo                 *dynalite.Server
 	servers                []*httptest.Server
@@ -216,7 +222,8 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	// One secret per token, as cdk/ creates them.
 	webhookJSON, _ := json.Marshal(map[string]string{"webhook_token": webhookToken})
 	apiJSON, _ := json.Marshal(map[string]string{"api_token": apiToken})
-	secretsSrv := secretsfake.New(map[string]string{webhookSecretID: string(webhookJSON), apiSecretID: string(apiJSON)})
+	s.pageKey = []byte(randomToken() + randomToken())
+	secretsSrv := secretsfake.New(map[string]string{webhookSecretID: string(webhookJSON), apiSecretID: string(apiJSON), pageSecretID: string(s.pageKey)})
 	s.SSM = ssmfake.New()
 	s.SSM.Region = Region
 	s.SSM.Log = logger.With("component", "ssm")
@@ -303,6 +310,13 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 	})
 	s.SSM.S3 = s.S3Client()
 
+	// The API, routed and throttled as the stage in AWS: the webhook and
+	// the two pages on one server (its URL goes into notify's environment,
+	// so it is served first and routed once the functions are built).
+	api := apigw.NewRouter(apigw.Throttle{Rate: app.DefaultAPIRateLimit, Burst: app.DefaultAPIBurstLimit})
+	s.APIURL = s.serve(sampler.Delay(api, lat(func(p latency.Profile) latency.Dist { return p.APIGateway })))
+	s.PublicURL = s.APIURL + "/"
+
 	// The functions' variables come from the same lambdas/app.Environment
 	// cdk/ uses; only the names and endpoints are local.
 	s.deploy = app.Deployment{
@@ -313,9 +327,11 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 		Bucket: Bucket, UnbanDocument: UnbanDocument, ReportDocument: ReportDocument,
 		TagKey: TagKey, TagValue: TagValue,
 		Freshness: orDefault(opts.Freshness, app.DefaultFreshness), CommandTimeout: app.DefaultCommandTimeout,
-		S3PathStyle: true,
-		PolicyTable: PolicyTable,
-		Policy:      localPolicy(opts.Policy),
+		S3PathStyle:  true,
+		PolicyTable:  PolicyTable,
+		Policy:       localPolicy(opts.Policy),
+		PublicURL:    s.PublicURL,
+		PageSecretID: pageSecretID,
 	}
 	s.awsCfg, err = config.LoadDefaultConfig(ctx,
 		config.WithRegion(Region),
@@ -336,7 +352,7 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			slog.SetDefault(prev)
 		}
 	}()
-	var hook *lambdapool.Pool
+	var hook, pages *lambdapool.Pool
 	for _, name := range app.Names {
 		env := app.Environment(name, s.deploy)
 		build := func() (lambda.Handler, error) {
@@ -349,13 +365,17 @@ func Start(ctx context.Context, opts Options) (_ *System, err error) {
 			hook = lambdapool.New(build)
 			continue
 		}
+		if name == functions.Page {
+			pages = lambdapool.New(build)
+			continue
+		}
 		// Each concurrent call gets its own instance, as Lambda scales out.
 		s.Bridge.HandleFactory(name, build)
 	}
-	api := apigw.NewRouter(apigw.Throttle{Rate: app.DefaultAPIRateLimit, Burst: app.DefaultAPIBurstLimit})
 	webhookPath := app.WebhookPathPrefix + randomToken()
 	api.Handle(http.MethodPost+" "+webhookPath, apigw.Handler(hook))
-	s.APIURL = s.serve(sampler.Delay(api, lat(func(p latency.Profile) latency.Dist { return p.APIGateway })))
+	api.Handle(http.MethodGet+" /ip", apigw.Handler(pages))
+	api.Handle(http.MethodGet+" /bans", apigw.Handler(pages))
 	s.WebhookURL = s.APIURL + webhookPath
 	s.sfnClient = sfn.NewFromConfig(s.awsCfg)
 	return s, nil
@@ -477,6 +497,15 @@ func (s *System) HostByName(name string) *Host {
 // back (it then runs what waited).
 func (s *System) SetAgentConnected(h *Host, connected bool) {
 	s.SSM.SetFault(h.InstanceID, ssmfake.Fault{Disconnected: !connected})
+}
+
+// PageLink is a link to the ban-list page for account, valid for ttl from
+// now (a negative ttl gives an expired one, for tests), signed with this
+// run's page key as notify signs them.
+func (s *System) PageLink(account string, ttl time.Duration) (string, error) {
+	signer := pagelink.Signer{Key: func(context.Context) ([]byte, error) { return s.pageKey, nil }, BaseURL: s.PublicURL}
+	link, _, err := signer.LinkUntil(context.Background(), account, time.Now().Add(ttl))
+	return link, err
 }
 
 // WebhookToken is this run's Chatwork webhook token (base64, as Chatwork

@@ -7,7 +7,7 @@
 //
 //	PREFIX/hosts/INSTANCE_ID.json   one object per host: HostList
 //	                                {"instance_id", "stored_at" (RFC 3339),
-//	                                 "command_id", "new_entries",
+//	                                 "command_id", "new_entries", "first_seen",
 //	                                 "report": hostreport.Report}
 //	PREFIX/index.json               Index: every host's report time and
 //	                                entries, packed, in one object

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http/httptest"
 	"net/netip"
 	"strings"
@@ -172,6 +173,26 @@ func TestPutHost(t *testing.T) {
 	got, _, err := banlist.ReadHost(ctx, srv, st.Location, "i-0a")
 	if err != nil || got.CommandID != "c2" || got.StoredAt != "2025-01-01T00:05:00Z" || len(got.Report.Entries) != 3 {
 		t.Fatalf("stored: %+v %v", got, err)
+	}
+	// First seen: an entry kept from the first list keeps its date; a new
+	// one (and the /24 that replaced another) dates from the second.
+	wantSeen := map[string]string{"192.0.2.1": "2025-01-01T00:00:00Z", "198.51.100.0/24": "2025-01-01T00:00:00Z", "2001:db8::5": "2025-01-01T00:01:00Z"}
+	if !maps.Equal(got.FirstSeen, wantSeen) {
+		t.Fatalf("first seen %v, want %v", got.FirstSeen, wantSeen)
+	}
+	// A block that goes and comes back is seen anew.
+	third := hostList("i-0a", "2025-01-01T00:02:00Z", "2001:db8::5")
+	third.CommandID = "c3"
+	fourth := hostList("i-0a", "2025-01-01T00:03:00Z", "2001:db8::5", "192.0.2.1")
+	fourth.CommandID = "c4"
+	for _, l := range []banlist.HostList{third, fourth} {
+		if _, err := st.PutHost(ctx, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, _ = banlist.ReadHost(ctx, srv, st.Location, "i-0a")
+	if got.FirstSeen["192.0.2.1"] != "2025-01-01T00:03:00Z" || got.FirstSeen["2001:db8::5"] != "2025-01-01T00:01:00Z" {
+		t.Fatalf("first seen after a gap: %v", got.FirstSeen)
 	}
 	// Layout: PREFIX/hosts/ID.json and nothing written for the index yet.
 	if _, err := srv.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String("lists"), Key: aws.String("sshguard/hosts/i-0a.json")}); err != nil {

@@ -29,8 +29,14 @@ type HostList struct {
 	// NewEntries are the entries this report has that the list it replaced
 	// did not (empty for the first list of a host). Kept so that a retried
 	// store returns the same new bans instead of none.
-	NewEntries []string          `json:"new_entries,omitempty"`
-	Report     hostreport.Report `json:"report"`
+	NewEntries []string `json:"new_entries,omitempty"`
+	// FirstSeen maps each entry (normalized, EntryString) to the time of
+	// the first stored list of this host that held it without a break
+	// (RFC 3339): the ban-list page's "first seen". An entry of the host's
+	// first list, or of a list stored before this field existed, is dated
+	// by that list, so the time is "seen since at least".
+	FirstSeen map[string]string `json:"first_seen,omitempty"`
+	Report    hostreport.Report `json:"report"`
 }
 
 // Time is the list's time: the command's (SSM's clock) when known, else

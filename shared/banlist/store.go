@@ -187,6 +187,7 @@ func (s *Store) PutHost(ctx context.Context, l HostList) (PutResult, error) {
 		if prev != nil {
 			w.NewEntries = newEntries(prev.Report.Entries, l.Report.Entries)
 		}
+		w.FirstSeen = firstSeen(prev, l)
 		body, err := json.Marshal(w)
 		if err != nil {
 			return PutResult{}, err
@@ -206,6 +207,41 @@ func (s *Store) PutHost(ctx context.Context, l HostList) (PutResult, error) {
 			return PutResult{}, err
 		}
 	}
+}
+
+// firstSeen dates each entry of l: by prev's date for it when prev held it
+// too (carried from list to list), else by l's own time.
+func firstSeen(prev *HostList, l HostList) map[string]string {
+	if len(l.Report.Entries) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(l.Report.Entries))
+	var before map[string]string
+	if prev != nil {
+		before = prev.FirstSeen
+		if before == nil {
+			// A list from before FirstSeen: its entries date from it.
+			before = map[string]string{}
+			for _, e := range prev.Report.Entries {
+				if p, err := ParseEntry(e.Entry); err == nil {
+					before[EntryString(p)] = prev.Time()
+				}
+			}
+		}
+	}
+	for _, e := range l.Report.Entries {
+		p, err := ParseEntry(e.Entry)
+		if err != nil {
+			continue
+		}
+		k := EntryString(p)
+		if t, ok := before[k]; ok && t != "" {
+			out[k] = t
+		} else {
+			out[k] = l.Time()
+		}
+	}
+	return out
 }
 
 // newEntries returns the normalized entries of cur that prev lacks, sorted.

@@ -17,6 +17,7 @@ const (
 	RefreshList    = "refresh-list"
 	Notify         = "notify"
 	Policy         = "policy"
+	Page           = "page"
 )
 
 // State machine names, as the ASL files are named (statemachine/NAME.asl.json).
@@ -31,7 +32,8 @@ type Function struct {
 	Package   string // import path of the handler's package
 	Construct string // CDK construct id of the function
 	// Substitution is the ${…} key the ASL uses for the function's ARN;
-	// empty for the webhook, which no state machine invokes.
+	// empty for the webhook and the page, which no state machine invokes
+	// (API Gateway does).
 	Substitution string
 	// States lists, per state machine, the Task states that invoke it.
 	States map[string][]string
@@ -48,7 +50,7 @@ var All = []Function{
 		States:       map[string][]string{UnbanMachine: {"LookUpBanLists"}}},
 	{Handler: Policy, Package: "sshguard-unban/lambdas/policy", Construct: "PolicyFunction",
 		Substitution: "PolicyFunctionArn",
-		States:       map[string][]string{UnbanMachine: {"CheckPolicy", "AskAboutBlacklisted", "DecideApproval"}}},
+		States:       map[string][]string{UnbanMachine: {"CheckPolicy", "AskAboutBlacklisted", "DecideApproval", "CheckPageAccess"}}},
 	{Handler: Unban, Package: "sshguard-unban/lambdas/unban", Construct: "UnbanFunction",
 		Substitution: "UnbanFunctionArn",
 		States:       map[string][]string{UnbanMachine: {"RemoveBlockOnHosts", "RemoveBlacklistedOnHosts"}}},
@@ -67,9 +69,10 @@ var All = []Function{
 	{Handler: Notify, Package: "sshguard-unban/lambdas/notify", Construct: "NotifyFunction",
 		Substitution: "NotifyFunctionArn",
 		States: map[string][]string{
-			UnbanMachine:   {"SayWeAreOnIt", "AskSREsToApprove", "ReplyToUser", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
+			UnbanMachine:   {"SayWeAreOnIt", "AskSREsToApprove", "ReplyToUser", "SendPageLink", "FollowUp", "AnnounceNewBans", "ReplyFailure", "AlertSREs"},
 			RefreshMachine: {"AnnounceNewBans", "AlertSREs"},
 		}},
+	{Handler: Page, Package: "sshguard-unban/lambdas/page", Construct: "PageFunction"},
 }
 
 // Handlers lists every handler name, in table order.

@@ -83,7 +83,7 @@ func FuzzParse(f *testing.F) {
 func checkResult(t *testing.T, body string, r Result) {
 	t.Helper()
 	switch r.Intent {
-	case IntentUnban, IntentKeep, IntentThanks, IntentHelp:
+	case IntentUnban, IntentKeep, IntentThanks, IntentHelp, IntentList:
 		if r.Code != "" {
 			t.Errorf("Parse(%q): intent %s with a code", body, r.Intent)
 		}
@@ -109,7 +109,7 @@ func checkResult(t *testing.T, body string, r Result) {
 	if n := len(js(r)); n > maxResultJSON {
 		t.Errorf("Parse(%q): %d bytes of JSON", body, n)
 	}
-	if (r.Intent == IntentThanks || r.Intent == IntentHelp) && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
+	if (r.Intent == IntentThanks || r.Intent == IntentHelp || r.Intent == IntentList) && (len(r.Addresses) > 0 || len(r.Refused) > 0 || r.Reason != "") {
 		t.Errorf("Parse(%q): intent %s with findings: %s", body, r.Intent, js(r))
 	}
 	if r.Intent == IntentUnban && len(r.Addresses) == 0 && len(r.Refused) == 0 {

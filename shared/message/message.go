@@ -63,6 +63,9 @@ const (
 	// ("approve CODE", "deny CODE"); Code holds the code.
 	IntentApprove Intent = "approve"
 	IntentDeny    Intent = "deny"
+	// IntentList: an SRE asks for the ban-list page ("一覧", "list", and
+	// nothing else); the bot answers with a signed, short-lived link.
+	IntentList Intent = "list"
 )
 
 // Refusal is a candidate address the bot will not act on, with a machine reason code.
@@ -136,6 +139,8 @@ func Parse(body string) Result {
 	case decides(doc, body, &res):
 		// An SRE's decision names no address (the approval request it
 		// answers holds them); a message with an address is a request.
+		return res
+	case asksForList(doc, body, &res):
 		return res
 	case saysThanks(norm.NFKC.String(doc.outside(false))):
 		res.Intent = IntentThanks

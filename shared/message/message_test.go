@@ -58,6 +58,7 @@ func refused(r Result, pairs ...string) Result {
 var (
 	help   = Result{Intent: IntentHelp, Addresses: []string{}}
 	thanks = Result{Intent: IntentThanks, Addresses: []string{}}
+	list   = Result{Intent: IntentList, Addresses: []string{}}
 )
 
 type parseCase struct {
@@ -440,6 +441,21 @@ var parseCases = []parseCase{
 	{"the pasted request", to + "[info]approve K7QX2M\ndeny K7QX2M[/info]", help},
 	{"approve with a full stop", to + "approve K7QX2M.", decided(IntentApprove, "K7QX2M")},
 	{"reply form, 承認します", "[rp aid=1000001 to=2000009-77]unbanbot さん\n承認します K7QX2M", decided(IntentApprove, "K7QX2M")},
+
+	// An SRE asks for the ban-list page (issue 13): the word alone.
+	{"一覧", to + "一覧", list},
+	{"一覧, full-width stop", to + "一覧。", list},
+	{"一覧をお願いします", to + "一覧をお願いします", list},
+	{"list", to + "list", list},
+	{"LIST, english client", "[To:1000001]unbanbot LIST", list},
+	{"list please", toEn + "list please", list},
+	{"list, reply form", "[rp aid=1000001 to=2000009-77]unbanbot さん\n一覧", list},
+	{"list in a sentence", to + "list the rooms", help},
+	{"一覧 in a sentence", to + "一覧にないアドレスです", help},
+	{"a question about the list", to + "list?", help},
+	{"list only in the quote", to + qtOpen + "一覧" + qtClose, help},
+	{"a pasted list", to + "[info]list[/info]", help},
+	{"list with an address is a request", to + "list 192.0.2.1", unban("192.0.2.1")},
 
 	// Broken markup.
 	{"unclosed quote", to + "[qt][qt]192.0.2.1", unban("192.0.2.1")},

@@ -2,7 +2,9 @@
 // Lambda cold start and keeps it in memory. Each token has its own secret,
 // a JSON object with one key: {"webhook_token": "…"} is read by the webhook
 // only, {"api_token": "…"} by notify only, so the function the internet
-// talks to cannot post as the bot.
+// talks to cannot post as the bot. The page links' signing key is a secret
+// of its own, a plain string (StringSource), read by notify (which signs)
+// and the page (which checks).
 package secrets
 
 import (
@@ -63,10 +65,10 @@ func New(client GetSecretValueAPI, secretID string, need Key) *Source {
 	return &Source{client: client, id: secretID, need: need}
 }
 
-// ErrIncomplete means the secret exists but lacks its token: the operator
+// ErrIncomplete means the secret exists but lacks its token (or value): the operator
 // has not set its value yet (the stack creates the API token's secret
 // without one).
-var ErrIncomplete = errors.New("secrets: chatwork secret lacks its token")
+var ErrIncomplete = errors.New("secrets: secret lacks its value")
 
 // Chatwork returns the secret's token, fetching it on first use.
 func (s *Source) Chatwork(ctx context.Context) (Chatwork, error) {
@@ -100,4 +102,42 @@ func (s *Source) Chatwork(ctx context.Context) (Chatwork, error) {
 	}
 	s.cached = &c
 	return c, nil
+}
+
+// StringSource reads a secret whose whole SecretString is the value (the
+// page links' signing key, a string the stack generates), once, and keeps
+// it in memory. Like Source, a failed or empty read is not cached.
+type StringSource struct {
+	client GetSecretValueAPI
+	id     string
+	minLen int
+
+	mu     sync.Mutex
+	cached []byte
+}
+
+// NewString returns a StringSource for the secret id, whose value must be
+// at least minLen bytes.
+func NewString(client GetSecretValueAPI, secretID string, minLen int) *StringSource {
+	return &StringSource{client: client, id: secretID, minLen: minLen}
+}
+
+// Value returns the secret's value, fetching it on first use.
+func (s *StringSource) Value(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cached != nil {
+		return s.cached, nil
+	}
+	out, err := s.client.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(s.id)})
+	if err != nil {
+		return nil, awserr.Classify(fmt.Errorf("secrets: read %s: %w", s.id, err))
+	}
+	v := aws.ToString(out.SecretString)
+	if len(v) < s.minLen {
+		// Never the value itself, nor its length, in the error.
+		return nil, fmt.Errorf("%w: %s is shorter than %d characters", ErrIncomplete, s.id, s.minLen)
+	}
+	s.cached = []byte(v)
+	return s.cached, nil
 }

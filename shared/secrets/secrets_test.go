@@ -130,3 +130,26 @@ func TestErrorClassification(t *testing.T) {
 		}
 	}
 }
+
+// The page key is a whole SecretString: read once, kept, never cached
+// while it is missing or too short.
+func TestStringSource(t *testing.T) {
+	c := &countingClient{value: "tiny-key", failN: 1}
+	s := NewString(c, "page-key", 32)
+	if _, err := s.Value(context.Background()); err == nil {
+		t.Fatal("a failed read was accepted")
+	}
+	if _, err := s.Value(context.Background()); !errors.Is(err, ErrIncomplete) || strings.Contains(err.Error(), "tiny-key") {
+		t.Fatalf("a short key: %v", err)
+	}
+	c.value = strings.Repeat("k", 40)
+	for range 3 {
+		v, err := s.Value(context.Background())
+		if err != nil || string(v) != c.value {
+			t.Fatalf("Value = %q, %v", v, err)
+		}
+	}
+	if c.calls != 3 || c.lastID != "page-key" {
+		t.Fatalf("calls=%d id=%q, want 3 (failed, short, then cached)", c.calls, c.lastID)
+	}
+}

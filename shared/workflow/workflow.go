@@ -283,6 +283,7 @@ const (
 	PolicyCheck       = "check"       // may this asker unban these addresses now?
 	PolicyBlacklisted = "blacklisted" // the hosts left blacklisted entries: ask an SRE
 	PolicyDecide      = "decide"      // an SRE's approve/deny
+	PolicyPage        = "page"        // may this account see the ban-list page?
 )
 
 // PolicyInput is the policy task's input: the whole state (check reads the
@@ -370,6 +371,10 @@ const (
 	// machine waits for the answer with the task token it passes) and tells
 	// the asker it is waiting.
 	NotifyApproval = "approval"
+	// NotifyPageLink answers an SRE's "一覧" / "list" with a signed,
+	// short-lived link to the ban-list page (the policy allowed it first).
+	// It is the execution's one reply (the same mark as NotifyReply).
+	NotifyPageLink = "page_link"
 )
 
 // NotifyInput is the notify task's input.

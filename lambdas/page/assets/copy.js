@@ -1,0 +1,1 @@
+(function(){var b=document.getElementById("copy"),i=document.getElementById("addr"),s=document.getElementById("copied");if(!b||!i||!navigator.clipboard)return;b.hidden=false;b.addEventListener("click",function(){navigator.clipboard.writeText(i.value).then(function(){s.textContent=s.dataset.done;},function(){i.select();});});})();
