@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
@@ -23,14 +24,18 @@ import (
 	"sshguard-unban/shared/functions"
 )
 
-// newAlarms defines the alarm topic and the alarms that publish to it:
-// failed, timed-out and aborted executions of both machines, a refresh that
-// stopped running, and webhook errors and 500s.
+// newAlarms defines the alarm topic and what publishes to it: each unban
+// execution that failed, timed out or was aborted (by name), failed and
+// timed-out refresh runs, a refresh that stopped running, and webhook
+// errors and 500s.
 func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.StateMachine, fns map[string]awslambda.Function) awssns.Topic {
-	topic := newAlarmTopic(stack, cfg)
+	topic, topicKey := newAlarmTopic(stack, cfg)
 	a := alarms{stack: stack, action: awscloudwatchactions.NewSnsAction(topic)}
-	a.executions("Unban", unban)
-	a.executions("Refresh", refresh)
+	unbanEndedBadly(stack, unban, topic, topicKey)
+	// Express workflows send no status-change events, so refresh has
+	// alarms; and it cannot be aborted (StopExecution does not apply to
+	// Express), so there is no Aborted alarm to pay for.
+	a.executions("Refresh", refresh, "Failed", "TimedOut")
 	// A broken schedule (or scheduler role) fails silently: the lists go
 	// stale and every unban falls back to all hosts. Alarm when no refresh
 	// started for three schedule periods (at least 15 minutes). Only for
@@ -67,7 +72,7 @@ func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.S
 // newAlarmTopic is the encrypted SNS topic alarms publish to. CloudWatch can
 // publish to an encrypted topic only with a customer managed key whose
 // policy lets cloudwatch.amazonaws.com use it.
-func newAlarmTopic(stack awscdk.Stack, cfg Config) awssns.Topic {
+func newAlarmTopic(stack awscdk.Stack, cfg Config) (awssns.Topic, awskms.Key) {
 	topicKey := awskms.NewKey(stack, jsii.String("AlarmTopicKey"), &awskms.KeyProps{
 		Description:       jsii.String("sshguard-unban alarm topic"),
 		EnableKeyRotation: jsii.Bool(true),
@@ -107,7 +112,7 @@ func newAlarmTopic(stack awscdk.Stack, cfg Config) awssns.Topic {
 	if cfg.AlarmEmail != "" {
 		topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(cfg.AlarmEmail), nil))
 	}
-	return topic
+	return topic, topicKey
 }
 
 var fiveMinSum = &awscloudwatch.MetricOptions{Period: awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum")}
@@ -131,22 +136,82 @@ func (a alarms) add(id, desc string, metric awscloudwatch.Metric, missing awsclo
 	alarm.AddAlarmAction(a.action)
 }
 
-// executions alarms on any failed, timed-out or aborted execution of sm.
-func (a alarms) executions(name string, sm awsstepfunctions.StateMachine) {
-	for _, k := range []struct {
-		kind   string
-		metric awscloudwatch.Metric
-	}{
-		{"Failed", sm.MetricFailed(fiveMinSum)},
-		{"TimedOut", sm.MetricTimedOut(fiveMinSum)},
-		{"Aborted", sm.MetricAborted(fiveMinSum)},
-	} {
-		a.add(name+"Executions"+k.kind+"Alarm",
-			fmt.Sprintf("sshguard-unban: an execution of the %s state machine %s", strings.ToLower(name), strings.ToLower(k.kind)),
-			k.metric, awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
+// executions alarms on executions of sm that ended as kinds say.
+func (a alarms) executions(name string, sm awsstepfunctions.StateMachine, kinds ...string) {
+	metric := map[string]awscloudwatch.Metric{
+		"Failed":   sm.MetricFailed(fiveMinSum),
+		"TimedOut": sm.MetricTimedOut(fiveMinSum),
+		"Aborted":  sm.MetricAborted(fiveMinSum),
+	}
+	for _, k := range kinds {
+		a.add(name+"Executions"+k+"Alarm",
+			fmt.Sprintf("sshguard-unban: an execution of the %s state machine %s", strings.ToLower(name), strings.ToLower(k)),
+			metric[k], awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
 			awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
 	}
 }
+
+// UnbanEndedBadlyStatuses are the unban executions SREs hear of one by one.
+var UnbanEndedBadlyStatuses = []string{"FAILED", "TIMED_OUT", "ABORTED"}
+
+// unbanEndedBadly sends the topic one message per unban execution that
+// failed, timed out or was aborted, naming it: Step Functions emits a
+// status-change event for every Standard execution, free, so the SRE
+// learns which request to look at (and can redrive it) instead of "an
+// execution failed", and three alarms ($0.30 a month) are not needed.
+//
+// EventBridge publishes with a role of its own (the L1 target: the L2
+// would grant kms:GenerateDataKey* in the role's policy), so the topic's
+// policy still admits only this account's CloudWatch alarms, and the key
+// policy names the role, for SNS's use only.
+func unbanEndedBadly(stack awscdk.Stack, unban awsstepfunctions.StateMachine, topic awssns.Topic, topicKey awskms.Key) {
+	role := awsiam.NewRole(stack, jsii.String("UnbanEndedBadlyRole"), &awsiam.RoleProps{
+		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
+		Description: jsii.String("sshguard-unban: EventBridge publishes failed unban executions to the alarm topic"),
+	})
+	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:       jsii.String("PublishAlarms"),
+		Actions:   jsii.Strings("sns:Publish"),
+		Resources: &[]*string{topic.TopicArn()},
+	}))
+	topicKey.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid:        jsii.String("AllowUnbanEndedBadlyThroughSNS"),
+		Principals: &[]awsiam.IPrincipal{awsiam.NewArnPrincipal(role.RoleArn())},
+		Actions:    jsii.Strings("kms:Decrypt", "kms:GenerateDataKey"),
+		Resources:  jsii.Strings("*"), // in a key policy "*" means this key
+		Conditions: &map[string]interface{}{
+			"StringEquals": map[string]interface{}{"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{
+				jsii.String("sns."), stack.Region(), jsii.String(".amazonaws.com")})},
+		},
+	}), nil)
+	rule := awsevents.NewRule(stack, jsii.String("UnbanEndedBadlyRule"), &awsevents.RuleProps{
+		Description: jsii.String("sshguard-unban: an unban execution failed, timed out or was aborted"),
+		EventPattern: &awsevents.EventPattern{
+			Source:     jsii.Strings("aws.states"),
+			DetailType: jsii.Strings("Step Functions Execution Status Change"),
+			Detail: &map[string]interface{}{
+				"stateMachineArn": []*string{unban.StateMachineArn()},
+				"status":          UnbanEndedBadlyStatuses,
+			},
+		},
+	})
+	rule.Node().DefaultChild().(awsevents.CfnRule).SetTargets(&[]interface{}{&awsevents.CfnRule_TargetProperty{
+		Id:      jsii.String("AlarmTopic"),
+		Arn:     topic.TopicArn(),
+		RoleArn: role.RoleArn(),
+		InputTransformer: &awsevents.CfnRule_InputTransformerProperty{
+			InputPathsMap: &map[string]*string{
+				"name": jsii.String("$.detail.name"), "status": jsii.String("$.detail.status"), "arn": jsii.String("$.detail.executionArn"),
+			},
+			// A JSON string: SNS gets it as the message text.
+			InputTemplate: jsii.String(UnbanEndedBadlyMessage),
+		},
+	}})
+}
+
+// UnbanEndedBadlyMessage is the input template of that notification.
+const UnbanEndedBadlyMessage = `"sshguard-unban: the unban execution <name> ended <status>. Open <arn> in the Step Functions console to see why, and redrive it there once fixed. ` +
+	`The bot answers the asker of a failed request itself; after a timeout or an abort nobody has answered them yet."`
 
 var rateRe = regexp.MustCompile(`^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$`)
 

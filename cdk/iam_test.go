@@ -463,6 +463,14 @@ func TestIAMEvaluated(t *testing.T) {
 		{"cloudwatch.amazonaws.com", "kms:Decrypt", tokensKey, nil, false},
 		{"events.amazonaws.com", "sns:Publish", topic, alarmFrom(simAccount), false},
 		{N, "sns:Publish", topic, nil, false},
+		// EventBridge's role for failed unban executions: publishes to the
+		// topic, uses its key only through SNS, and nothing else.
+		{"unban-ended-badly", "sns:Publish", topic, nil, true},
+		{"unban-ended-badly", "kms:GenerateDataKey", topicKey, map[string]string{"kms:ViaService": "sns." + simRegion + ".amazonaws.com"}, true},
+		{"unban-ended-badly", "kms:GenerateDataKey", topicKey, nil, false},
+		{"unban-ended-badly", "kms:Decrypt", tokensKey, viaSM(apiSecret), false},
+		{"unban-ended-badly", "secretsmanager:GetSecretValue", apiSecret, nil, false},
+		{"unban-ended-badly", "states:StartExecution", unbanSM, nil, false},
 	}
 	// Plain HTTP is refused by the bucket and topic policies, whatever the
 	// identity allows.
@@ -485,7 +493,12 @@ func TestIAMEvaluated(t *testing.T) {
 		case strings.HasSuffix(r.who, ".amazonaws.com"):
 			req.Principal = r.who
 		default:
-			role := roleOf(r.who)
+			role := ""
+			if r.who == "unban-ended-badly" { // EventBridge's role
+				role = idOfPrefix("UnbanEndedBadlyRole")
+			} else {
+				role = roleOf(r.who)
+			}
 			req.Principal = "arn:aws:sts::" + simAccount + ":assumed-role/" + tpl.ref(role) + "/" + r.who
 			req.IdentityPolicies = tpl.identityPolicies(role)
 		}

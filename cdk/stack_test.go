@@ -730,13 +730,11 @@ func TestAlarms(t *testing.T) {
 		})
 	})
 	want := map[string]bool{}
-	for _, sm := range []string{
-		idOf(s.stack.Stack, cfn(s.stack.Unban)),
-		idOf(s.stack.Stack, cfn(s.stack.Refresh)),
-	} {
-		for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted"} {
-			want[sm+"/"+m] = true
-		}
+	// Refresh (Express: no status-change events, never aborted) has
+	// alarms; unban executions are announced one by one (below).
+	refreshID := idOf(s.stack.Stack, cfn(s.stack.Refresh))
+	for _, m := range []string{"ExecutionsFailed", "ExecutionsTimedOut"} {
+		want[refreshID+"/"+m] = true
 	}
 	for id, r := range s.resources("AWS::CloudWatch::Alarm") {
 		p := props(r)
@@ -758,6 +756,34 @@ func TestAlarms(t *testing.T) {
 	}
 	for k := range want {
 		t.Errorf("no alarm on %s", k)
+	}
+	unbanID := idOf(s.stack.Stack, cfn(s.stack.Unban))
+	check(t, "each failed unban execution, by name", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]interface{}{
+			"State": "ENABLED",
+			"EventPattern": map[string]interface{}{
+				"source":      []interface{}{"aws.states"},
+				"detail-type": []interface{}{"Step Functions Execution Status Change"},
+				"detail": map[string]interface{}{
+					"stateMachineArn": []interface{}{map[string]interface{}{"Ref": unbanID}},
+					"status":          []interface{}{"FAILED", "TIMED_OUT", "ABORTED"},
+				},
+			},
+			"Targets": []interface{}{map[string]interface{}{
+				"Id":      "AlarmTopic",
+				"Arn":     map[string]interface{}{"Ref": topicID},
+				"RoleArn": map[string]interface{}{"Fn::GetAtt": []interface{}{assertions.Match_StringLikeRegexp(jsii.String("^UnbanEndedBadlyRole")), "Arn"}},
+				"InputTransformer": map[string]interface{}{
+					"InputPathsMap": map[string]interface{}{"name": "$.detail.name", "status": "$.detail.status", "arn": "$.detail.executionArn"},
+					"InputTemplate": UnbanEndedBadlyMessage,
+				},
+			}},
+		})
+	})
+	// The template is a JSON string whose placeholders are the paths'.
+	var msg string
+	if err := json.Unmarshal([]byte(UnbanEndedBadlyMessage), &msg); err != nil || !strings.Contains(msg, "<name>") || !strings.Contains(msg, "<arn>") || !strings.Contains(msg, "<status>") {
+		t.Errorf("input template %s: %v", UnbanEndedBadlyMessage, err)
 	}
 	// Refresh heartbeat: no execution started for three periods (min 15 min).
 	check(t, "refresh not running", func() {
