@@ -30,6 +30,8 @@ func newOutputs(stack awscdk.Stack, cfg Config, o outputs) {
 		awscdk.NewCfnOutput(stack, jsii.String(id), p)
 	}
 	out("WebhookUrl", "Chatwork webhook URL (account webhook, event mention_to_me)", o.api.webhookURL, false)
+	out("ApiUrl", "The HTTP API's base URL: ApiUrl + ip is the what-is-my-address page; ApiUrl + bans the SREs' page (signed links only)", o.api.stage.Url(), false)
+	out("PageLinkSecretId", "Secret holding the HMAC key of the ban-list page's links (read by notify and page)", o.secrets.page.id, false)
 	out("HostPolicyArn", "Attach to the instance role of each tagged host, with AmazonSSMManagedInstanceCore", o.hostPolicy.ManagedPolicyArn(), true)
 	out("ChatworkWebhookSecretId", "Secret to fill with {\"webhook_token\":…} (read by the webhook only)", o.secrets.webhook.id, false)
 	out("ChatworkApiSecretId", "Secret to fill with {\"api_token\":…} (read by notify only)", o.secrets.api.id, false)
