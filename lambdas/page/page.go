@@ -56,13 +56,15 @@ var (
 	ipHTML string
 	//go:embed assets/bans.html
 	bansHTML string
+	//go:embed assets/top.html
+	topHTML string
 )
 
 var funcs = template.FuncMap{"join": func(s []string) string { return strings.Join(s, ", ") }}
 
 var (
-	ipPage   = template.Must(template.New("ip").Funcs(funcs).Parse(ipHTML))
-	bansPage = template.Must(template.New("bans").Funcs(funcs).Parse(bansHTML))
+	ipPage   = template.Must(template.Must(template.New("ip").Funcs(funcs).Parse(topHTML)).Parse(ipHTML))
+	bansPage = template.Must(template.Must(template.New("bans").Funcs(funcs).Parse(topHTML)).Parse(bansHTML))
 )
 
 // The policies allow the inline stylesheet and script by their hashes and
@@ -225,13 +227,23 @@ func other(lang string) string {
 }
 
 type ipView struct {
+	frame
+	Address string
+	Self    string
+	Script  template.JS
+}
+
+// frame is what both pages' top (assets/top.html) shows.
+type frame struct {
 	Lang, OtherLang string
 	OtherLangLink   string
 	T               map[string]string
-	Address         string
-	Self            string
+	Title           string
 	Style           template.CSS
-	Script          template.JS
+}
+
+func newFrame(lang, title string) frame {
+	return frame{Lang: lang, OtherLang: other(lang), T: texts[lang], Title: texts[lang][title], Style: template.CSS(styleCSS)}
 }
 
 func (h *Handler) ip(req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
@@ -248,8 +260,8 @@ func (h *Handler) ip(req events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTP
 		return plain(200, addr+"\n")
 	}
 	lang := h.langOf(req, q)
-	v := ipView{Lang: lang, OtherLang: other(lang), OtherLangLink: "?lang=" + other(lang), T: texts[lang],
-		Address: addr, Style: template.CSS(styleCSS), Script: template.JS(copyJS), Self: selfURL(req, "/ip")}
+	v := ipView{frame: newFrame(lang, "ipTitle"), Address: addr, Script: template.JS(copyJS), Self: selfURL(req, "/ip")}
+	v.OtherLangLink = "?lang=" + v.OtherLang
 	if addr == "" {
 		v.Address = texts[lang]["ipUnknown"]
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"html/template"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -31,13 +30,11 @@ const (
 )
 
 type bansView struct {
-	Lang, OtherLang          string
-	T                        map[string]string
-	Style                    template.CSS
+	frame
 	Now, Account, Expires    string
 	Query                    string
 	Hidden                   []hidden
-	OtherLangLink, ClearLink string
+	ClearLink                string
 	ListsError, HistoryError bool
 	Hosts                    table[hostRow]
 	Blocks                   table[blockRow]
@@ -79,8 +76,7 @@ type requestRow struct {
 // collect reads the index, every host's list and the history.
 func (h *Handler) collect(ctx context.Context, now time.Time, lang string) *bansView {
 	zone := zones[lang]
-	v := &bansView{Lang: lang, OtherLang: other(lang), T: texts[lang], Style: template.CSS(styleCSS),
-		Now: now.In(zone).Format("2006-01-02 15:04 MST")}
+	v := &bansView{frame: newFrame(lang, "bansTitle"), Now: now.In(zone).Format("2006-01-02 15:04 MST")}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { h.requests(ctx, v, zone) })

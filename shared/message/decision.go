@@ -17,20 +17,11 @@ import (
 var decisionRe = regexp.MustCompile(`(?i)^\s*(approve|deny|reject|承認|却下)(?:\s*(?:します|です))?\s*[:：]?\s*([a-z0-9]{6})\s*(?:です|します)?\s*[。.!！]?\s*$`)
 
 // decides sets the intent and code of an SRE's answer, if the sender's own
-// words are one. On the English client's mention line the words follow the
-// bot's name ("[To:1]unbanbot approve K7QX2M"), which the parser takes as a
-// name: its first word is dropped there.
+// words (ownWords) are one.
 func decides(d stripped, body string, res *Result) bool {
-	low := strings.ToLower(body)
-	if strings.Contains(low, "[info]") || strings.Contains(low, "[code]") {
+	text, ok := ownWords(d, body)
+	if !ok {
 		return false
-	}
-	text := norm.NFKC.String(d.outside(false))
-	if strings.TrimSpace(text) == "" && len(d.names) == 1 {
-		name := strings.TrimSpace(norm.NFKC.String(d.text[d.names[0].from:d.names[0].to]))
-		if _, rest, ok := strings.Cut(name, " "); ok {
-			text = rest
-		}
 	}
 	m := decisionRe.FindStringSubmatch(text)
 	if m == nil || !strings.ContainsAny(m[2], "0123456789") {
@@ -41,4 +32,24 @@ func decides(d stripped, body string, res *Result) bool {
 		res.Intent = IntentApprove
 	}
 	return true
+}
+
+// ownWords is what the sender wrote outside tags, for a whole-message
+// command (a decision, a list request); false for a pasted copy ([info],
+// [code]). On the English client's mention line the words follow the bot's
+// name ("[To:1]unbanbot approve K7QX2M"), which the parser takes as a
+// name: its first word is dropped there.
+func ownWords(d stripped, body string) (string, bool) {
+	low := strings.ToLower(body)
+	if strings.Contains(low, "[info]") || strings.Contains(low, "[code]") {
+		return "", false
+	}
+	text := norm.NFKC.String(d.outside(false))
+	if strings.TrimSpace(text) == "" && len(d.names) == 1 {
+		name := strings.TrimSpace(norm.NFKC.String(d.text[d.names[0].from:d.names[0].to]))
+		if _, rest, ok := strings.Cut(name, " "); ok {
+			text = rest
+		}
+	}
+	return text, true
 }
