@@ -401,20 +401,11 @@ func TestLongReportNeedsItsDigest(t *testing.T) {
 	w.f.set(unvouched, many...)
 	w.f.set(short, "192.0.2.7")
 	w.f.noDigest[unvouched], w.f.noDigest[short] = true, true
-	ctx := context.Background()
-	sent, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionRequest, CommandRequest: workflow.CommandRequest{AllHosts: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.e.WaitAll(t, sent.CommandIDs...)
-	res, err := w.h.Handle(ctx, workflow.RefreshInput{Action: refreshlist.ActionStore, CommandRef: sent.CommandRef})
-	if err != nil {
-		t.Fatal(err)
-	}
+	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
 	if !slices.Contains(res.Stored, long) || !slices.Contains(res.Stored, short) || !slices.Contains(res.Failed, unvouched) || slices.Contains(res.Stored, unvouched) {
 		t.Fatalf("stored %v, failed %v: want %s and %s stored, %s failed", res.Stored, res.Failed, long, short, unvouched)
 	}
-	l, _, err := banlist.ReadHost(ctx, w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, long)
+	l, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, long)
 	if err != nil || len(l.Report.Entries) != len(many) {
 		t.Fatalf("long report: %v, want %d entries", err, len(many))
 	}
