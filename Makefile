@@ -8,7 +8,8 @@
 SHELL := /bin/bash
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 export AWS_REGION ?= ap-northeast-1
-# Node 22 from the npm registry (package.json) for the ASL interpreter and CDK.
+# Node 22 from the npm registry (package.json) for the ASL interpreter, CDK
+# and the browser driver.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 GO_FILES := $(shell git ls-files '*.go' 2>/dev/null)
@@ -16,8 +17,10 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
 
 .PHONY: all deps system-deps local test check vet fmt-check synth bench latency lambda fuzz clean
 
-# What the real sshguard hosts (tests and local mode) need.
-SYSTEM_PACKAGES := sshguard nftables iptables ipset iproute2 shellcheck
+# What the real sshguard hosts (tests and local mode) need, and the browser
+# the page tests drive (local/browser: Debian's chromium, not Playwright's
+# download).
+SYSTEM_PACKAGES := sshguard nftables iptables ipset iproute2 shellcheck chromium
 EXTRA_PACKAGES ?=
 
 all: test
@@ -37,7 +40,7 @@ system-deps:
 	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then \
-	  echo "note: not root, so not installing:" $$missing "(the local mode uses simulated hosts and the real-sshguard tests skip)"; exit 0; fi; \
+	  echo "note: not root, so not installing:" $$missing "(the local mode uses simulated hosts; the real-sshguard and browser tests skip)"; exit 0; fi; \
 	set -e; added=; \
 	if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; added=1; fi; \
 	trap '[ -z "$$added" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
