@@ -19,8 +19,8 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -buildvcs=false -ldflags='-s -w'
 
 # What the real sshguard hosts (tests and local mode) need, and the browser
 # the page tests drive (local/browser: Debian's chromium, not Playwright's
-# download).
-SYSTEM_PACKAGES := sshguard nftables iptables ipset iproute2 shellcheck chromium
+# download), with a Japanese font so the README's screenshot is legible.
+SYSTEM_PACKAGES := sshguard nftables iptables ipset iproute2 shellcheck chromium fonts-ipafont-gothic
 EXTRA_PACKAGES ?=
 
 all: test
