@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"sshguard-unban/local/sfnrunner"
+	"sshguard-unban/local/tailbuf"
 )
 
 //go:embed driver.mjs
@@ -122,7 +123,7 @@ func Available() error {
 type Browser struct {
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
-	stderr  *tail
+	stderr  *tailbuf.Buffer
 	version string
 	writeMu sync.Mutex
 
@@ -176,7 +177,7 @@ func Launch(ctx context.Context, cfg Config) (*Browser, error) {
 	}
 	// -e, not a temporary file, so a killed test leaves nothing behind.
 	cmd := exec.Command(cfg.NodePath, "--input-type=module", "-e", driverScript)
-	b := &Browser{cmd: cmd, stderr: &tail{}, pending: map[uint64]chan reply{}, done: make(chan struct{})}
+	b := &Browser{cmd: cmd, stderr: &tailbuf.Buffer{}, pending: map[uint64]chan reply{}, done: make(chan struct{})}
 	cmd.Stderr = b.stderr
 	if b.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -339,28 +340,4 @@ func (b *Browser) Close() error {
 		}
 	})
 	return nil
-}
-
-// tail keeps the last few KiB of the driver's stderr for error messages.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailBytes = 4 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailBytes {
-		t.buf = t.buf[len(t.buf)-tailBytes:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
 }

@@ -10,7 +10,6 @@ package dynalite
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -30,6 +29,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"sshguard-unban/local/tailbuf"
 	"sshguard-unban/shared/awserr"
 	"sshguard-unban/shared/pause"
 	"sshguard-unban/shared/policystore"
@@ -50,7 +50,7 @@ type Server struct {
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	endpoint string
-	stderr   *tail
+	stderr   *tailbuf.Buffer
 	done     chan struct{} // closed when the process has exited
 	once     sync.Once
 }
@@ -77,7 +77,7 @@ func Start(ctx context.Context, modulesDir string) (*Server, error) {
 	// temporary file is left behind by a killed test.
 	cmd := exec.Command(node, "-e", launchScript, modules)
 	killWithParent(cmd)
-	s := &Server{cmd: cmd, stderr: &tail{}, done: make(chan struct{})}
+	s := &Server{cmd: cmd, stderr: &tailbuf.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = s.stderr
 	if s.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
@@ -217,28 +217,4 @@ func CreateTable(ctx context.Context, client *dynamodb.Client, table string) err
 		return fmt.Errorf("dynalite: enable TTL on %s: %w", table, err)
 	}
 	return nil
-}
-
-// tail keeps the last few KiB of the process's stderr for error messages.
-type tail struct {
-	mu  sync.Mutex
-	buf []byte
-}
-
-const tailBytes = 4 << 10
-
-func (t *tail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > tailBytes {
-		t.buf = t.buf[len(t.buf)-tailBytes:]
-	}
-	return len(p), nil
-}
-
-func (t *tail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(bytes.TrimSpace(t.buf))
 }
