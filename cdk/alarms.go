@@ -31,7 +31,16 @@ import (
 func newAlarms(stack awscdk.Stack, cfg Config, unban, refresh awsstepfunctions.StateMachine, fns map[string]awslambda.Function) awssns.Topic {
 	topic, topicKey := newAlarmTopic(stack, cfg)
 	a := alarms{stack: stack, action: awscloudwatchactions.NewSnsAction(topic)}
-	unbanEndedBadly(stack, unban, topic, topicKey)
+	rule := unbanEndedBadly(stack, unban, topic, topicKey)
+	// EventBridge drops an event it could not deliver after a day of
+	// retries (a broken role or key policy): then this alarm speaks.
+	a.add("UnbanEndedBadlyUndeliveredAlarm", "sshguard-unban: EventBridge could not deliver a failed unban execution to the alarm topic (see the rule UnbanEndedBadlyRule)",
+		awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String("AWS/Events"), MetricName: jsii.String("FailedInvocations"),
+			DimensionsMap: &map[string]*string{"RuleName": rule.RuleName()},
+			Period:        awscdk.Duration_Minutes(jsii.Number(5)), Statistic: jsii.String("Sum"),
+		}), awscloudwatch.TreatMissingData_NOT_BREACHING, 1,
+		awscloudwatch.ComparisonOperator_GREATER_THAN_OR_EQUAL_TO_THRESHOLD, 1)
 	// Express workflows send no status-change events, so refresh has
 	// alarms; and it cannot be aborted (StopExecution does not apply to
 	// Express), so there is no Aborted alarm to pay for.
@@ -164,9 +173,12 @@ var UnbanEndedBadlyStatuses = []string{"FAILED", "TIMED_OUT", "ABORTED"}
 // would grant kms:GenerateDataKey* in the role's policy), so the topic's
 // policy still admits only this account's CloudWatch alarms, and the key
 // policy names the role, for SNS's use only.
-func unbanEndedBadly(stack awscdk.Stack, unban awsstepfunctions.StateMachine, topic awssns.Topic, topicKey awskms.Key) {
+func unbanEndedBadly(stack awscdk.Stack, unban awsstepfunctions.StateMachine, topic awssns.Topic, topicKey awskms.Key) awsevents.Rule {
+	// Assumed by EventBridge for this account's rules only (confused deputy).
 	role := awsiam.NewRole(stack, jsii.String("UnbanEndedBadlyRole"), &awsiam.RoleProps{
-		AssumedBy:   awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), nil),
+		AssumedBy: awsiam.NewServicePrincipal(jsii.String("events.amazonaws.com"), &awsiam.ServicePrincipalOpts{
+			Conditions: &map[string]interface{}{"StringEquals": map[string]interface{}{"aws:SourceAccount": stack.Account()}},
+		}),
 		Description: jsii.String("sshguard-unban: EventBridge publishes failed unban executions to the alarm topic"),
 	})
 	role.AddToPrincipalPolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -207,6 +219,7 @@ func unbanEndedBadly(stack awscdk.Stack, unban awsstepfunctions.StateMachine, to
 			InputTemplate: jsii.String(UnbanEndedBadlyMessage),
 		},
 	}})
+	return rule
 }
 
 // UnbanEndedBadlyMessage is the input template of that notification.

@@ -30,6 +30,9 @@ func newHTTPAPI(stack awscdk.Stack) awsapigatewayv2.HttpApi {
 		Description: jsii.String("Chatwork webhook and pages for sshguard-unban"),
 		// The stage is defined below to carry throttling and access logs.
 		CreateDefaultStage: jsii.Bool(false),
+		// Both families: /ip must show employees whose SSH goes over IPv6
+		// their IPv6 address, the one sshguard blocked.
+		IpAddressType: awsapigatewayv2.IpAddressType_DUAL_STACK,
 	})
 }
 

@@ -135,7 +135,8 @@ func (f *lambdaFunctions) grantPolicyTable(table awsdynamodb.Table) {
 	}))
 	notify := f.byHandler[functions.Notify]
 	notify.AddToRolePolicy(leadingKeys("ApprovalItems", table, []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}, "approval#*"))
-	// The request history: appended to, never read or replaced.
+	// The request history: notify appends to it and never reads it (IAM
+	// cannot limit an update expression to list_append).
 	notify.AddToRolePolicy(leadingKeys("AppendHistory", table, []string{"dynamodb:UpdateItem"}, history.KeyPrefix+"*"))
 }
 

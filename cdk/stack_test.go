@@ -346,7 +346,8 @@ func TestHTTPAPI(t *testing.T) {
 		}
 	}
 	check(t, "api", func() {
-		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), map[string]interface{}{"ProtocolType": "HTTP"})
+		// Dual stack: /ip shows an IPv6 asker their IPv6 address.
+		tpl.HasResourceProperties(jsii.String("AWS::ApiGatewayV2::Api"), map[string]interface{}{"ProtocolType": "HTTP", "IpAddressType": "dualstack"})
 	})
 	check(t, "route", func() {
 		tpl.ResourceCountIs(jsii.String("AWS::ApiGatewayV2::Route"), jsii.Number(3))
@@ -778,6 +779,22 @@ func TestAlarms(t *testing.T) {
 					"InputTemplate": UnbanEndedBadlyMessage,
 				},
 			}},
+		})
+	})
+	check(t, "an undelivered failure notice alarms", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]interface{}{
+			"Namespace": "AWS/Events", "MetricName": "FailedInvocations",
+			"Dimensions":   []interface{}{map[string]interface{}{"Name": "RuleName", "Value": map[string]interface{}{"Ref": assertions.Match_StringLikeRegexp(jsii.String("^UnbanEndedBadlyRule"))}}},
+			"AlarmActions": []interface{}{map[string]interface{}{"Ref": topicID}},
+		})
+	})
+	check(t, "EventBridge's role, for this account only", func() {
+		s.template.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]interface{}{
+			"AssumeRolePolicyDocument": map[string]interface{}{"Statement": []interface{}{map[string]interface{}{
+				"Action": "sts:AssumeRole", "Effect": "Allow",
+				"Principal": map[string]interface{}{"Service": "events.amazonaws.com"},
+				"Condition": map[string]interface{}{"StringEquals": map[string]interface{}{"aws:SourceAccount": map[string]interface{}{"Ref": "AWS::AccountId"}}},
+			}}},
 		})
 	})
 	// The template is a JSON string whose placeholders are the paths'.

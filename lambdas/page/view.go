@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -245,7 +246,7 @@ func (h *Handler) requests(ctx context.Context, v *bansView, zone *time.Location
 	words := results[v.Lang]
 	for _, r := range recs {
 		row := requestRow{Time: r.Time.In(zone).Format("01-02 15:04:05 MST"), TimeISO: r.Time.UTC().Format(time.RFC3339),
-			Account: r.AccountID, Room: r.RoomID, Addresses: r.Addresses, Hosts: r.Hosts, Result: r.Result, Execution: r.Execution}
+			Account: r.AccountID, Room: r.RoomID, Addresses: r.Addresses, Hosts: withMore(r.Hosts, r.MoreHosts), Result: r.Result, Execution: r.Execution}
 		if w, ok := words[r.Result]; ok {
 			row.Result = w
 		}
@@ -342,4 +343,13 @@ func (v *bansView) links(q url.Values, lang string) {
 		switched.Set("q", v.Query)
 	}
 	v.OtherLangLink = "?" + switched.Encode()
+}
+
+// withMore is the host names and, when some were left out of the record,
+// "+N" for them.
+func withMore(hosts []string, more int) []string {
+	if more == 0 {
+		return hosts
+	}
+	return append(slices.Clone(hosts), "+"+strconv.Itoa(more))
 }

@@ -306,6 +306,10 @@ func (h *Handler) storeOne(ctx context.Context, store *banlist.Store, src *ssmcm
 	if errors.Is(err, ssmcmd.ErrTruncated) {
 		return fail("report output truncated; configure the S3 output bucket")
 	}
+	if errors.Is(err, ssmcmd.ErrNoDigest) {
+		h.Log.Error("long command output without its digest", "instance_id", id, "command_id", aws.ToString(inv.CommandId), "error", err)
+		return fail("report too long for SSM's own copy, and the host printed no SHA-256 to check the S3 copy (install sha256sum)")
+	}
 	if errors.Is(err, ssmcmd.ErrForgedOutput) {
 		// Another host wrote this host's output key: keep the previous
 		// list, and let the others be stored.

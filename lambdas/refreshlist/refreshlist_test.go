@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -401,9 +402,14 @@ func TestLongReportNeedsItsDigest(t *testing.T) {
 	w.f.set(unvouched, many...)
 	w.f.set(short, "192.0.2.7")
 	w.f.noDigest[unvouched], w.f.noDigest[short] = true, true
+	var logs bytes.Buffer
+	w.h.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	res, _ := w.round(t, workflow.CommandRequest{AllHosts: true})
 	if !slices.Contains(res.Stored, long) || !slices.Contains(res.Stored, short) || !slices.Contains(res.Failed, unvouched) || slices.Contains(res.Stored, unvouched) {
 		t.Fatalf("stored %v, failed %v: want %s and %s stored, %s failed", res.Stored, res.Failed, long, short, unvouched)
+	}
+	if !strings.Contains(logs.String(), "install sha256sum") || strings.Contains(logs.String(), "forged") {
+		t.Errorf("the log must say the digest is missing, not that the report was forged:\n%s", logs.String())
 	}
 	l, _, err := banlist.ReadHost(context.Background(), w.e.S3Client, banlist.Location{Bucket: fakeenv.ListBucket, Prefix: "lists"}, long)
 	if err != nil || len(l.Report.Entries) != len(many) {

@@ -30,7 +30,8 @@ func blocksRow(entry string) string {
 // the link the bot posts, on a phone without JavaScript and on a desktop.
 // The page shows what the hosts really hold; an employee unbans their
 // address and, after the refresh, it is gone from the page and the request
-// is listed. An expired, forged or borrowed link shows nothing.
+// is listed. An expired or forged link, or one whose account was
+// changed, shows nothing.
 //
 // UPDATE_SCREENSHOT=1 writes the README's screenshot (docs/ban-list-page.png).
 func TestBrowserBanListPage(t *testing.T) {
@@ -172,8 +173,8 @@ func TestBrowserBanListPage(t *testing.T) {
 	q.Set(pagelink.ParamSig, string(sig))
 	forged := *u
 	forged.RawQuery = q.Encode()
-	borrowed := strings.Replace(link, pagelink.ParamAccount+"="+SREAccountID, pagelink.ParamAccount+"="+asker, 1)
-	for name, l := range map[string]string{"expired": expired, "forged": forged.String(), "another account": borrowed, "no link": s.PublicURL + "bans"} {
+	accountChanged := strings.Replace(link, pagelink.ParamAccount+"="+SREAccountID, pagelink.ParamAccount+"="+asker, 1)
+	for name, l := range map[string]string{"expired": expired, "forged": forged.String(), "account changed": accountChanged, "no link": s.PublicURL + "bans"} {
 		code, err := desk.Goto(ctx, l)
 		text, _ := desk.Text(ctx)
 		if err != nil || code != 403 || strings.TrimSpace(text) != "Forbidden" {

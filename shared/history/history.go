@@ -39,10 +39,15 @@ const (
 	KeyPrefix = "history#"
 	// Retention is how long an hour's item is kept after the hour.
 	Retention = 30 * 24 * time.Hour
-	// MaxPerHour bounds an hour's item (DynamoDB items are at most 400 KB;
-	// a record is a few hundred bytes): past it, records of that hour are
+	// MaxPerHour × MaxRecordBytes bounds an hour's item well under
+	// DynamoDB's 400 KB (past it an update fails as invalid, not as a
+	// failed condition): past MaxPerHour, records of that hour are
 	// dropped, which the writer logs.
-	MaxPerHour = 1000
+	MaxPerHour = 700
+	// MaxRecordBytes bounds one record's JSON; host names beyond it are
+	// counted in MoreHosts instead (5 IPv6 addresses and an 80-character
+	// execution name still fit).
+	MaxRecordBytes = 512
 	// Window is how far back Recent reads.
 	Window = 24 * time.Hour
 	// recordsAttribute holds an hour's records, a list of JSON strings.
@@ -70,8 +75,11 @@ type Record struct {
 	RoomID    string    `json:"room_id"`
 	Addresses []string  `json:"addresses"`
 	Result    string    `json:"result"`
-	// Hosts are the hosts that freed an address (at most MaxHosts names).
+	// Hosts are the hosts that freed an address (at most MaxHosts names,
+	// and fewer when the record would pass MaxRecordBytes); MoreHosts
+	// counts those left out.
 	Hosts     []string `json:"hosts,omitempty"`
+	MoreHosts int      `json:"more_hosts,omitempty"`
 	Execution string   `json:"execution"`
 }
 
@@ -112,11 +120,19 @@ func (s *Store) Append(ctx context.Context, r Record) error {
 	}
 	r.Time = r.Time.UTC().Truncate(time.Millisecond)
 	if len(r.Hosts) > MaxHosts {
+		r.MoreHosts += len(r.Hosts) - MaxHosts
 		r.Hosts = r.Hosts[:MaxHosts]
 	}
 	raw, err := json.Marshal(r)
+	for err == nil && len(raw) > MaxRecordBytes && len(r.Hosts) > 0 {
+		r.Hosts, r.MoreHosts = r.Hosts[:len(r.Hosts)-1], r.MoreHosts+1
+		raw, err = json.Marshal(r)
+	}
 	if err != nil {
 		return err
+	}
+	if len(raw) > MaxRecordBytes {
+		return fmt.Errorf("history: record of %s is %d bytes, over %d", r.Execution, len(raw), MaxRecordBytes)
 	}
 	pk := HourKey(r.Time)
 	expires := r.Time.Truncate(time.Hour).Add(time.Hour + Retention)

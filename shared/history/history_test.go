@@ -72,10 +72,29 @@ func TestHourFull(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	s := newStore(t, &now)
-	for i := range MaxPerHour {
-		if err := s.Append(ctx, Record{Execution: fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
+	// The largest records there can be: five long IPv6 addresses, the
+	// longest ids and execution name, and the most host names. DynamoDB
+	// (and dynalite) refuse an item over 400 KB as invalid, which the
+	// condition would not catch: a full hour must stay under it.
+	big := func(i int) Record {
+		r := Record{AccountID: "12345678901234567890", RoomID: "12345678901234567890", Result: ResultNotBlocked,
+			Execution: fmt.Sprintf("%080d", i)}
+		for range 5 {
+			r.Addresses = append(r.Addresses, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
 		}
+		for h := range 30 {
+			r.Hosts = append(r.Hosts, fmt.Sprintf("build-runner-%02d.example.internal", h))
+		}
+		return r
+	}
+	for i := range MaxPerHour {
+		if err := s.Append(ctx, big(i)); err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	got, err := s.Recent(ctx, 1)
+	if err != nil || len(got) != 1 || len(got[0].Hosts)+got[0].MoreHosts != 30 || got[0].MoreHosts == 0 {
+		t.Fatalf("a long record: %+v %v; want some hosts kept and the rest counted", got, err)
 	}
 	if err := s.Append(ctx, Record{Execution: "one more"}); !errors.Is(err, ErrHourFull) {
 		t.Fatalf("append to a full hour: %v", err)

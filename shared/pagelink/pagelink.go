@@ -1,6 +1,8 @@
 // Package pagelink signs and checks the links to the ban-list page. The bot
-// gives an SRE, in the SRE room, a link that works for Lifetime and for
-// that SRE's account only:
+// gives an SRE, in the SRE room, a link issued to that SRE's account that
+// works for Lifetime. Whoever holds it can open it (the page cannot know
+// who is looking); the account it names is shown on the page and must still
+// be an SRE's, and it cannot be changed without breaking the signature:
 //
 //	https://API/bans?a=ACCOUNT&e=EXPIRES&s=SIGNATURE
 //

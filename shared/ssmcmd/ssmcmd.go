@@ -430,7 +430,7 @@ var ErrForgedOutput = errors.New("command output in S3 differs from what SSM cap
 // Beyond 24,000 characters SSM's copy ends, so the S3 copy must also have
 // the SHA-256 the host printed on stderr (DigestLine), which SSM captured
 // too: a forger could reproduce the beginning, never the host's digest of
-// the whole.
+// the whole (ErrForgedOutput if it differs, ErrNoDigest if there is none).
 func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) ([]byte, error) {
 	commandID, instanceID := aws.ToString(inv.CommandId), aws.ToString(inv.InstanceId)
 	step := o.StepName
@@ -485,7 +485,10 @@ func (o *OutputSource) Stdout(ctx context.Context, inv types.CommandInvocation) 
 				if !strings.HasPrefix(string(body), strings.TrimRight(captured, "\uFFFD")) {
 					return nil, fmt.Errorf("%w: %s/%s (instance %s)", ErrForgedOutput, bucket, key, instanceID)
 				}
-				if !digestIn(aws.ToString(out.StandardErrorContent), body) {
+				switch digestIn(aws.ToString(out.StandardErrorContent), body) {
+				case digestMissing:
+					return nil, fmt.Errorf("%s/%s (instance %s): %w", bucket, key, instanceID, ErrNoDigest)
+				case digestDiffers:
 					return nil, fmt.Errorf("%w: %s/%s (instance %s) is not what the host's SHA-256 on stderr says", ErrForgedOutput, bucket, key, instanceID)
 				}
 				return body, nil
@@ -508,15 +511,31 @@ func DigestLine(stdout []byte) string {
 	return digestPrefix + hex.EncodeToString(sum[:]) + "\n"
 }
 
-// digestIn reports whether SSM's capture of stderr holds the digest of
-// stdout. Only the first digest line counts: a genuine script prints one.
-func digestIn(stderr string, stdout []byte) bool {
+// ErrNoDigest says the host printed no SHA-256 of its stdout (sha256sum is
+// missing there, see host/README.md): its long output cannot be vouched
+// for, which is not the same as a forgery.
+var ErrNoDigest = errors.New("the host printed no SHA-256 of its output on stderr (is sha256sum installed?)")
+
+type digestCheck int
+
+const (
+	digestMatches digestCheck = iota
+	digestMissing
+	digestDiffers
+)
+
+// digestIn checks stdout against the digest in SSM's capture of stderr.
+// Only the first digest line counts: a genuine script prints one.
+func digestIn(stderr string, stdout []byte) digestCheck {
 	for line := range strings.Lines(stderr) {
 		if strings.HasPrefix(line, digestPrefix) {
-			return strings.TrimSuffix(line, "\n") == strings.TrimSuffix(DigestLine(stdout), "\n")
+			if strings.TrimSuffix(line, "\n") == strings.TrimSuffix(DigestLine(stdout), "\n") {
+				return digestMatches
+			}
+			return digestDiffers
 		}
 	}
-	return false
+	return digestMissing
 }
 
 // InlineStdout extracts stdout from a CommandPlugin.Output (the agent
