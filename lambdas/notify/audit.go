@@ -86,7 +86,8 @@ func (h *Handler) postAudit(ctx context.Context, execution, line string, l lang)
 				return false, wait, nil
 			}
 		}
-		if err := h.flushAudit(ctx, room, l); err != nil {
+		// A lost lease: the new holder posts this line too.
+		if err := h.flushAudit(ctx, room, l); err != nil && !errors.Is(err, errLostLease) {
 			return false, 0, err
 		}
 		done, err := gone()
@@ -133,6 +134,9 @@ func (h *Handler) flushAudit(ctx context.Context, room *heldRoom, l lang) error 
 			lines = append(lines, items[i].Line)
 		}
 		if err := h.waitForRoom(ctx, room); err != nil {
+			return err
+		}
+		if err := h.hold(ctx, room); err != nil {
 			return err
 		}
 		id, err := h.Chat.PostMessage(ctx, room.id, chatwork.Info(l.auditTitle, strings.Join(lines, "\n")))

@@ -105,7 +105,8 @@ func (h *Handler) reply(ctx context.Context, execution string, r workflow.Reques
 	var res workflow.NotifyResult
 	busy, err := h.inRoom(ctx, r.RoomID, func(room *heldRoom) (bool, time.Duration, error) {
 		if room != nil {
-			if err := h.flush(ctx, room, it); err != nil {
+			// A lost lease: the new holder posts this reply too.
+			if err := h.flush(ctx, room, it); err != nil && !errors.Is(err, errLostLease) {
 				return false, 0, err
 			}
 		}
@@ -170,7 +171,7 @@ func (h *Handler) flush(ctx context.Context, room *heldRoom, mine item) error {
 					return err
 				}
 			}
-			posted, err := h.postGroup(ctx, roomID, group)
+			posted, err := h.postGroup(ctx, room, group)
 			if err != nil {
 				return err
 			}
@@ -202,7 +203,8 @@ func groupByText(items []item) [][]item {
 // postGroup posts one message for askers with the same reply, marks each
 // as answered and removes their items. An asker already marked (a retry
 // that found its item again) is not mentioned twice.
-func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (bool, error) {
+func (h *Handler) postGroup(ctx context.Context, room *heldRoom, group []item) (bool, error) {
+	roomID := room.id
 	var todo []item
 	for _, it := range group {
 		m, err := h.posted(ctx, it.Execution+"/user")
@@ -221,6 +223,9 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (b
 	// An asker who saw the progress message gets it edited into the answer
 	// (an edit is not a post: it leaves the room's posting budget to the
 	// others). A failed edit falls back to the post below.
+	if err := h.hold(ctx, room); err != nil {
+		return false, err
+	}
 	var post []item
 	for _, it := range todo {
 		if it.ProgressID != "" && h.edit(ctx, roomID, it) {
@@ -246,6 +251,9 @@ func (h *Handler) postGroup(ctx context.Context, roomID string, group []item) (b
 		}
 		b.WriteString("\n" + fmt.Sprintf(langFor(h.Cfg.Locale).merged, len(todo)) + "\n")
 		head = b.String()
+	}
+	if err := h.hold(ctx, room); err != nil {
+		return false, err
 	}
 	id, err := h.Chat.PostMessage(ctx, roomID, head+todo[0].Text)
 	if err != nil {
@@ -288,6 +296,11 @@ func (h *Handler) postPaced(ctx context.Context, roomID, text string) (string, e
 			return false, 0, nil
 		}
 		if err := h.waitForRoom(ctx, room); err != nil {
+			return false, 0, err
+		}
+		if err := h.hold(ctx, room); errors.Is(err, errLostLease) {
+			return false, 0, nil // wait for the lease again
+		} else if err != nil {
 			return false, 0, err
 		}
 		var err error
@@ -419,12 +432,49 @@ func (h *Handler) takeRoom(ctx context.Context, roomID, me string) (*heldRoom, e
 	return room, nil
 }
 
-// releaseRoom lets the next reply post at once, keeping the post record.
+// errLostLease says the room's lease expired while this invocation worked
+// (waiting for the room window, or slow) and another invocation took it:
+// that one posts what is waiting.
+var errLostLease = errors.New("notify: the room's lease passed to another invocation")
+
+// hold renews the lease before a post or an edit, atomically: only while
+// it is still this invocation's (If-Match on the version read). Without it
+// a holder whose lease ran out unnoticed and the invocation that took it
+// over would both post the same waiting replies.
+func (h *Handler) hold(ctx context.Context, room *heldRoom) error {
+	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id))
+	switch {
+	case isNotFound(err):
+		return errLostLease
+	case err != nil:
+		return err
+	}
+	var l roomLease
+	if json.Unmarshal(raw, &l) != nil || l.Holder != room.lease.Holder {
+		return errLostLease
+	}
+	room.lease.Until = h.Cfg.Now().Add(leaseTTL)
+	body, _ := json.Marshal(room.lease)
+	if err := s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id), body, etag); errors.Is(err, s3obj.ErrConflict) {
+		return errLostLease
+	} else if err != nil {
+		return err
+	}
+	return nil
+}
+
+// releaseRoom lets the next reply post at once, keeping the post record;
+// a lease another invocation took meanwhile is left alone.
 func (h *Handler) releaseRoom(ctx context.Context, room *heldRoom) {
-	l := room.lease
+	raw, etag, err := s3obj.Get(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id))
+	var l roomLease
+	if err != nil || json.Unmarshal(raw, &l) != nil || l.Holder != room.lease.Holder {
+		return
+	}
+	l = room.lease
 	l.Until = time.Time{}
 	body, _ := json.Marshal(l)
-	_ = s3obj.PutAlways(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id), body)
+	_ = s3obj.Put(ctx, h.Store, h.Cfg.Bucket, h.leaseKey(room.id), body, etag)
 }
 
 func newHolder() string {
