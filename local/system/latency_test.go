@@ -179,7 +179,7 @@ func floorLatencies(b *testing.B, ctx context.Context, s *System, k int, everyHo
 // printBreakdown says where the time went, as medians over the unban
 // executions: from the execution's start to each state of the path.
 func printBreakdown(s *System) {
-	marks := []string{"ReadTheMessage", "RemoveBlockOnHosts", "LookUpBanLists", "CheckUnbanCommand", "ReplyToUser", "AnySilentHosts"}
+	marks := []string{"ReadTheMessage", "RemoveBlockOnHosts", "LookUpBanLists", "CheckPolicy", "WhatDoesThePolicySay", "SayWeAreOnIt", "IsItAnUnbanRequest", "CheckUnbanCommand", "ReplyToUser", "AnySilentHosts"}
 	at := map[string][]time.Duration{}
 	for _, e := range s.SFN.Executions() {
 		if e.Machine != "unban" || len(e.Run.EnteredMillis) != len(e.Run.States) {
