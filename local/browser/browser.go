@@ -70,19 +70,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Chromium == "" {
 		c.Chromium = DefaultChromium
 	}
-	if c.NodePath == "" || c.ModulesDir == "" {
-		root, err := sfnrunner.RepoRoot()
-		if err != nil {
-			return c, err
-		}
-		if c.NodePath == "" {
-			c.NodePath = filepath.Join(root, "node_modules", ".bin", "node")
-		}
-		if c.ModulesDir == "" {
-			c.ModulesDir = filepath.Join(root, "node_modules")
-		}
-	}
-	return c, nil
+	var err error
+	c.NodePath, c.ModulesDir, err = sfnrunner.NodeDefaults(c.NodePath, c.ModulesDir)
+	return c, err
 }
 
 // check says what is missing, wrapping ErrUnavailable.

@@ -190,17 +190,9 @@ type runnerConfig struct {
 
 // Start launches the interpreter and loads (validates) every machine.
 func Start(ctx context.Context, cfg Config) (*Runner, error) {
-	if cfg.NodePath == "" || cfg.ModulesDir == "" {
-		root, err := RepoRoot()
-		if err != nil {
-			return nil, err
-		}
-		if cfg.NodePath == "" {
-			cfg.NodePath = filepath.Join(root, "node_modules", ".bin", "node")
-		}
-		if cfg.ModulesDir == "" {
-			cfg.ModulesDir = filepath.Join(root, "node_modules")
-		}
+	var err error
+	if cfg.NodePath, cfg.ModulesDir, err = NodeDefaults(cfg.NodePath, cfg.ModulesDir); err != nil {
+		return nil, err
 	}
 	if cfg.Stderr == nil {
 		cfg.Stderr = os.Stderr
@@ -564,6 +556,26 @@ func Installed() error {
 		return errors.New("npm packages not installed: run npm ci (make deps) at the repository root")
 	}
 	return nil
+}
+
+// NodeDefaults fills an empty node path or node_modules directory with the
+// repository's own (package.json installs Node 22 into node_modules):
+// <repo>/node_modules/.bin/node and <repo>/node_modules.
+func NodeDefaults(node, modules string) (string, string, error) {
+	if node != "" && modules != "" {
+		return node, modules, nil
+	}
+	root, err := RepoRoot()
+	if err != nil {
+		return "", "", err
+	}
+	if node == "" {
+		node = filepath.Join(root, "node_modules", ".bin", "node")
+	}
+	if modules == "" {
+		modules = filepath.Join(root, "node_modules")
+	}
+	return node, modules, nil
 }
 
 // RepoRoot finds the project's root: the closest directory, from the
