@@ -6,20 +6,13 @@ package browsertest
 
 import (
 	"context"
-	"os"
 	"sync"
 	"testing"
 	"time"
 
+	"sshguard-unban/host/lab/labtest"
 	"sshguard-unban/local/browser"
 )
-
-// InCI reports whether the CI environment variable asks for a CI run
-// (set, and not "0" or "false").
-func InCI() bool {
-	v := os.Getenv("CI")
-	return v != "" && v != "0" && v != "false"
-}
 
 // available is browser.Available, asked once per test binary (it starts
 // node to read its version).
@@ -29,7 +22,7 @@ var available = sync.OnceValue(browser.Available)
 func Require(tb testing.TB) {
 	tb.Helper()
 	if err := available(); err != nil {
-		if InCI() {
+		if labtest.InCI() { // the real-sshguard tests' rule
 			tb.Fatalf("browser tests must run in CI: %v", err)
 		}
 		tb.Skipf("%v", err)
