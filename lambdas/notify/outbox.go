@@ -223,8 +223,11 @@ func (h *Handler) postGroup(ctx context.Context, room *heldRoom, group []item) (
 	// An asker who saw the progress message gets it edited into the answer
 	// (an edit is not a post: it leaves the room's posting budget to the
 	// others). A failed edit falls back to the post below.
-	if err := h.hold(ctx, room); err != nil {
-		return false, err
+	// Renewed before the edits, and again before the post: edits take time.
+	if slices.ContainsFunc(todo, func(it item) bool { return it.ProgressID != "" }) {
+		if err := h.hold(ctx, room); err != nil {
+			return false, err
+		}
 	}
 	var post []item
 	for _, it := range todo {
